@@ -1,0 +1,66 @@
+//! Core of [llmux](https://github.com/llmux/llmux): the [`Provider`] trait, request / chunk /
+//! error types, the `inventory` registry, and the helpers every provider shares (HTTP client,
+//! stream decoders, prompt and media helpers).
+//!
+//! A provider is mostly translation: it turns a [`ChatRequest`] into upstream HTTP calls made
+//! through [`http::HttpClient`] and the upstream's bytes into [`Chunk`]s.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use llmux_core::{ChatRequest, ChatStream, Chunk, Context, Provider, ProviderConfig, ProviderInfo};
+//!
+//! struct Echo { info: ProviderInfo }
+//!
+//! impl Provider for Echo {
+//!     fn info(&self) -> &ProviderInfo { &self.info }
+//!     fn chat(&self, request: ChatRequest, _ctx: Context) -> ChatStream {
+//!         Box::pin(async_stream::try_stream! {
+//!             yield Chunk::text(llmux_core::prompt::last_user_message(&request.messages));
+//!         })
+//!     }
+//! }
+//!
+//! inventory::submit! {
+//!     llmux_core::Registration {
+//!         name: "echo",
+//!         g4f_name: "Echo",
+//!         extra_origins: &[],
+//!         build: |_cfg: ProviderConfig| Arc::new(Echo { info: ProviderInfo { name: "echo".into(), ..Default::default() } }),
+//!     }
+//! }
+//! # fn main() {}
+//! ```
+
+pub mod chunk;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod http;
+pub mod media;
+pub mod openai;
+pub mod prompt;
+pub mod provider;
+pub mod random;
+pub mod request;
+pub mod response;
+pub mod secret;
+
+pub use chunk::{
+    ChatStream, Chunk, FinishReason, Image, MediaData, ProviderInfoChunk, Reasoning, Source, Usage,
+};
+pub use config::{ProviderConfig, Timeouts};
+pub use error::{Action, Attempt, Error, Result, TimeoutPhase};
+pub use provider::{
+    BoxFuture, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo, Registration,
+    registrations,
+};
+pub use request::{ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Media, Message, Role};
+pub use response::{Accumulator, ChatResponse, collect};
+pub use secret::{Cookies, Secret};
+
+/// Re-exported so provider crates use the same versions.
+pub use async_stream;
+pub use bytes;
+pub use futures_util;
+pub use inventory;
+pub use serde_json;

@@ -1,0 +1,315 @@
+//! The [`Provider`] trait, its metadata, and the `inventory`-backed registry.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::chunk::ChatStream;
+use crate::config::{ProviderConfig, Timeouts};
+use crate::error::{Error, Result};
+use crate::http::HttpClient;
+use crate::request::ChatRequest;
+
+/// A boxed, `Send` future (keeps [`Provider`] object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One upstream origin a provider talks to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// Key (`base`, `hub`, …); env var `LLMUX_<NAME>_<KEY>_URL`.
+    pub key: String,
+    /// Default URL.
+    pub default: String,
+}
+
+/// Static metadata of a provider instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProviderInfo {
+    /// llmux name (`openai-compat`, `microsoft-phi-4`, …).
+    pub name: String,
+    /// g4f class name, accepted as an alias (`Microsoft_Phi_4`).
+    pub g4f_name: String,
+    /// Display label.
+    pub label: String,
+    /// Home page.
+    pub url: String,
+    /// Advertised as usable: automatic routing skips providers that are not.
+    pub working: bool,
+    /// Needs credentials.
+    pub needs_auth: bool,
+    /// Streams token deltas.
+    pub supports_stream: bool,
+    /// Honours system messages.
+    pub supports_system_message: bool,
+    /// Uses earlier messages.
+    pub supports_message_history: bool,
+    /// Model used when none is asked for.
+    pub default_model: String,
+    /// Default model for image input.
+    pub default_vision_model: Option<String>,
+    /// Default model for image generation.
+    pub default_image_model: Option<String>,
+    /// Known models (discovery may add more).
+    pub models: Vec<String>,
+    /// Alias → model id.
+    pub model_aliases: BTreeMap<String, String>,
+    /// Models that generate images.
+    pub image_models: Vec<String>,
+    /// Models that accept images.
+    pub vision_models: Vec<String>,
+    /// Models that accept audio.
+    pub audio_models: Vec<String>,
+    /// Upstream origins (each overridable by configuration / environment).
+    pub origins: Vec<Origin>,
+}
+
+impl ProviderInfo {
+    /// Every model id this provider lists (models, image models, vision and audio models), deduplicated.
+    pub fn all_models(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let iter = std::iter::once(&self.default_model)
+            .filter(|m| !m.is_empty())
+            .chain(&self.models)
+            .chain(&self.image_models)
+            .chain(&self.vision_models)
+            .chain(&self.audio_models);
+        for m in iter {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
+
+    /// The origin keys other than `base` (for environment lookup).
+    pub fn origin_keys(&self) -> Vec<&str> {
+        self.origins.iter().map(|o| o.key.as_str()).collect()
+    }
+
+    /// g4f's `get_model`: empty → default model; alias → target; else the model must be listed
+    /// (in `known`, or in [`ProviderInfo::all_models`] when `known` is `None`) unless the provider
+    /// lists no models at all.
+    pub fn resolve_model(&self, requested: &str, known: Option<&[String]>) -> Result<String> {
+        if requested.is_empty() {
+            return Ok(self.default_model.clone());
+        }
+        if let Some(target) = self.alias_target(requested) {
+            return Ok(target.to_owned());
+        }
+        let own;
+        let known = match known {
+            Some(k) => k,
+            None => {
+                own = self.all_models();
+                &own
+            }
+        };
+        if known.is_empty() || known.iter().any(|m| m == requested) {
+            return Ok(requested.to_owned());
+        }
+        if let Some(m) = known.iter().find(|m| m.eq_ignore_ascii_case(requested)) {
+            return Ok(m.clone());
+        }
+        Err(Error::ModelNotSupported {
+            provider: self.name.clone(),
+            model: requested.to_owned(),
+            valid: known.to_vec(),
+        })
+    }
+
+    /// The alias target of `name` (case-insensitive), if it is an alias.
+    pub fn alias_target(&self, name: &str) -> Option<&str> {
+        self.model_aliases.get(name).map(String::as_str).or_else(|| {
+            self.model_aliases
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        })
+    }
+
+    /// True when the provider lists `model` as an id or alias (case-insensitive).
+    pub fn serves(&self, model: &str, discovered: &[String]) -> bool {
+        self.alias_target(model).is_some()
+            || self
+                .all_models()
+                .iter()
+                .chain(discovered)
+                .any(|m| m.eq_ignore_ascii_case(model))
+    }
+}
+
+/// What a provider gets for one call: the shared HTTP client, set up with this call's timeouts
+/// and deadline.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// HTTP client for this call.
+    pub http: HttpClient,
+}
+
+impl Context {
+    /// A context over `http`.
+    pub fn new(http: HttpClient) -> Self {
+        Self { http }
+    }
+
+    /// The call's timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.http.timeouts()
+    }
+}
+
+/// A downloaded media file.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    /// MIME type from the response.
+    pub mime: String,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+/// A chat provider: mostly pure translation between [`ChatRequest`] and an upstream protocol.
+///
+/// Object-safe; the registry stores `Arc<dyn Provider>`. Implementations build their body with
+/// `async_stream::try_stream!` and return it boxed.
+pub trait Provider: Send + Sync + 'static {
+    /// Static metadata.
+    fn info(&self) -> &ProviderInfo;
+
+    /// Model discovery (may use the network; implementations cache). Defaults to the static list.
+    fn models<'a>(&'a self, _ctx: &'a Context) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move { Ok(self.info().all_models()) })
+    }
+
+    /// Answers a chat request as a stream of chunks.
+    fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream;
+
+    /// Downloads a generated media URL, with this provider's credentials where the URL needs them.
+    fn download<'a>(&'a self, url: &'a str, ctx: &'a Context) -> BoxFuture<'a, Result<Downloaded>> {
+        Box::pin(async move {
+            let name = &self.info().name;
+            let resp = ctx.http.get(url).provider(name).send().await?;
+            let resp = resp.error_for_status().await?;
+            let mime = resp.content_type().unwrap_or("application/octet-stream").to_owned();
+            let data = resp.bytes().await?;
+            Ok(Downloaded { mime, data })
+        })
+    }
+}
+
+/// A provider crate's registration, collected with `inventory`.
+///
+/// ```ignore
+/// inventory::submit! { llmux_core::Registration {
+///     name: "my-provider", g4f_name: "MyProvider", build: |cfg| std::sync::Arc::new(MyProvider::new(cfg)),
+/// }}
+/// ```
+#[derive(Debug)]
+pub struct Registration {
+    /// llmux name.
+    pub name: &'static str,
+    /// g4f class name.
+    pub g4f_name: &'static str,
+    /// Origin keys besides `base` (for `LLMUX_<NAME>_<KEY>_URL`).
+    pub extra_origins: &'static [&'static str],
+    /// Builds an instance from its configuration.
+    pub build: fn(ProviderConfig) -> Arc<dyn Provider>,
+}
+
+inventory::collect!(Registration);
+
+/// The registrations linked into this binary, sorted by name. Duplicate names are an error.
+pub fn registrations() -> Result<Vec<&'static Registration>> {
+    let mut all: Vec<&'static Registration> = inventory::iter::<Registration>.into_iter().collect();
+    all.sort_by_key(|r| r.name);
+    for pair in all.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(Error::invalid(format!(
+                "two provider crates register the name `{}`; remove one of them",
+                pair[0].name
+            )));
+        }
+    }
+    Ok(all)
+}
+
+/// A per-instance cache of discovered models: one fetch at a time, successes kept.
+#[derive(Debug, Default)]
+pub struct ModelCache {
+    cell: OnceCell<Vec<String>>,
+}
+
+impl ModelCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cached list, or runs `fetch` (concurrent callers wait for the same fetch; errors are
+    /// not cached).
+    pub async fn get_or_fetch<F, Fut>(&self, fetch: F) -> Result<Vec<String>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<String>>>,
+    {
+        self.cell.get_or_try_init(fetch).await.cloned()
+    }
+
+    /// The cached list, if any.
+    pub fn get(&self) -> Option<&Vec<String>> {
+        self.cell.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            name: "p".into(),
+            default_model: "d".into(),
+            models: vec!["d".into(), "Big-Model".into()],
+            model_aliases: [("big".to_owned(), "Big-Model".to_owned())].into(),
+            ..ProviderInfo::default()
+        }
+    }
+
+    #[test]
+    fn resolves_like_g4f() {
+        let i = info();
+        assert_eq!(i.resolve_model("", None).ok().as_deref(), Some("d"));
+        assert_eq!(i.resolve_model("BIG", None).ok().as_deref(), Some("Big-Model"));
+        assert_eq!(i.resolve_model("big-model", None).ok().as_deref(), Some("Big-Model"));
+        assert!(matches!(
+            i.resolve_model("nope", None),
+            Err(Error::ModelNotSupported { .. })
+        ));
+        let open = ProviderInfo::default();
+        assert_eq!(open.resolve_model("any", None).ok().as_deref(), Some("any"));
+    }
+
+    #[tokio::test]
+    async fn model_cache_fetches_once_and_skips_errors() {
+        let cache = ModelCache::new();
+        let r: Result<Vec<String>> = cache
+            .get_or_fetch(|| async { Err(Error::invalid("x")) })
+            .await;
+        assert!(r.is_err());
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        for _ in 0..3 {
+            let v = cache
+                .get_or_fetch(|| async {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(vec!["m".to_owned()])
+                })
+                .await;
+            assert_eq!(v.ok(), Some(vec!["m".to_owned()]));
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,520 @@
+//! What a caller asks for: [`ChatRequest`] with its messages, media and options.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::media;
+use crate::secret::{Cookies, Secret};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions for the model.
+    System,
+    /// The human.
+    User,
+    /// The model.
+    Assistant,
+    /// A tool result (kept as context; most providers flatten it).
+    Tool,
+}
+
+impl Role {
+    /// Lower-case name (`user`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// An image URL part (`{"url": ...}`), OpenAI shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrl {
+    /// `https://…` or `data:image/…;base64,…`.
+    pub url: String,
+}
+
+/// An audio input part, OpenAI shape: base64 `data` and a `format` such as `wav` or `mp3`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputAudio {
+    /// Base64 audio bytes (a data URI is accepted too).
+    pub data: String,
+    /// File format (`wav`, `mp3`, …).
+    pub format: String,
+}
+
+/// One part of a multi-part message content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// An image.
+    ImageUrl {
+        /// Where the image is.
+        image_url: ImageUrl,
+    },
+    /// Audio.
+    InputAudio {
+        /// The audio.
+        input_audio: InputAudio,
+    },
+}
+
+/// Message content: plain text or a list of parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Text, image and audio parts.
+    Parts(Vec<ContentPart>),
+}
+
+impl Default for Content {
+    fn default() -> Self {
+        Content::Text(String::new())
+    }
+}
+
+impl Content {
+    /// Flattens to text the way g4f's `to_string` does: text parts concatenated, others dropped.
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(t) => t.clone(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<String> for Content {
+    fn from(s: String) -> Self {
+        Content::Text(s)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(s: &str) -> Self {
+        Content::Text(s.to_owned())
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    #[serde(default)]
+    pub content: Content,
+}
+
+impl Message {
+    /// A message with any role.
+    pub fn new(role: Role, content: impl Into<Content>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+    /// A system message.
+    pub fn system(content: impl Into<Content>) -> Self {
+        Self::new(Role::System, content)
+    }
+    /// A user message.
+    pub fn user(content: impl Into<Content>) -> Self {
+        Self::new(Role::User, content)
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<Content>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+    /// The content flattened to text.
+    pub fn text(&self) -> String {
+        self.content.text()
+    }
+}
+
+/// A media attachment: bytes, a file name and a MIME type.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Media {
+    /// The bytes (serialised as base64).
+    #[serde(with = "crate::media::base64_bytes")]
+    pub data: Bytes,
+    /// File name, when known (used for MIME detection and uploads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// MIME type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+}
+
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media")
+            .field("bytes", &self.data.len())
+            .field("file_name", &self.file_name)
+            .field("mime", &self.mime)
+            .finish()
+    }
+}
+
+impl Media {
+    /// Media from bytes; the MIME type is detected later from the name or magic bytes.
+    pub fn from_bytes(data: impl Into<Bytes>, file_name: Option<String>) -> Self {
+        Self {
+            data: data.into(),
+            file_name,
+            mime: None,
+        }
+    }
+
+    /// Reads a file; the file name is kept for MIME detection.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let data = std::fs::read(path)
+            .map_err(|e| Error::Io(format!("cannot read media file {}: {e}", path.display())))?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        Ok(Self::from_bytes(data, file_name))
+    }
+
+    /// Parses a `data:<mime>;base64,<payload>` URI.
+    pub fn from_data_uri(uri: &str, file_name: Option<String>) -> Result<Self> {
+        let parsed = media::parse_data_uri(uri)?;
+        Ok(Self {
+            data: parsed.data,
+            file_name,
+            mime: parsed.mime,
+        })
+    }
+
+    /// Sets the MIME type explicitly.
+    pub fn with_mime(mut self, mime: impl Into<String>) -> Self {
+        self.mime = Some(mime.into());
+        self
+    }
+
+    /// The MIME type: explicit, else from the file name, else sniffed from magic bytes.
+    pub fn detect_mime(&self) -> Option<String> {
+        self.mime
+            .clone()
+            .or_else(|| {
+                self.file_name
+                    .as_deref()
+                    .and_then(media::mime_from_file_name)
+            })
+            .or_else(|| media::sniff(&self.data).map(str::to_owned))
+    }
+}
+
+/// Opaque conversation state a provider hands out and takes back on the next turn.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Conversation(pub serde_json::Value);
+
+impl Conversation {
+    /// The state stored under `key` (the facade keys state by provider name).
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.get(key)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A chat request. Build it with [`ChatRequest::new`] and the `with_*` methods, or deserialize it.
+///
+/// ```
+/// use llmux_core::{ChatRequest, Message};
+/// let req = ChatRequest::new("gpt-4o-mini", vec![Message::user("Hi")])
+///     .with_temperature(0.2)
+///     .with_max_tokens(100);
+/// assert!(req.stream);
+/// ```
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatRequest {
+    /// Model id or alias; empty means the provider's default model.
+    #[serde(default)]
+    pub model: String,
+    /// Provider name (or g4f class name) to use; `None` lets the facade choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// Extra media attachments (images, audio).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
+    /// Ask the upstream to stream. Output is always a stream of chunks either way.
+    #[serde(default = "default_true")]
+    pub stream: bool,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Maximum new tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Presence penalty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    /// Frequency penalty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Random seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Prompt override (image generation prompt, or the text sent instead of the history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Ask the provider to search the web, where it can.
+    #[serde(default)]
+    pub web_search: bool,
+    /// API key for this call (overrides configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// Cookies for this call (merged over configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookies: Option<Cookies>,
+    /// Conversation state from a previous turn's [`crate::Chunk::Conversation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
+    /// Provider-specific options (e.g. `{"width": 1024}` for image models).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Total time budget of the call (overrides the client default).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::opt_secs"
+    )]
+    pub timeout: Option<Duration>,
+    /// Longest silence allowed between two chunks (overrides the client default).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::opt_secs"
+    )]
+    pub idle_timeout: Option<Duration>,
+}
+
+impl ChatRequest {
+    /// A streaming request for `model` (empty = default) with these messages.
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> Self {
+        Self {
+            model: model.into(),
+            messages,
+            stream: true,
+            ..Self::default()
+        }
+    }
+
+    /// A one-message request.
+    pub fn user(model: impl Into<String>, prompt: impl Into<Content>) -> Self {
+        Self::new(model, vec![Message::user(prompt)])
+    }
+
+    /// Sets the model.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+    /// Chooses a provider by name.
+    pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+    /// Appends a message.
+    pub fn with_message(mut self, message: Message) -> Self {
+        self.messages.push(message);
+        self
+    }
+    /// Attaches media.
+    pub fn with_media(mut self, media: Media) -> Self {
+        self.media.push(media);
+        self
+    }
+    /// Sets the upstream streaming flag.
+    pub fn with_stream(mut self, stream: bool) -> Self {
+        self.stream = stream;
+        self
+    }
+    /// Sets the temperature.
+    pub fn with_temperature(mut self, t: f64) -> Self {
+        self.temperature = Some(t);
+        self
+    }
+    /// Sets top_p.
+    pub fn with_top_p(mut self, p: f64) -> Self {
+        self.top_p = Some(p);
+        self
+    }
+    /// Sets max_tokens.
+    pub fn with_max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = Some(n);
+        self
+    }
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+    /// Adds a stop sequence.
+    pub fn with_stop(mut self, stop: impl Into<String>) -> Self {
+        self.stop.push(stop.into());
+        self
+    }
+    /// Sets the prompt override.
+    pub fn with_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = Some(prompt.into());
+        self
+    }
+    /// Enables web search.
+    pub fn with_web_search(mut self, on: bool) -> Self {
+        self.web_search = on;
+        self
+    }
+    /// Sets an API key for this call.
+    pub fn with_api_key(mut self, key: impl Into<Secret>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+    /// Sets cookies for this call.
+    pub fn with_cookies(mut self, cookies: Cookies) -> Self {
+        self.cookies = Some(cookies);
+        self
+    }
+    /// Hands back conversation state from the previous turn.
+    pub fn with_conversation(mut self, conversation: Conversation) -> Self {
+        self.conversation = Some(conversation);
+        self
+    }
+    /// Sets one provider-specific option.
+    pub fn with_extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
+    }
+    /// Sets the total time budget.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Sets the idle timeout between chunks.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// All media of the request: image/audio parts of the trailing run of user messages (as g4f's
+    /// `merge_media` does, but reading the data URIs correctly), then [`ChatRequest::media`].
+    /// Remote `http(s)` image URLs are not fetched: they yield an [`Error::InvalidInput`].
+    pub fn all_media(&self) -> Result<Vec<Media>> {
+        let mut buffer = Vec::new();
+        for msg in &self.messages {
+            if msg.role != Role::User {
+                buffer.clear();
+                continue;
+            }
+            if let Content::Parts(parts) = &msg.content {
+                for part in parts {
+                    match part {
+                        ContentPart::ImageUrl { image_url } => {
+                            if !image_url.url.starts_with("data:") {
+                                return Err(Error::invalid(format!(
+                                    "image URL {:?} is not a data URI; download it and attach the bytes",
+                                    crate::error::snippet(&image_url.url, 60)
+                                )));
+                            }
+                            buffer.push(Media::from_data_uri(&image_url.url, None)?);
+                        }
+                        ContentPart::InputAudio { input_audio } => {
+                            buffer.push(media::input_audio_to_media(input_audio)?);
+                        }
+                        ContentPart::Text { .. } => {}
+                    }
+                }
+            }
+        }
+        buffer.extend(self.media.iter().cloned());
+        Ok(buffer)
+    }
+
+    /// A string option from [`ChatRequest::extra`].
+    pub fn extra_str(&self, key: &str) -> Option<&str> {
+        self.extra.get(key).and_then(|v| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserializes_openai_shapes() {
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"model":"m","messages":[{"role":"system","content":"s"},
+            {"role":"user","content":[{"type":"text","text":"look"},
+            {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#,
+        )
+        .expect("valid request");
+        assert!(req.stream);
+        assert_eq!(req.messages[1].text(), "look");
+        let media = req.all_media().expect("media");
+        assert_eq!(media.len(), 1);
+        assert_eq!(media[0].mime.as_deref(), Some("image/png"));
+    }
+
+    #[test]
+    fn only_trailing_user_media() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        let part = |u: &str| {
+            Content::Parts(vec![ContentPart::ImageUrl {
+                image_url: ImageUrl { url: u.into() },
+            }])
+        };
+        let req = ChatRequest::new(
+            "m",
+            vec![
+                Message::user(part(png)),
+                Message::assistant("ok"),
+                Message::user("again"),
+            ],
+        );
+        assert!(req.all_media().expect("media").is_empty());
+        let bad = ChatRequest::new("m", vec![Message::user(part("https://x/y.png"))]);
+        assert!(matches!(bad.all_media(), Err(Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let req = ChatRequest::user("m", "hi")
+            .with_api_key("sk-12345")
+            .with_cookies(Cookies::parse("hf-chat=cookieval"));
+        let dbg = format!("{req:?}");
+        assert!(!dbg.contains("sk-12345") && !dbg.contains("cookieval"));
+    }
+}

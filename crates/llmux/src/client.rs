@@ -1,0 +1,429 @@
+//! [`Client`]: provider instances, configuration and the entry points `chat` / `complete`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmux_core::http::{HttpClient, HttpConfig, Proxy};
+use llmux_core::{
+    ChatRequest, ChatResponse, ChatStream, Context, Downloaded, Error, Provider, ProviderConfig,
+    ProviderInfo, Registration, Result, Timeouts,
+};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::fallback;
+use crate::resolve;
+
+/// One provider instance known to a [`Client`].
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub provider: Arc<dyn Provider>,
+    /// Used by automatic routing (configuration, else the provider's `working` flag).
+    pub enabled: bool,
+    /// Position in the priority order.
+    pub rank: usize,
+}
+
+impl Entry {
+    pub fn info(&self) -> &ProviderInfo {
+        self.provider.info()
+    }
+}
+
+/// Provider listing entry: static metadata plus whether automatic routing uses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderListing {
+    /// Metadata.
+    #[serde(flatten)]
+    pub info: ProviderInfo,
+    /// Used by automatic routing.
+    pub enabled: bool,
+}
+
+/// What a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Text chat.
+    Chat,
+    /// Image generation.
+    Image,
+}
+
+/// Model listing entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelListing {
+    /// Model id.
+    pub id: String,
+    /// Provider serving it.
+    pub provider: String,
+    /// Chat or image model.
+    pub kind: ModelKind,
+    /// Accepts images.
+    pub vision: bool,
+    /// Accepts audio.
+    pub audio: bool,
+    /// The provider is used by automatic routing.
+    pub enabled: bool,
+}
+
+pub(crate) struct Inner {
+    pub entries: Vec<Entry>,
+    pub http: HttpClient,
+    pub timeouts: Timeouts,
+    pub shuffle: bool,
+    pub max_retries: u32,
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// The llmux client: picks providers by name or model, streams chunks, falls back.
+///
+/// Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field(
+                "providers",
+                &self.inner.entries.iter().map(|e| &e.info().name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Client {
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client with every compiled-in provider, configured from the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Answers `request` as a stream of chunks, falling back across providers before the first
+    /// content chunk (never after it).
+    pub fn chat(&self, request: ChatRequest) -> ChatStream {
+        fallback::chat(self.clone(), request)
+    }
+
+    /// Answers `request` and accumulates the whole response.
+    pub async fn complete(&self, request: ChatRequest) -> Result<ChatResponse> {
+        llmux_core::collect(self.chat(request)).await
+    }
+
+    /// Provider instances, in priority order.
+    pub fn providers(&self) -> Vec<ProviderListing> {
+        self.inner
+            .entries
+            .iter()
+            .map(|e| ProviderListing {
+                info: e.info().clone(),
+                enabled: e.enabled,
+            })
+            .collect()
+    }
+
+    /// A provider instance by llmux name or g4f name (case-insensitive).
+    pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.find(name).map(|e| e.provider.clone())
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<&Entry> {
+        self.inner.entries.iter().find(|e| {
+            e.info().name.eq_ignore_ascii_case(name) || e.info().g4f_name.eq_ignore_ascii_case(name)
+        })
+    }
+
+    /// A context for one call with these timeouts and deadline.
+    pub(crate) fn context(&self, timeouts: Timeouts, deadline: Instant) -> Context {
+        Context::new(self.inner.http.with_timeouts(timeouts).with_deadline(deadline))
+    }
+
+    /// The client's default timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts
+    }
+
+    /// Models of every provider (discovered where the provider can, else its static list).
+    /// Discovery failures fall back to the static list.
+    pub async fn models(&self) -> Vec<ModelListing> {
+        let mut out = Vec::new();
+        for (entry, discovered) in self.discover_all().await {
+            let info = entry.info();
+            let mut ids = info.all_models();
+            for m in discovered {
+                if !ids.contains(&m) {
+                    ids.push(m);
+                }
+            }
+            for id in ids {
+                out.push(ModelListing {
+                    kind: if info.image_models.contains(&id) {
+                        ModelKind::Image
+                    } else {
+                        ModelKind::Chat
+                    },
+                    vision: info.vision_models.contains(&id),
+                    audio: info.audio_models.contains(&id),
+                    provider: info.name.clone(),
+                    enabled: entry.enabled,
+                    id,
+                });
+            }
+        }
+        out
+    }
+
+    /// Models of one provider.
+    pub async fn provider_models(&self, name: &str) -> Result<Vec<String>> {
+        let entry = self.find(name).ok_or_else(|| resolve::provider_not_found(self, name))?;
+        let ctx = self.discovery_context();
+        let mut ids = entry.info().all_models();
+        for m in entry.provider.models(&ctx).await? {
+            if !ids.contains(&m) {
+                ids.push(m);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn discovery_context(&self) -> Context {
+        let t = Timeouts {
+            total: self.inner.timeouts.total.min(Duration::from_secs(20)),
+            first_byte: self.inner.timeouts.first_byte.min(Duration::from_secs(15)),
+            ..self.inner.timeouts
+        };
+        self.context(t, Instant::now() + t.total)
+    }
+
+    /// Runs model discovery on every provider concurrently; errors give an empty list.
+    pub(crate) async fn discover_all(&self) -> Vec<(Entry, Vec<String>)> {
+        let ctx = self.discovery_context();
+        let futures = self.inner.entries.iter().map(|e| {
+            let ctx = ctx.clone();
+            let e = e.clone();
+            async move {
+                let found = match e.provider.models(&ctx).await {
+                    Ok(m) => m,
+                    Err(err) => {
+                        tracing::debug!(provider = %e.info().name, error = %err, "model discovery failed");
+                        Vec::new()
+                    }
+                };
+                (e, found)
+            }
+        });
+        futures_util::future::join_all(futures).await
+    }
+
+    /// Downloads a generated media URL through the provider that produced it (with its
+    /// credentials, e.g. HuggingChat's cookies).
+    pub async fn download(&self, provider: &str, url: &str) -> Result<Downloaded> {
+        let entry = self
+            .find(provider)
+            .ok_or_else(|| resolve::provider_not_found(self, provider))?;
+        let t = self.inner.timeouts;
+        let ctx = self.context(t, Instant::now() + t.total);
+        entry.provider.download(url, &ctx).await
+    }
+}
+
+/// Builds a [`Client`].
+///
+/// ```
+/// use llmux::{Client, ProviderConfig};
+/// let client = Client::builder()
+///     .provider("openai-compat", ProviderConfig::default().with_base_url("http://127.0.0.1:11434/v1"))
+///     .build()
+///     .expect("client");
+/// assert!(client.provider("openai-compat").is_some());
+/// ```
+#[derive(Default)]
+pub struct ClientBuilder {
+    configs: BTreeMap<String, ProviderConfig>,
+    instances: Vec<(String, String, ProviderConfig)>,
+    explicit: Vec<Arc<dyn Provider>>,
+    registrations: Option<Vec<&'static Registration>>,
+    ignore_env: bool,
+    http: HttpConfig,
+    shuffle: bool,
+    priority: Vec<String>,
+    max_retries: Option<u32>,
+    aliases: BTreeMap<String, String>,
+}
+
+impl ClientBuilder {
+    /// Configures a compiled-in provider (merged over its environment configuration).
+    pub fn provider(mut self, name: &str, config: ProviderConfig) -> Self {
+        self.configs
+            .entry(name.to_owned())
+            .or_default()
+            .merge(&config);
+        self
+    }
+
+    /// Adds a named instance of provider `kind` (e.g. a second OpenAI-compatible server called
+    /// `ollama`). Its environment prefix is `LLMUX_<NAME>_`.
+    pub fn instance(mut self, name: &str, kind: &str, config: ProviderConfig) -> Self {
+        self.instances
+            .push((name.to_owned(), kind.to_owned(), config));
+        self
+    }
+
+    /// Adds an already built provider (tests, custom providers).
+    pub fn with_provider(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.explicit.push(provider);
+        self
+    }
+
+    /// Uses exactly these registrations instead of every linked provider (`&[]` for none).
+    pub fn registrations(mut self, regs: Vec<&'static Registration>) -> Self {
+        self.registrations = Some(regs);
+        self
+    }
+
+    /// Does not read `LLMUX_*` environment variables.
+    pub fn ignore_env(mut self) -> Self {
+        self.ignore_env = true;
+        self
+    }
+
+    /// Default proxy.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.http.proxy = proxy;
+        self
+    }
+
+    /// Default timeouts.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.http.timeouts = timeouts;
+        self
+    }
+
+    /// Full HTTP settings.
+    pub fn http_config(mut self, config: HttpConfig) -> Self {
+        self.http = config;
+        self
+    }
+
+    /// Shuffles candidates of equal priority for every call, as g4f does.
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = on;
+        self
+    }
+
+    /// Providers tried first, in this order; the rest follow by name.
+    pub fn priority<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.priority = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Retries on one provider for retryable errors (connection failures, short Retry-After),
+    /// before any content. Default 1.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+
+    /// An extra model alias (`alias` → `model` or `provider:model`).
+    pub fn alias(mut self, alias: impl Into<String>, target: impl Into<String>) -> Self {
+        self.aliases.insert(alias.into(), target.into());
+        self
+    }
+
+    fn env_config(&self, name: &str, extra: &[&str]) -> ProviderConfig {
+        if self.ignore_env {
+            ProviderConfig::named(name)
+        } else {
+            ProviderConfig::from_lookup(name, extra, |k| std::env::var(k).ok())
+        }
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client> {
+        let regs = match &self.registrations {
+            Some(r) => r.clone(),
+            None => llmux_core::registrations()?,
+        };
+        let mut providers: Vec<(Arc<dyn Provider>, Option<bool>)> = Vec::new();
+        for reg in &regs {
+            let mut cfg = self.env_config(reg.name, reg.extra_origins);
+            if let Some(c) = self.configs.get(reg.name) {
+                cfg.merge(c);
+            }
+            cfg.name = reg.name.to_owned();
+            let enabled = cfg.enabled;
+            providers.push(((reg.build)(cfg), enabled));
+        }
+        for (name, kind, config) in &self.instances {
+            let reg = regs.iter().find(|r| r.name == kind).ok_or_else(|| {
+                Error::invalid(format!(
+                    "instance `{name}`: provider kind `{kind}` is not compiled in"
+                ))
+            })?;
+            let mut cfg = self.env_config(name, reg.extra_origins);
+            cfg.merge(config);
+            cfg.name = name.clone();
+            let enabled = cfg.enabled;
+            providers.push(((reg.build)(cfg), enabled));
+        }
+        for p in &self.explicit {
+            providers.push((p.clone(), None));
+        }
+        for (name, _) in self.configs.iter().filter(|(n, _)| !regs.iter().any(|r| r.name == *n)) {
+            tracing::warn!(provider = %name, "configuration for a provider that is not compiled in");
+        }
+
+        // names must be unique
+        let mut seen = std::collections::BTreeSet::new();
+        for (p, _) in &providers {
+            if !seen.insert(p.info().name.to_ascii_lowercase()) {
+                return Err(Error::invalid(format!(
+                    "two providers are named `{}`; give instances distinct names",
+                    p.info().name
+                )));
+            }
+        }
+
+        let mut entries: Vec<Entry> = providers
+            .into_iter()
+            .map(|(provider, enabled)| Entry {
+                enabled: enabled.unwrap_or(provider.info().working),
+                rank: usize::MAX,
+                provider,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.info().name.cmp(&b.info().name));
+        for e in &mut entries {
+            e.rank = self
+                .priority
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(&e.info().name))
+                .unwrap_or(usize::MAX);
+        }
+        entries.sort_by_key(|e| e.rank);
+
+        let http = HttpClient::new(self.http.clone())?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                entries,
+                http,
+                timeouts: self.http.timeouts,
+                shuffle: self.shuffle,
+                max_retries: self.max_retries.unwrap_or(1),
+                aliases: self.aliases,
+            }),
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! Fallback: try candidates in order; retry or fall back freely before the first content chunk,
+//! never after it.
+
+use futures_util::StreamExt;
+use llmux_core::error::Action;
+use llmux_core::{
+    Attempt, ChatRequest, ChatStream, Chunk, Conversation, Error, ProviderInfoChunk, TimeoutPhase,
+    Timeouts,
+};
+use tokio::time::Instant;
+
+use crate::client::Client;
+use crate::resolve::{self, Candidate};
+
+/// The conversation state for one provider out of the composite `{provider: state}` object.
+fn provider_state(conv: Option<&Conversation>, provider: &str) -> Option<Conversation> {
+    conv.and_then(|c| c.get(provider)).cloned().map(Conversation)
+}
+
+/// The composite after `provider` returned `state`: other providers' states are kept.
+fn merge_state(prev: Option<&Conversation>, provider: &str, state: Conversation) -> Conversation {
+    let mut map = match prev.map(|c| &c.0) {
+        Some(serde_json::Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    map.insert(provider.to_owned(), state.0);
+    Conversation(serde_json::Value::Object(map))
+}
+
+fn request_for(req: &ChatRequest, cand: &Candidate) -> ChatRequest {
+    let mut r = req.clone();
+    r.model = cand.model.clone();
+    r.provider = Some(cand.entry.info().name.clone());
+    r.conversation = provider_state(req.conversation.as_ref(), &cand.entry.info().name);
+    if !cand.explicit {
+        // credentials given with a request are meant for the provider the caller named; never
+        // hand them to providers chosen by routing
+        r.api_key = None;
+        r.cookies = None;
+    }
+    r
+}
+
+pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
+    Box::pin(async_stream::try_stream! {
+        let timeouts = Timeouts {
+            total: req.timeout.unwrap_or(client.inner.timeouts.total),
+            idle: req.idle_timeout.unwrap_or(client.inner.timeouts.idle),
+            ..client.inner.timeouts
+        };
+        let deadline = Instant::now() + timeouts.total;
+        let total_timeout = || Error::Timeout { provider: String::new(), phase: TimeoutPhase::Total, after: timeouts.total };
+        let cands = match tokio::time::timeout_at(deadline, resolve::candidates(&client, &req)).await {
+            Ok(c) => c?,
+            Err(_) => Err(total_timeout())?,
+        };
+        let single = cands.len() == 1;
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut tried: Vec<String> = Vec::new();
+
+        'candidates: for cand in &cands {
+            let info = cand.entry.info();
+            let name = info.name.clone();
+            tried.push(name.clone());
+            let preq = request_for(&req, cand);
+            let shown_model = if cand.model.is_empty() { info.default_model.clone() } else { cand.model.clone() };
+            yield Chunk::Provider(ProviderInfoChunk {
+                provider: name.clone(),
+                label: info.label.clone(),
+                url: info.url.clone(),
+                model: shown_model.clone(),
+            });
+            let mut retries = 0u32;
+            loop {
+                let ctx = client.context(timeouts, deadline);
+                let mut stream = cand.entry.provider.chat(preq.clone(), ctx);
+                let mut started = false;
+                let failure: Error = loop {
+                    let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+                        Ok(n) => n,
+                        Err(_) => Some(Err(total_timeout())),
+                    };
+                    match next {
+                        None if started => return,
+                        None => {
+                            tracing::debug!(provider = %name, "provider finished without content");
+                            continue 'candidates;
+                        }
+                        Some(Ok(chunk)) => {
+                            started |= chunk.is_content();
+                            let chunk = match chunk {
+                                Chunk::Conversation(state) => Chunk::Conversation(merge_state(req.conversation.as_ref(), &name, state)),
+                                other => other,
+                            };
+                            yield chunk;
+                        }
+                        Some(Err(e)) => break e.with_provider(&name),
+                    }
+                };
+                if started {
+                    // output already reached the caller: another attempt would duplicate it
+                    Err(failure)?;
+                    return;
+                }
+                match failure.action() {
+                    Action::GiveUp => {
+                        Err(failure)?;
+                        return;
+                    }
+                    Action::RetryAfter(delay) if retries < client.inner.max_retries && Instant::now() + delay < deadline => {
+                        retries += 1;
+                        tracing::debug!(provider = %name, error = %failure, ?delay, "retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    _ => {
+                        tracing::debug!(provider = %name, error = %failure, "falling back");
+                        let timed_out = matches!(failure, Error::Timeout { phase: TimeoutPhase::Total, .. });
+                        attempts.push(Attempt { provider: name.clone(), model: shown_model.clone(), error: Box::new(failure) });
+                        if timed_out {
+                            break 'candidates;
+                        }
+                        continue 'candidates;
+                    }
+                }
+            }
+        }
+        if single && attempts.len() == 1 {
+            if let Some(a) = attempts.pop() {
+                Err(*a.error)?;
+            }
+        }
+        if attempts.is_empty() {
+            Err(Error::NoResponse { tried })?;
+        }
+        Err(Error::AllFailed { attempts })?;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_composite() {
+        let prev = Conversation(serde_json::json!({"a": {"x": 1}, "b": {"y": 2}}));
+        assert_eq!(provider_state(Some(&prev), "a").map(|c| c.0), Some(serde_json::json!({"x": 1})));
+        let merged = merge_state(Some(&prev), "a", Conversation(serde_json::json!({"x": 3})));
+        assert_eq!(merged.0, serde_json::json!({"a": {"x": 3}, "b": {"y": 2}}));
+        assert_eq!(provider_state(None, "a"), None);
+    }
+}

@@ -1,0 +1,52 @@
+//! # llmux
+//!
+//! One Rust library over many LLM chat providers, in the spirit of gpt4free: say "answer this with
+//! model X", and llmux finds a provider that serves X, speaks that provider's wire protocol,
+//! streams typed [`Chunk`]s back, and falls back to the next provider when one fails before it has
+//! said anything.
+//!
+//! Each provider is a crate behind a cargo feature of the same name (all on by default); a
+//! provider linked into the binary registers itself, and [`Client`] picks it up.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use llmux::{ChatRequest, Chunk, Client, Message};
+//!
+//! # async fn demo() -> llmux::Result<()> {
+//! // Configuration also comes from LLMUX_<PROVIDER>_BASE_URL / _API_KEY / _COOKIES.
+//! let client = Client::from_env()?;
+//! let mut stream = client.chat(ChatRequest::new("phi-4", vec![Message::user("Hi!")]));
+//! while let Some(chunk) = stream.next().await {
+//!     if let Chunk::Text(t) = chunk? {
+//!         print!("{t}");
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Resolution order: an explicit provider (`request.provider`, llmux or g4f name) →
+//! `provider:model` → a provider name used as the model → every enabled provider serving the model
+//! id or alias, in priority order (optionally shuffled). Providers whose `working` flag is false
+//! are skipped unless named explicitly. Credentials set on a request (`api_key`, `cookies`) go
+//! only to a provider the caller named, never to one chosen by routing.
+
+mod client;
+mod fallback;
+mod resolve;
+
+pub use client::{Client, ClientBuilder, ModelKind, ModelListing, ProviderListing};
+pub use llmux_core::http::{HttpConfig, Proxy};
+pub use llmux_core::{
+    Accumulator, Action, Attempt, ChatRequest, ChatResponse, ChatStream, Chunk, Content,
+    ContentPart, Conversation, Cookies, Downloaded, Error, FinishReason, Image, ImageUrl,
+    InputAudio, Media, MediaData, Message, Provider, ProviderConfig, ProviderInfo,
+    ProviderInfoChunk, Reasoning, Registration, Result, Role, Secret, Source, TimeoutPhase,
+    Timeouts, Usage,
+};
+
+/// The core crate (provider trait, helpers), for provider authors.
+pub use llmux_core as core;
+
+#[cfg(feature = "openai-compat")]
+pub use llmux_provider_openai_compat as openai_compat;
+// @provider-reexports (cargo xtask new-provider inserts lines above this marker)

@@ -1,0 +1,206 @@
+//! Resolution: from a request's provider / model strings to an ordered list of candidates.
+
+use llmux_core::{ChatRequest, Error, Result};
+
+use crate::client::{Client, Entry};
+
+/// One provider to try, with the model to ask it for.
+#[derive(Clone)]
+pub(crate) struct Candidate {
+    pub entry: Entry,
+    pub model: String,
+    /// Chosen by name (explicitly): gets the caller's credentials, skips the `working` check.
+    pub explicit: bool,
+}
+
+/// Orders candidates: explicit priority first, then (optionally shuffled) the rest.
+fn order(client: &Client, mut list: Vec<Candidate>) -> Vec<Candidate> {
+    list.sort_by_key(|c| c.entry.rank);
+    if client.inner.shuffle {
+        use rand::seq::SliceRandom;
+        let split = list.iter().position(|c| c.entry.rank == usize::MAX).unwrap_or(list.len());
+        list[split..].shuffle(&mut rand::rng());
+    }
+    list
+}
+
+pub(crate) fn provider_not_found(client: &Client, name: &str) -> Error {
+    let names: Vec<String> = client
+        .inner
+        .entries
+        .iter()
+        .flat_map(|e| [e.info().name.clone(), e.info().g4f_name.clone()])
+        .filter(|n| !n.is_empty())
+        .collect();
+    Error::ProviderNotFound {
+        name: name.to_owned(),
+        suggestions: close_matches(name, &names),
+    }
+}
+
+/// Resolves the request to candidates, in the order they should be tried.
+pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec<Candidate>> {
+    let mut model = req.model.trim().to_owned();
+    if let Some(target) = client
+        .inner
+        .aliases
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&model))
+        .map(|(_, v)| v.clone())
+    {
+        model = target;
+    }
+
+    // 1. explicit provider
+    if let Some(name) = req.provider.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        let entry = client
+            .find(name)
+            .ok_or_else(|| provider_not_found(client, name))?;
+        let model = match model.split_once(':') {
+            Some((p, m)) if client.find(p).is_some_and(|e| e.info().name == entry.info().name) => {
+                m.to_owned()
+            }
+            _ => model,
+        };
+        return Ok(vec![Candidate {
+            entry: entry.clone(),
+            model,
+            explicit: true,
+        }]);
+    }
+
+    // 2. `provider:model`, 3. a provider name as the model
+    if let Some((p, m)) = model.split_once(':') {
+        if let Some(entry) = client.find(p) {
+            return Ok(vec![Candidate {
+                entry: entry.clone(),
+                model: m.to_owned(),
+                explicit: true,
+            }]);
+        }
+    }
+    if let Some(entry) = client.find(&model) {
+        return Ok(vec![Candidate {
+            entry: entry.clone(),
+            model: String::new(),
+            explicit: true,
+        }]);
+    }
+
+    // 4. every enabled provider serving the model (or, for an empty model, its default)
+    if model.is_empty() {
+        let list = client
+            .inner
+            .entries
+            .iter()
+            .filter(|e| e.enabled && !e.info().default_model.is_empty())
+            .map(|e| Candidate {
+                entry: e.clone(),
+                model: String::new(),
+                explicit: false,
+            })
+            .collect::<Vec<_>>();
+        if list.is_empty() {
+            return Err(Error::NoProviderForModel {
+                model: "(default)".into(),
+                suggestions: Vec::new(),
+            });
+        }
+        return Ok(order(client, list));
+    }
+
+    let mut list = Vec::new();
+    let mut known: Vec<String> = Vec::new();
+    // static metadata first; discovery only when no enabled provider lists the model statically
+    for e in client.inner.entries.iter().filter(|e| e.enabled) {
+        if e.info().serves(&model, &[]) {
+            list.push(Candidate {
+                entry: e.clone(),
+                model: model.clone(),
+                explicit: false,
+            });
+        }
+    }
+    if list.is_empty() {
+        for (e, discovered) in client.discover_all().await {
+            if !e.enabled {
+                continue;
+            }
+            if e.info().serves(&model, &discovered) {
+                list.push(Candidate {
+                    entry: e.clone(),
+                    model: model.clone(),
+                    explicit: false,
+                });
+            }
+            known.extend(discovered);
+        }
+    }
+    if list.is_empty() {
+        for e in &client.inner.entries {
+            known.extend(e.info().all_models());
+            known.extend(e.info().model_aliases.keys().cloned());
+        }
+        known.sort();
+        known.dedup();
+        return Err(Error::NoProviderForModel {
+            suggestions: close_matches(&model, &known),
+            model,
+        });
+    }
+    Ok(order(client, list))
+}
+
+/// Up to 5 names close to `needle`: containment either way, or a small edit distance.
+pub(crate) fn close_matches(needle: &str, names: &[String]) -> Vec<String> {
+    let n = needle.to_ascii_lowercase();
+    let mut scored: Vec<(usize, &String)> = names
+        .iter()
+        .filter_map(|name| {
+            let l = name.to_ascii_lowercase();
+            if n.is_empty() {
+                return None;
+            }
+            if l.contains(&n) || n.contains(&l) {
+                return Some((0, name));
+            }
+            let d = edit_distance(&n, &l);
+            (d <= 3.max(n.len() / 4)).then_some((d, name))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(5).map(|(_, s)| s.clone()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let names: Vec<String> = ["gpt-4o", "gpt-4o-mini", "llama-3.3-70b", "phi-4"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(close_matches("gpt4o", &names)[0], "gpt-4o");
+        assert!(close_matches("phi", &names).contains(&"phi-4".to_owned()));
+        assert!(close_matches("zzzzzzzz", &names).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
