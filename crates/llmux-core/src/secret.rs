@@ -119,6 +119,11 @@ impl Cookies {
         self.0.is_empty()
     }
 
+    /// Cookie values, in order.
+    pub fn values(&self) -> impl Iterator<Item = &Secret> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
     /// Cookie names, in order (safe to log).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(n, _)| n.as_str())

@@ -61,7 +61,7 @@ impl LineDecoder {
         while let Some(i) = self
             .buf
             .get(scan_from..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .and_then(|rest| super::find2(rest, b'\n', b'\n'))
         {
             let line = self.buf.split_to(scan_from + i + 1).freeze();
             let line = strip_eol(line);

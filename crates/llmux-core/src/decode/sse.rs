@@ -15,8 +15,6 @@
 //! assert_eq!((ev.event.as_deref(), ev.data.as_str()), (Some("delta"), "hello"));
 //! ```
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
@@ -45,16 +43,34 @@ impl SseEvent {
 }
 
 /// Incremental SSE decoder: [`push`](SseDecoder::push) bytes, then drain
-/// [`next_event`](SseDecoder::next_event).
+/// [`next_event`](SseDecoder::next_event) (or [`try_next_event`](SseDecoder::try_next_event)).
+///
+/// Pushed bytes are buffered once; lines are parsed lazily when events are taken, so pushing a
+/// large body at once costs no more memory than the body itself.
 #[derive(Debug, Clone)]
 pub struct SseDecoder {
-    /// The current incomplete line (bytes after the last line terminator).
-    line: Vec<u8>,
-    /// The previous chunk ended with CR: a LF at the start of the next chunk belongs to it.
+    /// Buffered input; `buf[pos..]` is not parsed yet.
+    buf: Vec<u8>,
+    /// Start of the unparsed input.
+    pos: usize,
+    /// `buf[pos..scanned]` is known to hold no line terminator.
+    scanned: usize,
+    /// Length of the unterminated line at the end of `buf`, when known.
+    tail_len: Option<usize>,
+    /// A line ended with a CR at the end of the buffer: a LF right after it belongs to it.
     pending_cr: bool,
-    /// No line has been completed yet (a BOM may still be stripped).
+    /// A limit error raised by [`SseDecoder::next_event`], reported by the next `push`.
+    error: Option<Error>,
+    builder: EventBuilder,
+    max_line_len: usize,
+}
+
+/// The event being assembled (the spec's buffers).
+#[derive(Debug, Clone)]
+struct EventBuilder {
+    /// No line has been parsed yet (a BOM may still be stripped).
     at_start: bool,
-    /// The data buffer of the event being assembled.
+    /// The data buffer.
     data: Vec<u8>,
     /// The event type buffer.
     event_type: Option<String>,
@@ -64,9 +80,6 @@ pub struct SseDecoder {
     retry: Option<u64>,
     /// Last `retry` value seen on the stream.
     reconnection_time: Option<u64>,
-    /// Dispatched events not yet taken.
-    events: VecDeque<SseEvent>,
-    max_line_len: usize,
     max_event_size: usize,
 }
 
@@ -80,17 +93,22 @@ impl SseDecoder {
     /// A decoder with the default bounds ([`DEFAULT_MAX_SIZE`] for a line and for an event's data).
     pub fn new() -> Self {
         Self {
-            line: Vec::new(),
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
+            tail_len: None,
             pending_cr: false,
-            at_start: true,
-            data: Vec::new(),
-            event_type: None,
-            last_id: None,
-            retry: None,
-            reconnection_time: None,
-            events: VecDeque::new(),
+            error: None,
+            builder: EventBuilder {
+                at_start: true,
+                data: Vec::new(),
+                event_type: None,
+                last_id: None,
+                retry: None,
+                reconnection_time: None,
+                max_event_size: DEFAULT_MAX_SIZE,
+            },
             max_line_len: DEFAULT_MAX_SIZE,
-            max_event_size: DEFAULT_MAX_SIZE,
         }
     }
 
@@ -102,100 +120,161 @@ impl SseDecoder {
 
     /// Sets the largest accepted data of one event, in bytes.
     pub fn with_max_event_size(mut self, max: usize) -> Self {
-        self.max_event_size = max;
+        self.builder.max_event_size = max;
         self
     }
 
     /// The last `retry:` value (milliseconds) seen on the stream, even in an event never dispatched.
     pub fn reconnection_time(&self) -> Option<u64> {
-        self.reconnection_time
+        self.builder.reconnection_time
     }
 
     /// Feeds bytes, split anywhere. Complete events become available from
     /// [`next_event`](SseDecoder::next_event).
     ///
-    /// Fails with a protocol error ("SSE event too large") when a line or an event's data exceeds
-    /// its bound; the decoder's partial state is then discarded.
+    /// Fails with a protocol error ("SSE event too large") when the unterminated last line exceeds
+    /// its bound, or when [`next_event`](SseDecoder::next_event) hit a bound since the last push;
+    /// the decoder's buffered input and partial event are then discarded.
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        let result = self.push_inner(chunk);
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        // Bound the line still unterminated after this chunk. It is only worth locating when all
+        // unparsed input together exceeds the bound; from then on its length is kept up to date.
+        let unparsed = self
+            .buf
+            .len()
+            .saturating_sub(self.pos)
+            .saturating_add(chunk.len());
+        if unparsed <= self.max_line_len {
+            self.tail_len = None;
+        } else {
+            let tail = match super::rfind2(chunk, b'\n', b'\r') {
+                Some(i) => chunk.len() - i - 1,
+                None => {
+                    let before = match self.tail_len {
+                        Some(t) => t,
+                        None => {
+                            let rest = self.buf.get(self.pos..).unwrap_or_default();
+                            rest.len() - super::rfind2(rest, b'\n', b'\r').map_or(0, |i| i + 1)
+                        }
+                    };
+                    before.saturating_add(chunk.len())
+                }
+            };
+            self.tail_len = Some(tail);
+            if tail > self.max_line_len {
+                let start = chunk.len().saturating_sub(tail);
+                let err = too_large(chunk.get(start..).unwrap_or(chunk));
+                self.reset();
+                return Err(err);
+            }
+        }
+        // Compact when the parsed prefix is at least as large as what remains (amortised O(1)).
+        let pos = self.pos.min(self.buf.len());
+        if pos > 0 && pos >= self.buf.len() - pos {
+            self.buf.copy_within(pos.., 0);
+            self.buf.truncate(self.buf.len() - pos);
+            self.scanned = self.scanned.saturating_sub(pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Takes the next complete event, if any. A bound exceeded while parsing is reported by the next
+    /// [`push`](SseDecoder::push); use [`try_next_event`](SseDecoder::try_next_event) to get it here.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        match self.try_next_event() {
+            Ok(event) => event,
+            Err(err) => {
+                self.error = Some(err);
+                None
+            }
+        }
+    }
+
+    /// Takes the next complete event, if any, or the protocol error of a line or an event exceeding
+    /// its bound (the buffered input and partial event are then discarded).
+    pub fn try_next_event(&mut self) -> Result<Option<SseEvent>> {
+        let result = self.parse_next();
         if result.is_err() {
-            self.line.clear();
-            self.reset_event();
+            self.reset();
         }
         result
     }
 
-    fn push_inner(&mut self, mut chunk: &[u8]) -> Result<()> {
-        if self.pending_cr {
-            let Some((&first, rest)) = chunk.split_first() else {
-                return Ok(());
-            };
-            self.pending_cr = false;
-            if first == b'\n' {
-                chunk = rest;
-            }
-        }
-        // Complete the line left over from earlier chunks.
-        if !self.line.is_empty() {
-            match find_eol(chunk) {
-                None => {
-                    if self.line.len().saturating_add(chunk.len()) > self.max_line_len {
-                        return Err(too_large(&self.line));
-                    }
-                    self.line.extend_from_slice(chunk);
-                    return Ok(());
-                }
-                Some(i) => {
-                    let (head, rest) = chunk.split_at(i);
-                    if self.line.len().saturating_add(head.len()) > self.max_line_len {
-                        return Err(too_large(&self.line));
-                    }
-                    self.line.extend_from_slice(head);
-                    let line = std::mem::take(&mut self.line);
-                    let result = self.process_line(&line);
-                    self.line = line;
-                    self.line.clear();
-                    result?;
-                    chunk = self.skip_eol(rest);
-                }
-            }
-        }
-        // Lines entirely inside this chunk are processed in place, without copying.
+    fn parse_next(&mut self) -> Result<Option<SseEvent>> {
         loop {
-            match find_eol(chunk) {
-                None => {
-                    if chunk.len() > self.max_line_len {
-                        return Err(too_large(chunk));
+            let rest = self.buf.get(self.pos..).unwrap_or_default();
+            if self.pending_cr {
+                match rest.first() {
+                    None => return Ok(None),
+                    Some(&b) => {
+                        self.pending_cr = false;
+                        if b == b'\n' {
+                            self.pos += 1;
+                            self.scanned = self.scanned.max(self.pos);
+                            continue;
+                        }
                     }
-                    self.line.extend_from_slice(chunk);
-                    return Ok(());
                 }
-                Some(i) => {
-                    let (line, rest) = chunk.split_at(i);
-                    if line.len() > self.max_line_len {
-                        return Err(too_large(line));
-                    }
-                    self.process_line(line)?;
-                    chunk = self.skip_eol(rest);
+            }
+            let skip = self.scanned.saturating_sub(self.pos);
+            let Some(i) = rest.get(skip..).and_then(find_eol).map(|i| i + skip) else {
+                self.scanned = self.buf.len();
+                return Ok(None);
+            };
+            let (line, terminator) = rest.split_at(i);
+            if line.len() > self.max_line_len {
+                return Err(too_large(line));
+            }
+            let consumed = match terminator {
+                [b'\r', b'\n', ..] => i + 2,
+                [b'\r'] => {
+                    self.pending_cr = true;
+                    i + 1
                 }
+                _ => i + 1,
+            };
+            let event = self.builder.process_line(line)?;
+            self.pos += consumed;
+            self.scanned = self.pos;
+            if event.is_some() {
+                return Ok(event);
             }
         }
     }
 
-    /// `rest` starts with the CR or LF that ended a line: returns what follows the terminator.
-    fn skip_eol<'a>(&mut self, rest: &'a [u8]) -> &'a [u8] {
-        match rest {
-            [b'\r', b'\n', tail @ ..] => tail,
-            [b'\r'] => {
-                self.pending_cr = true;
-                &[]
-            }
-            [_, tail @ ..] => tail,
-            [] => rest,
-        }
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+        self.scanned = 0;
+        self.tail_len = None;
+        self.pending_cr = false;
+        self.builder.reset_event();
     }
 
-    fn process_line(&mut self, mut line: &[u8]) -> Result<()> {
+    /// Ends the stream: returns the complete events still buffered, one per call, then `None`.
+    ///
+    /// As the spec requires, an event not terminated by a blank line (and an incomplete last line)
+    /// is **discarded**: `finish` never produces an event [`next_event`](SseDecoder::next_event)
+    /// would not; it exists for symmetry with [`crate::decode::jsonl::LineDecoder::finish`].
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        let event = self.next_event();
+        if event.is_none() {
+            self.reset();
+        }
+        event
+    }
+}
+
+impl EventBuilder {
+    /// Interprets one line; returns the event a blank line dispatches.
+    fn process_line(&mut self, mut line: &[u8]) -> Result<Option<SseEvent>> {
         if self.at_start {
             self.at_start = false;
             if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
@@ -203,11 +282,8 @@ impl SseDecoder {
             }
         }
         let (name, value) = match line {
-            [] => {
-                self.dispatch();
-                return Ok(());
-            }
-            [b':', ..] => return Ok(()),
+            [] => return Ok(self.dispatch()),
+            [b':', ..] => return Ok(None),
             _ => match line.iter().position(|&b| b == b':') {
                 Some(i) => {
                     let (name, rest) = line.split_at(i);
@@ -247,14 +323,14 @@ impl SseDecoder {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 
-    fn dispatch(&mut self) {
+    fn dispatch(&mut self) -> Option<SseEvent> {
         let retry = self.retry.take();
         let event_type = self.event_type.take();
         if self.data.is_empty() {
-            return;
+            return None;
         }
         let mut data = std::mem::take(&mut self.data);
         data.pop(); // the data buffer always ends with the "\n" of its last line
@@ -262,12 +338,12 @@ impl SseDecoder {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
-        self.events.push_back(SseEvent {
+        Some(SseEvent {
             event: event_type.filter(|t| !t.is_empty()),
             data,
             id: self.last_id.clone().filter(|id| !id.is_empty()),
             retry,
-        });
+        })
     }
 
     fn reset_event(&mut self) {
@@ -275,55 +351,15 @@ impl SseDecoder {
         self.event_type = None;
         self.retry = None;
     }
-
-    /// Takes the next complete event, if any.
-    pub fn next_event(&mut self) -> Option<SseEvent> {
-        self.events.pop_front()
-    }
-
-    /// Ends the stream. As the spec requires, an event not terminated by a blank line (and any
-    /// incomplete last line) is **discarded**, so this never produces a new event; it only returns
-    /// an already complete event not yet taken with [`next_event`](SseDecoder::next_event), which
-    /// keeps the API symmetric with [`crate::decode::jsonl::LineDecoder::finish`].
-    pub fn finish(&mut self) -> Option<SseEvent> {
-        self.line.clear();
-        self.pending_cr = false;
-        self.reset_event();
-        self.events.pop_front()
-    }
 }
 
 fn too_large(data: &[u8]) -> Error {
     Error::protocol("", "SSE event too large", &excerpt(data))
 }
 
-/// Position of the first CR or LF in `hay`. Scans 8 bytes at a time (SWAR), which is several times
-/// faster than a byte loop on long lines.
-pub(crate) fn find_eol(hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = LO * b'\n' as u64;
-    const CR: u64 = LO * b'\r' as u64;
-    let mut words = hay.chunks_exact(8);
-    let mut offset = 0usize;
-    for word in &mut words {
-        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
-            break;
-        };
-        let w = u64::from_le_bytes(bytes);
-        let x = w ^ LF;
-        let y = w ^ CR;
-        // High bit set in the first byte equal to LF or CR (later flags may be false positives).
-        let found = ((x.wrapping_sub(LO) & !x) | (y.wrapping_sub(LO) & !y)) & HI;
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    hay.get(offset..)?
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map(|i| offset + i)
+/// Position of the first CR or LF in `hay`.
+fn find_eol(hay: &[u8]) -> Option<usize> {
+    super::find2(hay, b'\n', b'\r')
 }
 
 /// Decodes a byte stream into server-sent events. The stream ends after the first error (a body
@@ -338,13 +374,11 @@ where
         let mut decoder = SseDecoder::new();
         while let Some(chunk) = body.next().await {
             decoder.push(&chunk?)?;
-            while let Some(event) = decoder.next_event() {
+            while let Some(event) = decoder.try_next_event()? {
                 yield event;
             }
         }
-        while let Some(event) = decoder.finish() {
-            yield event;
-        }
+        decoder.finish();
     }
 }
 
@@ -504,29 +538,31 @@ mod tests {
         assert!(d.push(b"data: 0123").is_ok());
         let err = d.push(b"456789").expect_err("line too long");
         assert!(err.to_string().contains("SSE event too large"), "{err}");
+        // A complete line too long is reported when parsed...
         let mut d = SseDecoder::new().with_max_line_len(10);
-        assert!(d.push(b"data: 0123456789\n").is_err());
+        assert!(d.push(b"data: 0123456789\n").is_ok());
+        assert!(d.try_next_event().is_err());
+        // ...or, through next_event, by the next push.
         let mut d = SseDecoder::new().with_max_event_size(8);
-        assert!(d.push(b"data: 0123\ndata: 4567\n").is_err());
+        assert!(d.push(b"data: 0123\ndata: 4567\n\n").is_ok());
+        assert_eq!(d.next_event(), None);
+        assert!(d.push(b"").is_err());
+        // Undrained short events beyond the bound are fine, even when a chunk splits a line...
+        let mut e = SseDecoder::new().with_max_line_len(16);
+        for _ in 0..10 {
+            e.push(b"data: abc").expect("short line start");
+            e.push(b"def\n\n").expect("short line end");
+        }
+        assert_eq!(std::iter::from_fn(|| e.next_event()).count(), 10);
+        // ...but a long unterminated line is caught while pushing, however it is split.
+        let mut e = SseDecoder::new().with_max_line_len(16);
+        e.push(b"data: 1\n\ndata: 2\n\ndata: 3\n\ndata:")
+            .expect("fits");
+        let pushes: Vec<bool> = (0..8).map(|_| e.push(b"xxx").is_ok()).collect();
+        assert_eq!(pushes, [true, true, true, false, true, true, true, true]);
         // After an error the decoder is usable again from a clean state.
         assert!(d.push(b"data: ok\n\n").is_ok());
         assert_eq!(d.next_event(), Some(ev(None, "ok", None, None)));
-    }
-
-    #[test]
-    fn find_eol_matches_naive() {
-        for len in 0..40 {
-            for pos in 0..=len {
-                let mut v = vec![b'a'; len];
-                if let Some(b) = v.get_mut(pos) {
-                    *b = b'\r';
-                }
-                let naive = v.iter().position(|&b| b == b'\n' || b == b'\r');
-                assert_eq!(find_eol(&v), naive);
-            }
-        }
-        assert_eq!(find_eol(b"\x8a\x8d\x0b\x0c\x09xx\nx"), Some(7));
-        assert_eq!(find_eol(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\n"), Some(9));
     }
 
     #[tokio::test]

@@ -198,6 +198,7 @@ impl HttpClient {
             error: None,
             max_body: None,
             follow_redirects: true,
+            secrets: Vec::new(),
         }
     }
 
@@ -224,6 +225,8 @@ pub struct RequestBuilder {
     error: Option<Error>,
     max_body: Option<usize>,
     follow_redirects: bool,
+    /// Secret values sent with this request, scrubbed from upstream error messages.
+    secrets: Vec<Secret>,
 }
 
 impl std::fmt::Debug for RequestBuilder {
@@ -281,6 +284,7 @@ impl RequestBuilder {
             (Ok(n), Ok(mut v)) => {
                 v.set_sensitive(true);
                 self.headers.insert(n, v);
+                self.secrets.push(value.clone());
             }
             _ => {
                 self.error.get_or_insert(Error::invalid(format!(
@@ -292,16 +296,18 @@ impl RequestBuilder {
     }
 
     /// `Authorization: Bearer <key>`.
-    pub fn bearer(self, key: &Secret) -> Self {
+    pub fn bearer(mut self, key: &Secret) -> Self {
+        self.secrets.push(key.clone());
         let v = Secret::new(format!("Bearer {}", key.expose()));
         self.secret_header("authorization", &v)
     }
 
     /// `Cookie: a=1; b=2` (skipped when the jar is empty).
-    pub fn cookies(self, cookies: &Cookies) -> Self {
+    pub fn cookies(mut self, cookies: &Cookies) -> Self {
         if cookies.is_empty() {
             return self;
         }
+        self.secrets.extend(cookies.values().cloned());
         let v = Secret::new(cookies.header_value());
         self.secret_header("cookie", &v)
     }
@@ -448,7 +454,7 @@ impl RequestBuilder {
                 total: timeouts.total,
                 max_body: self.max_body.unwrap_or(client.shared.config.max_body),
             };
-            return Response::new(resp, provider, limits);
+            return Response::new(resp, provider, limits, self.secrets);
         }
         Err(Error::HttpStatus {
             provider,

@@ -97,6 +97,7 @@ pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: BodyStream,
+    secrets: Vec<crate::secret::Secret>,
 }
 
 impl std::fmt::Debug for Response {
@@ -113,6 +114,7 @@ impl Response {
         resp: http::Response<Incoming>,
         provider: String,
         limits: ReadLimits,
+        secrets: Vec<crate::secret::Secret>,
     ) -> Result<Self> {
         let (parts, body) = resp.into_parts();
         let encoding = parts
@@ -136,6 +138,7 @@ impl Response {
                 sleep: None,
                 finished: false,
             },
+            secrets,
         })
     }
 
@@ -189,10 +192,14 @@ impl Response {
         let ct = self.content_type().map(str::to_owned);
         let retry = self.retry_after();
         self.body.limits.max_body = self.body.limits.max_body.min(64 * 1024);
-        let body = match self.body.read_all_lenient().await {
+        let mut body = match self.body.read_all_lenient().await {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) => return e,
         };
+        // upstreams echo credentials back ("Incorrect API key provided: sk-…"): scrub them
+        for s in self.secrets.iter().filter(|s| s.expose().len() >= 4) {
+            body = body.replace(s.expose(), "***");
+        }
         status_error(&self.body.provider, status, ct.as_deref(), &body, retry, rules)
     }
 
