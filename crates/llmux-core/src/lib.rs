@@ -35,6 +35,7 @@ pub mod chunk;
 pub mod config;
 pub mod decode;
 pub mod error;
+pub mod gradio;
 pub mod http;
 pub mod media;
 pub mod openai;

@@ -130,6 +130,9 @@ pub fn stream_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
             if let Some(t) = text_of(d.get("content")) {
                 out.push(Chunk::text(t));
             }
+        } else if let Some(t) = text_of(choice.get("text")) {
+            // completions-style chunk (`choices[0].text`), which g4f's AmigoChat also reads
+            out.push(Chunk::text(t));
         }
         if let Some(f) = choice.get("finish_reason").and_then(Value::as_str).and_then(FinishReason::parse) {
             out.push(Chunk::Finish(f));
@@ -284,6 +287,8 @@ mod tests {
         assert_eq!(c[0], Chunk::Reasoning(Reasoning::token("hmm")));
         assert_eq!(c[1], Chunk::Finish(FinishReason::Length));
         assert_eq!(c[2], Chunk::Usage(Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 }));
+        let v = json!({"choices":[{"text":"legacy","finish_reason":null}]});
+        assert_eq!(stream_chunks("p", &v).ok(), Some(vec![Chunk::text("legacy")]));
         let v = json!({"choices":[], "usage": null});
         assert_eq!(stream_chunks("p", &v).ok(), Some(vec![]));
         assert!(matches!(stream_chunks("p", &json!({"error":{"message":"boom"}})), Err(Error::Upstream { .. })));

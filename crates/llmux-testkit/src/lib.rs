@@ -44,8 +44,13 @@
 //! # }
 //! ```
 
+pub mod amigochat;
 pub mod client;
 mod fault;
+pub mod flowgpt;
+pub mod gradio;
+pub mod hf_inference;
+pub mod huggingchat;
 pub mod openai;
 mod reply;
 mod server;

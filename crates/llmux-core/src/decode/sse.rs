@@ -411,12 +411,26 @@ mod tests {
         out
     }
 
+    /// Pushes every chunk before taking any event.
+    fn decode_undrained(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut d = SseDecoder::new();
+        for c in chunks {
+            d.push(c).expect("push");
+        }
+        std::iter::from_fn(|| d.finish()).collect()
+    }
+
     /// Decodes `input` whole, then split at every single point, then byte by byte; all must agree.
     fn check_all_splits(input: &[u8], expected: &[SseEvent]) {
         assert_eq!(decode_chunks(&[input]), expected, "whole input");
         for i in 0..=input.len() {
             let (a, b) = input.split_at(i);
             assert_eq!(decode_chunks(&[a, b]), expected, "split at {i}");
+            assert_eq!(
+                decode_undrained(&[a, b]),
+                expected,
+                "undrained split at {i}"
+            );
             for j in i..=input.len() {
                 let (b1, c) = b.split_at(j - i);
                 assert_eq!(decode_chunks(&[a, b1, c]), expected, "split at {i},{j}");
@@ -656,7 +670,8 @@ mod tests {
                 prev = p;
             }
             chunks.push(&input[prev..]);
-            prop_assert_eq!(decode_chunks(&chunks), expected);
+            prop_assert_eq!(&decode_chunks(&chunks), &expected);
+            prop_assert_eq!(decode_undrained(&chunks), expected);
         }
 
         #[test]

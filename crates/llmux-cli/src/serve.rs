@@ -1,0 +1,157 @@
+//! `llmux serve`: the OpenAI-compatible gateway.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use llmux::Secret;
+use llmux_server::{Gateway, ServerConfig};
+
+use crate::config::{OPENAI_COMPAT, Settings, parse_bind};
+use crate::exit::{self, CliError};
+use crate::{App, env_var};
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ServeArgs {
+    /// Listen address HOST:PORT [default: `server.bind`, else 127.0.0.1:1337].
+    #[arg(long, value_name = "HOST:PORT", env = "LLMUX_BIND")]
+    bind: Option<String>,
+    /// Listen port (overrides the port of --bind; 0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Key clients must send (Authorization: Bearer KEY, or g4f-api-key: KEY).
+    #[arg(long, value_name = "KEY", env = "LLMUX_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Serve this OpenAI-compatible upstream: sets the `openai-compat` provider's base URL,
+    /// puts it first and makes it the default provider of requests that name none.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+}
+
+/// Gateway settings given on the command line or in the environment.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServeFlags {
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+    pub api_key: Option<String>,
+    pub upstream: Option<String>,
+}
+
+impl ServeFlags {
+    /// Only what the environment says (for `llmux config`).
+    pub fn from_env() -> Self {
+        Self {
+            bind: env_var("LLMUX_BIND").filter(|v| !v.is_empty()),
+            api_key: env_var("LLMUX_API_KEY"),
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&ServeArgs> for ServeFlags {
+    fn from(a: &ServeArgs) -> Self {
+        Self {
+            bind: a.bind.clone(),
+            port: a.port,
+            api_key: a.api_key.clone(),
+            upstream: a.upstream.clone(),
+        }
+    }
+}
+
+/// The gateway configuration: flags (and their environment variables) over the `[server]`
+/// section over the defaults.
+pub(crate) fn server_config(
+    settings: &Settings,
+    flags: &ServeFlags,
+) -> Result<ServerConfig, CliError> {
+    let s = &settings.file.server;
+    let d = ServerConfig::default();
+    let mut bind: SocketAddr = match (&flags.bind, &s.bind) {
+        (Some(b), _) => parse_bind(b).map_err(|m| CliError::usage(format!("--bind: {m}")))?,
+        (None, Some(b)) => parse_bind(b).map_err(CliError::usage)?,
+        (None, None) => d.bind,
+    };
+    if let Some(p) = flags.port {
+        bind.set_port(p);
+    }
+    let api_key = match &flags.api_key {
+        Some(k) => Some(Secret::new(k.as_str())),
+        None => s.api_key.clone(),
+    }
+    .filter(|k| !k.is_empty());
+    let default_provider = if flags.upstream.is_some() {
+        Some(OPENAI_COMPAT.to_owned())
+    } else {
+        s.default_provider.clone().or(d.default_provider)
+    };
+    Ok(ServerConfig {
+        bind,
+        api_key,
+        max_body_bytes: s.max_body_bytes.unwrap_or(d.max_body_bytes),
+        allow_remote_media: s.allow_remote_media.unwrap_or(d.allow_remote_media),
+        cors: s.cors.unwrap_or(d.cors),
+        header_read_timeout: s.header_read_timeout.unwrap_or(d.header_read_timeout),
+        default_provider,
+        shutdown_grace: s.shutdown_grace.unwrap_or(d.shutdown_grace),
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called (not when
+/// first polled), so a signal right after startup is not lost.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+            eprintln!("llmux: shutting down");
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            eprintln!("llmux: shutting down");
+        }
+    }
+}
+
+/// Runs `llmux serve` until Ctrl-C / SIGTERM.
+pub(crate) async fn run(app: &App, args: ServeArgs) -> Result<u8, CliError> {
+    let config = server_config(&app.settings, &ServeFlags::from(&args))?;
+    let client = app.client()?;
+    let requested = config.bind;
+    let open = config.api_key.is_none() && !requested.ip().is_loopback();
+    let shutdown = shutdown_signal();
+    let bound = Gateway::new(client, config)
+        .bind()
+        .await
+        .map_err(|e| CliError::new(exit::FAILURE, format!("cannot listen on {requested}: {e}")))?;
+    eprintln!("llmux gateway listening on http://{}", bound.local_addr());
+    if open {
+        eprintln!(
+            "llmux: warning: listening on a non-loopback address without an API key; anyone who can reach it uses your providers (set --api-key or LLMUX_API_KEY)"
+        );
+    }
+    bound
+        .serve(shutdown)
+        .await
+        .map_err(|e| CliError::new(exit::FAILURE, format!("gateway failed: {e}")))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,84 @@
+//! [`ServerConfig`]: what the gateway listens on and what it accepts.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use llmux_core::Secret;
+
+/// Default listen address: `127.0.0.1:1337` (g4f's port, loopback only).
+pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
+    1337,
+);
+
+/// Default request body limit: 32 MiB (room for a few base64 images).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Settings of a [`Gateway`](crate::Gateway).
+///
+/// `Debug` never shows the API key. Build it with struct-update syntax:
+///
+/// ```
+/// use llmux_server::ServerConfig;
+/// let config = ServerConfig {
+///     api_key: Some("gateway-secret".into()),
+///     ..ServerConfig::default()
+/// };
+/// assert!(!format!("{config:?}").contains("gateway-secret"));
+/// ```
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Listen address (default `127.0.0.1:1337`). Any address is allowed; a non-loopback one
+    /// exposes the gateway (and the providers' credentials behind it) to the network, so set
+    /// [`ServerConfig::api_key`] then.
+    pub bind: SocketAddr,
+    /// Gateway key clients must send (`Authorization: Bearer`, `x-api-key` or `g4f-api-key`).
+    /// `None` = no authentication. The key is never forwarded to a provider.
+    pub api_key: Option<Secret>,
+    /// Largest accepted request body, in bytes (default 32 MiB); larger bodies get a 413.
+    pub max_body_bytes: usize,
+    /// Accept `http(s)://` URLs in `image_url` parts and pass them on to the provider (the
+    /// gateway itself never fetches them). Default `false`: only `data:` URIs are accepted.
+    pub allow_remote_media: bool,
+    /// Answer CORS preflights and send `access-control-allow-origin: *` (default `true`).
+    pub cors: bool,
+    /// Longest time a client may take to send the request head (default 10 s). The body has
+    /// its own fixed limit of 60 s.
+    pub header_read_timeout: Duration,
+    /// Provider used when a request names none (neither `provider` nor a `provider:model`
+    /// prefix). `None` = automatic routing by model.
+    pub default_provider: Option<String>,
+    /// How long [`BoundGateway::serve`](crate::BoundGateway::serve) lets open requests and
+    /// streams finish after the shutdown signal before cutting them (default 30 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND,
+            api_key: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allow_remote_media: false,
+            cors: true,
+            header_read_timeout: Duration::from_secs(10),
+            default_provider: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("allow_remote_media", &self.allow_remote_media)
+            .field("cors", &self.cors)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("default_provider", &self.default_provider)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}

@@ -1,0 +1,116 @@
+//! # llmux-server
+//!
+//! The OpenAI-compatible HTTP gateway of [llmux](https://github.com/llmux/llmux), as a library:
+//! any OpenAI SDK pointed at it (`base_url = "http://127.0.0.1:1337/v1"`) talks to every
+//! provider an [`llmux::Client`] knows, with llmux's routing and fallback behind it.
+//!
+//! ```no_run
+//! use llmux_server::{Gateway, ServerConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = llmux::Client::from_env()?;
+//! let config = ServerConfig {
+//!     bind: "127.0.0.1:8080".parse()?,
+//!     api_key: Some("my-gateway-key".into()),
+//!     ..ServerConfig::default()
+//! };
+//! let bound = Gateway::new(client, config).bind().await?;
+//! println!("listening on http://{}/v1", bound.local_addr());
+//! // send on `stop` (e.g. from a Ctrl-C handler) to shut down gracefully
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! # drop(stop);
+//! bound
+//!     .serve(async {
+//!         let _ = stopped.await;
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Endpoints
+//!
+//! Paths work with or without the `/v1` prefix.
+//!
+//! | Route | What |
+//! |---|---|
+//! | `POST /v1/chat/completions` | chat, streaming (SSE) or not |
+//! | `GET /v1/models`, `GET /v1/models/{id}` | models of the providers automatic routing uses (`owned_by` = provider); `{id}` may also be an alias or `provider:model` |
+//! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
+//! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
+//! | `GET /health` | liveness, never needs the key |
+//!
+//! **Chat requests** take OpenAI's body: `model` (id, alias or `provider:model`), `messages`
+//! (text, `image_url` parts with `data:` URIs, `input_audio` parts), `stream`,
+//! `stream_options.include_usage`, `temperature`, `top_p`, `max_tokens` /
+//! `max_completion_tokens`, `presence_penalty`, `frequency_penalty`, `stop` (string or array),
+//! `seed`; plus the llmux/g4f extensions `provider`, `conversation` (state returned by the
+//! previous answer), `api_key` (a credential for the named provider) and `web_search`. Unknown
+//! fields are ignored. Remote image URLs are refused unless [`ServerConfig::allow_remote_media`].
+//!
+//! **Answers** are `chat.completion` / `chat.completion.chunk` objects with the extension
+//! fields `provider` and (on the final chunk / the completion) `conversation`. Reasoning is
+//! `reasoning_content`. Generated images, sources, audio and login prompts are rendered as
+//! markdown into `content`, as g4f does. The final stream chunk carries `finish_reason` and
+//! `usage` (upstream's, else estimated at 4 bytes per token); with
+//! `stream_options.include_usage` the usage comes instead in a separate last chunk with empty
+//! `choices`, as OpenAI sends it. Streams end with `data: [DONE]`.
+//!
+//! A stream's HTTP headers are held back until the first output, so failures before any
+//! output get real statuses. An error after output has begun arrives as an event
+//! `data: {"error":{...}}` followed by `data: [DONE]`.
+//!
+//! ## Errors
+//!
+//! Always `{"error":{"message","type","param","code"}}`:
+//!
+//! | Status | When |
+//! |---|---|
+//! | 400 | malformed JSON (`invalid_json`), a wrong field (`param` names it, e.g. `messages[0].content`), an API key in the query string (`api_key_in_query`), a remote image URL, upstream refused the parameters |
+//! | 401 | gateway key missing (`missing_api_key`); or the **provider** needs credentials (`upstream_auth_required`: configure them or send `api_key` in the body) |
+//! | 403 | wrong gateway key (`invalid_api_key`) |
+//! | 404 | unknown model (`model_not_found`, `model_not_supported`) or provider (`provider_not_found`), unknown endpoint |
+//! | 413 | body over [`ServerConfig::max_body_bytes`] |
+//! | 429 | upstream rate limit; its `Retry-After` is passed on |
+//! | 502 | upstream failure; the message names every provider tried |
+//! | 503 | model loading upstream (`Retry-After` when known) |
+//! | 504 | upstream timeout |
+//!
+//! ## Security
+//!
+//! The gateway key ([`ServerConfig::api_key`]) is read from `Authorization: Bearer`,
+//! `x-api-key` or `g4f-api-key`, compared in constant time, and **never forwarded upstream**
+//! (unlike g4f, which passes a Bearer credential on as the provider key). Only a body `api_key`
+//! reaches a provider, and only one the caller named explicitly. Keys in the URL query are
+//! refused. Logs never contain headers, bodies or query strings.
+//!
+//! ## Overhead header
+//!
+//! Chat and image responses carry `x-llmux-overhead-ms`: the gateway's own wall time on the
+//! request, in milliseconds (3 decimals). It is the time from the request head's arrival to the
+//! start of the body read, plus the time from the end of the body read until the request is
+//! handed to [`llmux::Client::chat`] (routing, authentication, JSON parsing, validation), plus,
+//! for non-streaming answers, the time from the upstream's last chunk to the finished response
+//! body (serialisation). It excludes the time the client takes to send the body and everything
+//! after the hand-off to the llmux client (provider resolution, upstream I/O, and the per-chunk
+//! relay of streams, whose headers leave before the stream ends).
+//!
+//! ## Logging
+//!
+//! One `tracing` event per request at info level, target `llmux_server::access`: method, route,
+//! model, provider, status, latency, time to first token, outcome (streams log when they end,
+//! including `client_closed` when the client went away — which also drops the upstream call).
+
+mod answer;
+mod body;
+mod config;
+mod error;
+mod log;
+mod render;
+mod routes;
+mod server;
+mod sse;
+mod wire;
+
+pub use config::{DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, ServerConfig};
+pub use routes::OVERHEAD_HEADER;
+pub use server::{BoundGateway, Gateway};

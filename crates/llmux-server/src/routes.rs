@@ -1,0 +1,743 @@
+//! Routing and the handlers of every endpoint.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use llmux::{Chunk, Error, MediaData, ModelKind};
+use llmux_core::media;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::answer::{Answer, Piece};
+use crate::body::{self, Body};
+use crate::config::ServerConfig;
+use crate::error::{ApiError, from_llmux};
+use crate::log::{Access, ms};
+use crate::sse::SseBody;
+use crate::wire::{self, ChatCompletionRequest, ImageRequest, ResponseFormat};
+
+/// Longest time a client may take to send a request body.
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Response header with the gateway's own time on the request (see the crate docs).
+pub const OVERHEAD_HEADER: &str = "x-llmux-overhead-ms";
+
+const SSE: HeaderValue = HeaderValue::from_static("text/event-stream; charset=utf-8");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+const NO: HeaderValue = HeaderValue::from_static("no");
+const STAR: HeaderValue = HeaderValue::from_static("*");
+const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, OPTIONS");
+const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
+    "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project",
+);
+const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("x-llmux-overhead-ms, retry-after");
+const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+
+/// Everything a request handler needs.
+pub(crate) struct State {
+    pub client: llmux::Client,
+    pub config: ServerConfig,
+    key_hash: Option<[u8; 32]>,
+}
+
+impl State {
+    pub fn new(client: llmux::Client, config: ServerConfig) -> Self {
+        let key_hash = config
+            .api_key
+            .as_ref()
+            .filter(|k| !k.is_empty())
+            .map(|k| Sha256::digest(k.expose().as_bytes()).into());
+        Self {
+            client,
+            config,
+            key_hash,
+        }
+    }
+
+    /// Checks the gateway key: `x-api-key`, `g4f-api-key`, then `Authorization: Bearer`.
+    /// Compared in constant time (over SHA-256 digests, so the length does not leak either).
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.key_hash else {
+            return Ok(());
+        };
+        let presented = ["x-api-key", "g4f-api-key"]
+            .iter()
+            .find_map(|h| headers.get(*h).map(HeaderValue::as_bytes))
+            .or_else(|| {
+                let v = headers.get(http::header::AUTHORIZATION)?.as_bytes();
+                let (scheme, token) = v.split_at(v.iter().position(|b| *b == b' ').unwrap_or(v.len()));
+                scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+            })
+            .map(<[u8]>::trim_ascii)
+            .filter(|k| !k.is_empty());
+        let Some(presented) = presented else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "missing_api_key",
+                "this gateway requires an API key: send `Authorization: Bearer <key>` (or an `x-api-key` header)",
+            ));
+        };
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        if bool::from(digest.ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "authentication_error",
+                "invalid_api_key",
+                "the gateway API key is not valid",
+            ))
+        }
+    }
+
+    /// Applies the configured default provider to a request that names none.
+    fn default_provider(&self, req: &mut llmux::ChatRequest) {
+        let Some(default) = &self.config.default_provider else {
+            return;
+        };
+        if req.provider.is_some() {
+            return;
+        }
+        let prefixed = req
+            .model
+            .split_once(':')
+            .is_some_and(|(p, _)| self.client.provider(p).is_some());
+        if !prefixed {
+            req.provider = Some(default.clone());
+        }
+    }
+}
+
+enum Route {
+    Health,
+    Chat,
+    Images,
+    Models,
+    Model(String),
+    Providers,
+    Provider(String),
+}
+
+impl Route {
+    fn label(&self) -> &'static str {
+        match self {
+            Route::Health => "/health",
+            Route::Chat => "/v1/chat/completions",
+            Route::Images => "/v1/images/generations",
+            Route::Models => "/v1/models",
+            Route::Model(_) => "/v1/models/{id}",
+            Route::Providers => "/v1/providers",
+            Route::Provider(_) => "/v1/providers/{name}",
+        }
+    }
+
+    fn method(&self) -> Method {
+        match self {
+            Route::Chat | Route::Images => Method::POST,
+            _ => Method::GET,
+        }
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Paths are accepted with or without the `/v1` prefix.
+fn route(path: &str) -> Option<Route> {
+    let p = match path.strip_prefix("/v1") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => path,
+    };
+    let p = p.trim_end_matches('/');
+    Some(match p {
+        "/health" | "/healthz" => Route::Health,
+        "/chat/completions" => Route::Chat,
+        "/images/generations" | "/images/generate" | "/media/generate" => Route::Images,
+        "/models" => Route::Models,
+        "/providers" => Route::Providers,
+        _ => {
+            if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
+                Route::Model(decode(id))
+            } else if let Some(name) = p.strip_prefix("/providers/").filter(|s| !s.is_empty() && !s.contains('/')) {
+                Route::Provider(decode(name))
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+/// Query parameters that look like credentials: refused, never accepted.
+fn query_has_key(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default().to_ascii_lowercase().replace('-', "_");
+        matches!(
+            name.as_str(),
+            "key" | "api_key" | "apikey" | "g4f_api_key" | "x_api_key" | "access_token" | "token" | "auth" | "authorization"
+        )
+    })
+}
+
+/// Handles one request (never fails: errors become OpenAI-shaped responses).
+pub(crate) async fn handle<B>(state: Arc<State>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let start = Instant::now();
+    let cors = state.config.cors;
+    let mut resp = if req.method() == Method::OPTIONS && cors {
+        preflight(req.headers())
+    } else {
+        dispatch(&state, req, start).await
+    };
+    if cors {
+        resp.headers_mut().insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, STAR);
+        resp.headers_mut().insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
+    }
+    resp
+}
+
+fn preflight(headers: &HeaderMap) -> Response<Body> {
+    let mut r = Response::new(Body::Full(None));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
+    let allow = headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or(DEFAULT_ALLOW_HEADERS);
+    h.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, allow);
+    h.insert(http::header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
+    r
+}
+
+async fn dispatch<B>(state: &State, req: Request<B>, start: Instant) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let method = req.method().clone();
+    let route = route(req.uri().path());
+    let mut access = Access::new(method.clone(), route.as_ref().map_or("(unknown)", Route::label), start);
+    let resp = match route {
+        _ if req.uri().query().is_some_and(query_has_key) => body::error(&ApiError::bad_request(
+            "api_key_in_query",
+            "API keys are not accepted in the URL (URLs end up in logs); send `Authorization: Bearer <key>`",
+        )),
+        None => body::error(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("unknown endpoint {method} {}", req.uri().path()),
+        )),
+        Some(r) if r.method() != method && !(method == Method::HEAD && r.method() == Method::GET) => {
+            let mut resp = body::error(&ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                format!("{} expects {}", r.label(), r.method()),
+            ));
+            if let Ok(v) = HeaderValue::from_str(r.method().as_str()) {
+                resp.headers_mut().insert(ALLOW, v);
+            }
+            resp
+        }
+        Some(Route::Health) => body::json(StatusCode::OK, &json!({"status": "ok"})),
+        Some(r) => match state.authorize(req.headers()) {
+            Err(e) => body::error(&e),
+            Ok(()) => match r {
+                Route::Chat => chat(state, req, &mut access).await,
+                Route::Images => images(state, req, &mut access).await,
+                Route::Models => models(state).await,
+                Route::Model(id) => model(state, &id).await,
+                Route::Providers => providers(state),
+                Route::Provider(name) => provider(state, &name).await,
+                Route::Health => body::json(StatusCode::OK, &json!({"status": "ok"})),
+            },
+        },
+    };
+    if !matches!(resp.body(), Body::Sse(_)) {
+        access.log(resp.status().as_u16(), if resp.status().is_success() { "ok" } else { "error" });
+    }
+    resp
+}
+
+/// Reads the body within the size limit and [`BODY_READ_TIMEOUT`].
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "body_too_large",
+            format!("the request body is larger than this gateway's limit of {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, body.collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "body_timeout",
+            "the request body did not arrive in time",
+        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::bad_request("body_read", format!("could not read the request body: {e}"))),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+fn set_overhead(resp: &mut Response<Body>, d: Duration) {
+    let mut buf = [0u8; 24];
+    let s = {
+        use std::io::Write;
+        let mut cur = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cur, "{:.3}", ms(d));
+        let n = usize::try_from(cur.position()).unwrap_or(0);
+        &buf[..n]
+    };
+    if let Ok(v) = HeaderValue::from_bytes(s) {
+        resp.headers_mut().insert(OVERHEAD_HEADER, v);
+    }
+}
+
+fn error_with_overhead(e: &ApiError, overhead: Duration) -> Response<Body> {
+    let mut r = body::error(e);
+    set_overhead(&mut r, overhead);
+    r
+}
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    provider: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: llmux::Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation: Option<&'a llmux::Conversation>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: OutMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct OutMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+}
+
+/// `POST /v1/chat/completions`.
+async fn chat<B>(state: &State, req: Request<B>, access: &mut Access) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let before_body = access.start.elapsed();
+    let raw = match read_body(req, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error_with_overhead(&e, before_body),
+    };
+    let parse_start = Instant::now();
+    let parsed = wire::parse::<ChatCompletionRequest>(&raw)
+        .and_then(|r| r.into_request(state.config.allow_remote_media));
+    drop(raw);
+    let (mut creq, opts) = match parsed {
+        Ok(x) => x,
+        Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
+    };
+    state.default_provider(&mut creq);
+    access.model.clone_from(&creq.model);
+    let mut answer = Answer::new(creq.model.clone(), opts.prompt_chars);
+    let mut overhead = before_body + parse_start.elapsed();
+    let mut stream = state.client.chat(creq);
+
+    if opts.stream {
+        // hold the headers until the first visible chunk, so that errors before any output
+        // (unknown model, rate limits, upstream down) get an honest HTTP status
+        let first = loop {
+            match stream.next().await {
+                Some(Ok(chunk)) if Answer::is_visible(&chunk) => break Some(chunk),
+                Some(Ok(chunk)) => {
+                    let _ = answer.take(chunk);
+                }
+                Some(Err(e)) => {
+                    access.model.clone_from(&answer.model);
+                    access.provider.clone_from(&answer.provider);
+                    let api = from_llmux(&e);
+                    access.error_code = Some(api.code);
+                    return error_with_overhead(&api, overhead);
+                }
+                None => break None,
+            }
+        };
+        let sse = SseBody::new(stream, first, answer, opts.include_usage, access.clone());
+        let mut resp = Response::new(Body::Sse(Box::new(sse)));
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, SSE);
+        h.insert(CACHE_CONTROL, NO_CACHE);
+        h.insert(X_ACCEL_BUFFERING, NO);
+        set_overhead(&mut resp, overhead);
+        return resp;
+    }
+
+    let mut content = String::new();
+    let mut reasoning = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => match answer.take(chunk) {
+                Piece::Content(t) => {
+                    access.first_token();
+                    content.push_str(&t);
+                }
+                Piece::Reasoning(t) => {
+                    access.first_token();
+                    reasoning.push_str(&t);
+                }
+                Piece::Nothing => {}
+            },
+            Err(e) => {
+                access.model.clone_from(&answer.model);
+                access.provider.clone_from(&answer.provider);
+                let api = from_llmux(&e);
+                access.error_code = Some(api.code);
+                return error_with_overhead(&api, overhead);
+            }
+        }
+    }
+    drop(stream);
+    let build_start = Instant::now();
+    let out = Completion {
+        id: &answer.id,
+        object: "chat.completion",
+        created: answer.created,
+        model: &answer.model,
+        provider: &answer.provider,
+        choices: [Choice {
+            index: 0,
+            message: OutMessage {
+                role: "assistant",
+                content: &content,
+                reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
+            },
+            logprobs: None,
+            finish_reason: answer.finish_reason(),
+        }],
+        usage: answer.usage(),
+        conversation: answer.conversation.as_ref(),
+    };
+    let mut resp = body::json(StatusCode::OK, &out);
+    access.model.clone_from(&answer.model);
+    access.provider.clone_from(&answer.provider);
+    overhead += build_start.elapsed();
+    set_overhead(&mut resp, overhead);
+    resp
+}
+
+/// `POST /v1/images/generations`.
+async fn images<B>(state: &State, req: Request<B>, access: &mut Access) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let before_body = access.start.elapsed();
+    let raw = match read_body(req, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error_with_overhead(&e, before_body),
+    };
+    let parse_start = Instant::now();
+    let (mut creq, format) = match wire::parse::<ImageRequest>(&raw).and_then(ImageRequest::into_request) {
+        Ok(x) => x,
+        Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
+    };
+    state.default_provider(&mut creq);
+    access.model.clone_from(&creq.model);
+    let overhead = before_body + parse_start.elapsed();
+    let mut model = creq.model.clone();
+    let mut provider = String::new();
+    let mut found = Vec::new();
+    let mut stream = state.client.chat(creq);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(Chunk::Images(imgs)) => {
+                access.first_token();
+                found.extend(imgs);
+            }
+            Ok(Chunk::Provider(p)) => {
+                provider = p.provider;
+                if !p.model.is_empty() {
+                    model = p.model;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                access.provider.clone_from(&provider);
+                return error_with_overhead(&from_llmux(&e), overhead);
+            }
+        }
+    }
+    drop(stream);
+    access.model.clone_from(&model);
+    access.provider.clone_from(&provider);
+    if found.is_empty() {
+        return error_with_overhead(
+            &ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "no_media",
+                format!("{provider}: the provider returned no image"),
+            ),
+            overhead,
+        );
+    }
+    let items = found.into_iter().map(|img| {
+        let provider = provider.as_str();
+        async move {
+            let data = match (format, img.data) {
+                (ResponseFormat::Url, MediaData::Url(u)) => json!({"url": u}),
+                (ResponseFormat::Url, MediaData::Bytes { mime, data }) => {
+                    json!({"url": media::to_data_uri(&mime, &data)})
+                }
+                (ResponseFormat::B64Json, MediaData::Bytes { data, .. }) => {
+                    json!({"b64_json": media::b64_encode(&data)})
+                }
+                (ResponseFormat::B64Json, MediaData::Url(u)) => {
+                    let d = state.client.download(provider, &u).await?;
+                    json!({"b64_json": media::b64_encode(&d.data)})
+                }
+            };
+            let mut data = data;
+            data["revised_prompt"] = Value::String(img.alt);
+            Ok::<Value, Error>(data)
+        }
+    });
+    let mut data = Vec::new();
+    for r in futures_util::future::join_all(items).await {
+        match r {
+            Ok(v) => data.push(v),
+            Err(e) => return error_with_overhead(&from_llmux(&e), overhead),
+        }
+    }
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut resp = body::json(
+        StatusCode::OK,
+        &json!({"created": created, "data": data, "model": model, "provider": provider}),
+    );
+    set_overhead(&mut resp, overhead);
+    resp
+}
+
+#[derive(Serialize)]
+struct ModelObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    owned_by: &'a str,
+    image: bool,
+    vision: bool,
+    audio: bool,
+}
+
+/// `GET /v1/models`: every model of the providers automatic routing uses, each id once
+/// (`owned_by` = the first provider serving it, in priority order).
+async fn models(state: &State) -> Response<Body> {
+    let list = state.client.models().await;
+    let mut seen = HashSet::new();
+    let data: Vec<ModelObject<'_>> = list
+        .iter()
+        .filter(|m| m.enabled && seen.insert(m.id.as_str()))
+        .map(|m| ModelObject {
+            id: &m.id,
+            object: "model",
+            created: 0,
+            owned_by: &m.provider,
+            image: m.kind == ModelKind::Image,
+            vision: m.vision,
+            audio: m.audio,
+        })
+        .collect();
+    body::json(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`: a model id, alias, or `provider:model`.
+async fn model(state: &State, id: &str) -> Response<Body> {
+    let not_found = || {
+        body::error(
+            &ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("the model `{id}` does not exist"),
+            )
+            .with_param("model"),
+        )
+    };
+    let found = |id: &str, owner: &str, kind: ModelKind, vision: bool, audio: bool| {
+        body::json(
+            StatusCode::OK,
+            &ModelObject {
+                id,
+                object: "model",
+                created: 0,
+                owned_by: owner,
+                image: kind == ModelKind::Image,
+                vision,
+                audio,
+            },
+        )
+    };
+    if let Some((p, m)) = id.split_once(':') {
+        if let Some(provider) = state.client.provider(p) {
+            let info = provider.info();
+            let known = match state.client.provider_models(p).await {
+                Ok(list) => list,
+                Err(_) => info.all_models(),
+            };
+            if known.iter().any(|k| k == m) || info.alias_target(m).is_some() || known.is_empty() {
+                let kind = if info.image_models.iter().any(|x| x == m) { ModelKind::Image } else { ModelKind::Chat };
+                let vision = info.vision_models.iter().any(|x| x == m);
+                let audio = info.audio_models.iter().any(|x| x == m);
+                return found(id, &info.name, kind, vision, audio);
+            }
+            return not_found();
+        }
+    }
+    let list = state.client.models().await;
+    if let Some(m) = list.iter().find(|m| m.id == id) {
+        return found(&m.id, &m.provider, m.kind, m.vision, m.audio);
+    }
+    for p in state.client.providers() {
+        if p.info.alias_target(id).is_some() {
+            return found(id, &p.info.name, ModelKind::Chat, false, false);
+        }
+    }
+    not_found()
+}
+
+#[derive(Serialize)]
+struct ProviderObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    label: &'a str,
+    url: String,
+    g4f_name: &'a str,
+    working: bool,
+    enabled: bool,
+    needs_auth: bool,
+    supports_stream: bool,
+    supports_system_message: bool,
+    supports_message_history: bool,
+    default_model: &'a str,
+    models: Vec<String>,
+    image_models: &'a [String],
+    vision_models: &'a [String],
+    audio_models: &'a [String],
+    aliases: &'a std::collections::BTreeMap<String, String>,
+}
+
+fn provider_object<'a>(info: &'a llmux::ProviderInfo, enabled: bool, models: Vec<String>) -> ProviderObject<'a> {
+    ProviderObject {
+        id: &info.name,
+        object: "provider",
+        label: &info.label,
+        url: llmux_core::http::redact_url(&info.url),
+        g4f_name: &info.g4f_name,
+        working: info.working,
+        enabled,
+        needs_auth: info.needs_auth,
+        supports_stream: info.supports_stream,
+        supports_system_message: info.supports_system_message,
+        supports_message_history: info.supports_message_history,
+        default_model: &info.default_model,
+        models,
+        image_models: &info.image_models,
+        vision_models: &info.vision_models,
+        audio_models: &info.audio_models,
+        aliases: &info.model_aliases,
+    }
+}
+
+/// `GET /v1/providers`: static metadata (no network).
+fn providers(state: &State) -> Response<Body> {
+    let list = state.client.providers();
+    let data: Vec<ProviderObject<'_>> = list
+        .iter()
+        .map(|p| provider_object(&p.info, p.enabled, p.info.all_models()))
+        .collect();
+    body::json(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/providers/{name}`: metadata plus discovered models.
+async fn provider(state: &State, name: &str) -> Response<Body> {
+    let list = state.client.providers();
+    let Some(p) = list.iter().find(|p| {
+        p.info.name.eq_ignore_ascii_case(name) || (!p.info.g4f_name.is_empty() && p.info.g4f_name.eq_ignore_ascii_case(name))
+    }) else {
+        let e = state
+            .client
+            .provider_models(name)
+            .await
+            .err()
+            .unwrap_or_else(|| Error::ProviderNotFound { name: name.to_owned(), suggestions: Vec::new() });
+        return body::error(&from_llmux(&e));
+    };
+    let models = match state.client.provider_models(&p.info.name).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(provider = %p.info.name, error = %e, "model discovery failed");
+            p.info.all_models()
+        }
+    };
+    body::json(StatusCode::OK, &provider_object(&p.info, p.enabled, models))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_query_keys() {
+        assert!(matches!(route("/v1/chat/completions"), Some(Route::Chat)));
+        assert!(matches!(route("/chat/completions/"), Some(Route::Chat)));
+        assert!(matches!(route("/v1/models/org/model%20x"), Some(Route::Model(m)) if m == "org/model x"));
+        assert!(route("/v1x/models").is_none());
+        assert!(query_has_key("a=1&api-key=x"));
+        assert!(query_has_key("key=x"));
+        assert!(!query_has_key("provider=x&monkey=1"));
+    }
+}

@@ -1,0 +1,287 @@
+//! Response decoding: text-generation-inference (TGI) SSE streams and non-streaming answers
+//! (`[{"generated_text": ...}]` JSON or media bytes).
+
+use llmux_core::bytes::Bytes;
+use llmux_core::decode::jsonl;
+use llmux_core::futures_util::{Stream, StreamExt};
+use llmux_core::{Chunk, Error, FinishReason, Image, MediaData, Result, media};
+use serde_json::Value;
+
+/// Folds TGI events into chunks (one state machine per stream).
+#[derive(Debug)]
+pub(crate) struct TgiState {
+    provider: String,
+    /// The next non-special token is the first one (its leading whitespace is stripped).
+    first: bool,
+    /// A special (end) token was seen: the finish reason is `stop`, else `length`.
+    special_seen: bool,
+}
+
+impl TgiState {
+    pub(crate) fn new(provider: &str, do_continue: bool) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            first: !do_continue,
+            special_seen: false,
+        }
+    }
+
+    /// The chunk of one body line: only `data:` lines count; an `error` event is an error.
+    pub(crate) fn line(&mut self, line: &[u8]) -> Result<Option<Chunk>> {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(data);
+        let event: Value = serde_json::from_str(text.trim()).map_err(|e| {
+            Error::protocol(&self.provider, format!("malformed TGI event: {e}"), &text)
+        })?;
+        if let Some(err) = event.get("error").filter(|e| !e.is_null()) {
+            let message = err
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| err.to_string());
+            return Err(Error::Upstream {
+                provider: self.provider.clone(),
+                message,
+            });
+        }
+        let Some(token) = event.get("token") else {
+            return Ok(None);
+        };
+        if token
+            .get("special")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
+            self.special_seen = true;
+            return Ok(None);
+        }
+        let mut piece = token
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.first {
+            piece = piece.trim_start();
+            self.first = false;
+        }
+        Ok((!piece.is_empty()).then(|| Chunk::text(piece)))
+    }
+
+    /// The finish reason once the body ended.
+    pub(crate) fn finish(&self) -> FinishReason {
+        if self.special_seen {
+            FinishReason::Stop
+        } else {
+            FinishReason::Length
+        }
+    }
+}
+
+/// Chunks of a TGI SSE body, then the finish reason.
+pub(crate) fn stream_chunks<S>(
+    provider: String,
+    body: S,
+    do_continue: bool,
+) -> impl Stream<Item = Result<Chunk>> + Send
+where
+    S: Stream<Item = Result<Bytes>> + Send,
+{
+    llmux_core::async_stream::try_stream! {
+        let mut state = TgiState::new(&provider, do_continue);
+        let mut lines = std::pin::pin!(jsonl::lines(body));
+        while let Some(line) = lines.next().await {
+            let line = line.map_err(|e| e.with_provider(&provider))?;
+            if let Some(chunk) = state.line(&line)? {
+                yield chunk;
+            }
+        }
+        yield Chunk::Finish(state.finish());
+    }
+}
+
+/// The MIME type of a `Content-Type` value, lower-cased, without parameters.
+pub(crate) fn mime_of(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A media chunk when the body is an image or audio file (by `Content-Type`, else by magic
+/// bytes unless the body is declared as JSON or text).
+pub(crate) fn media_chunk(mime: &str, data: &Bytes, alt: &str) -> Option<Chunk> {
+    let sniffed = || {
+        if mime.contains("json") || mime.starts_with("text/") {
+            None
+        } else {
+            media::sniff_image(data).map(str::to_owned)
+        }
+    };
+    if mime.starts_with("audio/") {
+        return Some(Chunk::Audio(MediaData::Bytes {
+            mime: mime.to_owned(),
+            data: data.clone(),
+        }));
+    }
+    let mime = if mime.starts_with("image/") {
+        mime.to_owned()
+    } else {
+        sniffed()?
+    };
+    Some(Chunk::Images(vec![Image {
+        data: MediaData::Bytes {
+            mime,
+            data: data.clone(),
+        },
+        alt: alt.to_owned(),
+        needs_auth: false,
+    }]))
+}
+
+/// The chunk of a non-streaming answer: media bytes, or the `generated_text` of
+/// `[{"generated_text": ...}]` with surrounding whitespace removed.
+pub(crate) fn complete_chunk(
+    provider: &str,
+    content_type: Option<&str>,
+    data: &Bytes,
+    alt: &str,
+) -> Result<Chunk> {
+    let mime = mime_of(content_type);
+    if let Some(chunk) = media_chunk(&mime, data, alt) {
+        return Ok(chunk);
+    }
+    let text = String::from_utf8_lossy(data);
+    let v: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::protocol(
+            provider,
+            format!("expected JSON or media, got {mime:?}: {e}"),
+            &text,
+        )
+    })?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        return Err(Error::Upstream {
+            provider: provider.to_owned(),
+            message: err
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| err.to_string()),
+        });
+    }
+    let generated = v
+        .get(0)
+        .or(Some(&v))
+        .and_then(|o| o.get("generated_text"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::protocol(provider, "answer without `generated_text`", &text))?;
+    Ok(Chunk::text(generated.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lines: &[&str], do_continue: bool) -> Result<Vec<Chunk>> {
+        let mut s = TgiState::new("p", do_continue);
+        let mut out = Vec::new();
+        for l in lines {
+            if let Some(c) = s.line(l.as_bytes())? {
+                out.push(c);
+            }
+        }
+        out.push(Chunk::Finish(s.finish()));
+        Ok(out)
+    }
+
+    #[test]
+    fn transcript_a_stream() {
+        let lines = [
+            r#"data:{"index":1,"token":{"id":9707,"text":" Hello","logprob":-0.2,"special":false},"generated_text":null,"details":null}"#,
+            "",
+            r#"data:{"index":2,"token":{"id":0,"text":"!","logprob":-0.1,"special":false},"generated_text":null,"details":null}"#,
+            "",
+            r#"data:{"index":3,"token":{"id":151645,"text":"<|im_end|>","logprob":0.0,"special":true},"generated_text":"Hello!","details":null}"#,
+        ];
+        assert_eq!(
+            run(&lines, false).expect("ok"),
+            vec![
+                Chunk::text("Hello"),
+                Chunk::text("!"),
+                Chunk::Finish(FinishReason::Stop)
+            ]
+        );
+        assert_eq!(
+            run(&lines[..3], false).expect("ok"),
+            vec![
+                Chunk::text("Hello"),
+                Chunk::text("!"),
+                Chunk::Finish(FinishReason::Length)
+            ]
+        );
+        // Continue mode keeps the leading space.
+        assert_eq!(
+            run(&lines[..1], true).expect("ok")[0],
+            Chunk::text(" Hello")
+        );
+    }
+
+    #[test]
+    fn first_flag_is_cleared_by_a_blank_first_token() {
+        let lines = [
+            r#"data: {"token":{"text":"  ","special":false}}"#,
+            r#"comment or id line"#,
+            r#"data:{"token":{"text":" world","special":false}}"#,
+        ];
+        assert_eq!(
+            run(&lines, false).expect("ok"),
+            vec![Chunk::text(" world"), Chunk::Finish(FinishReason::Length)]
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let e = run(
+            &[r#"data:{"error":"Input validation error","error_type":"validation"}"#],
+            false,
+        );
+        assert!(
+            matches!(&e, Err(Error::Upstream { message, .. }) if message == "Input validation error"),
+            "{e:?}"
+        );
+        let e = run(&["data:{not json"], false);
+        assert!(matches!(e, Err(Error::Protocol { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn non_stream_answers() {
+        let body = Bytes::from_static(br#"[{"generated_text":"  Hello there \n"}]"#);
+        let c = complete_chunk("p", Some("application/json"), &body, "x").expect("text");
+        assert_eq!(c, Chunk::text("Hello there"));
+        let jpeg = Bytes::from_static(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]);
+        let c = complete_chunk("p", Some("image/jpeg"), &jpeg, "a cat").expect("image");
+        assert_eq!(
+            c,
+            Chunk::Images(vec![Image {
+                data: MediaData::Bytes {
+                    mime: "image/jpeg".into(),
+                    data: jpeg.clone()
+                },
+                alt: "a cat".into(),
+                needs_auth: false,
+            }])
+        );
+        let c = complete_chunk("p", Some("application/octet-stream"), &jpeg, "a").expect("sniffed");
+        assert!(matches!(c, Chunk::Images(_)));
+        let e = complete_chunk(
+            "p",
+            Some("application/json"),
+            &Bytes::from_static(br#"{"error":"boom"}"#),
+            "",
+        );
+        assert!(matches!(e, Err(Error::Upstream { .. })));
+        let e = complete_chunk("p", Some("text/html"), &Bytes::from_static(b"<html>"), "");
+        assert!(matches!(e, Err(Error::Protocol { .. })));
+    }
+}
