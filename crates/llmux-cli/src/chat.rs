@@ -233,7 +233,8 @@ impl Renderer {
                 self.spinner
                     .set_label(&format!("asking {} ({})…", p.provider, p.model));
                 if self.verbose {
-                    self.note(&format!("llmux: provider {} model {}", p.provider, p.model));
+                    let model = if p.model.is_empty() { "(default)" } else { p.model.as_str() };
+                    self.note(&format!("llmux: provider {} model {model}", p.provider));
                 }
             }
             Chunk::LoginRequired { label, url } => {

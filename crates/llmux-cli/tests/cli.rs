@@ -1,0 +1,944 @@
+//! Drives the built `llmux` binary as a process against the testkit fakes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use llmux_testkit::openai::{FakeOpenAi, TINY_PNG};
+use llmux_testkit::{FakeServer, Fault, closed_port};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_llmux");
+/// Upper bound of any one process run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A fresh, empty directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("llmux-cli-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Environment that points every compiled-in provider at a closed port, so nothing leaves the
+/// machine, with an isolated HOME (no user configuration).
+fn base_env(home: &Path) -> BTreeMap<String, String> {
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let mut env = BTreeMap::new();
+    let client = llmux::Client::builder()
+        .ignore_env()
+        .build()
+        .expect("client");
+    for p in client.providers() {
+        let prefix = llmux::ProviderConfig::env_prefix(&p.info.name);
+        env.insert(format!("{prefix}_BASE_URL"), closed.clone());
+        for o in &p.info.origins {
+            env.insert(
+                format!("{prefix}_{}_URL", o.key.to_ascii_uppercase()),
+                closed.clone(),
+            );
+        }
+    }
+    for reg in llmux::core::registrations().expect("registrations") {
+        let prefix = llmux::ProviderConfig::env_prefix(reg.name);
+        for key in reg.extra_origins {
+            env.insert(
+                format!("{prefix}_{}_URL", key.to_ascii_uppercase()),
+                closed.clone(),
+            );
+        }
+    }
+    env.insert("HOME".into(), home.display().to_string());
+    env.insert(
+        "XDG_CONFIG_HOME".into(),
+        home.join(".config").display().to_string(),
+    );
+    env.insert("NO_COLOR".into(), "1".into());
+    env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+    env
+}
+
+/// One process run: how it ended and what it printed.
+#[derive(Debug)]
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// When the first stdout bytes arrived and when the process ended (from spawn).
+    first_stdout: Option<Duration>,
+    ended: Duration,
+}
+
+/// A prepared `llmux` invocation.
+struct Llmux {
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    dir: PathBuf,
+    stdin: Option<String>,
+}
+
+impl Llmux {
+    fn new(dir: &Path, args: &[&str]) -> Self {
+        Self {
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            env: base_env(dir),
+            dir: dir.to_owned(),
+            stdin: None,
+        }
+    }
+
+    fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+
+    fn stdin(mut self, s: &str) -> Self {
+        self.stdin = Some(s.into());
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(&self.dir)
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs to completion (killed after [`RUN_TIMEOUT`]).
+    fn run_blocking(self) -> Output {
+        let start = Instant::now();
+        let mut child = self.command().spawn().expect("spawn llmux");
+        if let (Some(input), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(input.as_bytes());
+            });
+        }
+        let mut out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut first = None;
+            let mut chunk = [0u8; 4096];
+            loop {
+                match out.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        first.get_or_insert_with(|| start.elapsed());
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            }
+            (buf, first)
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            buf
+        });
+        let code = wait_with_timeout(&mut child, RUN_TIMEOUT);
+        let ended = start.elapsed();
+        let (stdout, first_stdout) = out_thread.join().expect("stdout reader");
+        let stderr = err_thread.join().expect("stderr reader");
+        Output {
+            code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            first_stdout,
+            ended,
+        }
+    }
+
+    /// Runs on a blocking thread, so the in-process fake keeps serving.
+    async fn run(self) -> Output {
+        tokio::task::spawn_blocking(move || self.run_blocking())
+            .await
+            .expect("runner thread")
+    }
+}
+
+/// Waits for the child, killing it (and failing the test) after `timeout`.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.code(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("llmux did not exit within {timeout:?}");
+            }
+        }
+    }
+}
+
+fn fake_url(server: &FakeServer) -> String {
+    server.url("/v1")
+}
+
+fn chat_bodies(server: &FakeServer) -> Vec<Value> {
+    server
+        .requests_to("/v1/chat/completions")
+        .iter()
+        .map(|r| r.json().expect("json body"))
+        .collect()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write file");
+}
+
+// -------------------------------------------------------------------------------------------
+// chat
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_streams_text_as_it_arrives() {
+    let server = FakeOpenAi::new()
+        .reply("Hello there, streaming world")
+        .chunks(3)
+        .chunk_delay(Duration::from_millis(400))
+        .start()
+        .await;
+    let dir = temp_dir("stream");
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-p", "openai-compat", "-m", "fake-model", "Hi", "there"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "Hello there, streaming world\n");
+    let first = out.first_stdout.expect("stdout was written");
+    assert!(
+        out.ended.saturating_sub(first) >= Duration::from_millis(500),
+        "text must be printed as it streams: first output at {first:?}, exit at {:?}",
+        out.ended
+    );
+    let bodies = chat_bodies(&server);
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["model"], "fake-model");
+    assert_eq!(bodies[0]["stream"], true);
+    assert_eq!(
+        bodies[0]["messages"],
+        json!([{"role": "user", "content": "Hi there"}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasoning_goes_to_stderr_when_not_a_terminal() {
+    let server = FakeOpenAi::new()
+        .reply("The answer.")
+        .reasoning("Let me think about it.")
+        .start()
+        .await;
+    let dir = temp_dir("reasoning");
+    let out = Llmux::new(&dir, &["chat", "-m", "openai-compat:fake-model", "q"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "The answer.\n");
+    assert!(
+        out.stderr.contains("Let me think about it."),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_and_no_stream() {
+    let server = FakeOpenAi::new()
+        .reply("JSON answer")
+        .reasoning("pondering")
+        .usage(5, 2)
+        .start()
+        .await;
+    let dir = temp_dir("json");
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-p", "openai-compat", "-m", "fake-model", "--json", "--no-stream", "q"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["text"], "JSON answer");
+    assert_eq!(v["reasoning"], "pondering");
+    assert_eq!(v["provider"], "openai-compat");
+    assert_eq!(v["model"], "fake-model");
+    assert_eq!(v["finish_reason"], "stop");
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})
+    );
+    assert_eq!(v["files"], json!([]));
+    assert_eq!(chat_bodies(&server)[0]["stream"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_from_stdin_with_system_prompt() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("stdin");
+    let url = fake_url(&server);
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-m", "openai-compat:fake-model", "--system", "Be brief.", "-"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .stdin("question from stdin\n")
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "echo: question from stdin\n");
+    // piped stdin without a PROMPT argument
+    let out = Llmux::new(&dir, &["chat", "-m", "openai-compat:fake-model"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .stdin("piped")
+        .run()
+        .await;
+    assert_eq!(out.stdout, "echo: piped\n", "{out:?}");
+    let bodies = chat_bodies(&server);
+    assert_eq!(
+        bodies[0]["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "question from stdin"}])
+    );
+    assert_eq!(
+        bodies[1]["messages"],
+        json!([{"role": "user", "content": "piped"}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_file_round_trip() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("conversation");
+    let conv = dir.join("conv.json");
+    // state of another provider from an earlier session must survive
+    write(
+        &conv,
+        r#"{"version":1,"messages":[],"conversation":{"huggingchat":{"conversationId":"c1"}}}"#,
+    );
+    let url = fake_url(&server);
+    let conv_arg = conv.display().to_string();
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-m", "openai-compat:fake-model", "--conversation", &conv_arg, "first question"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "echo: first question\n");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&conv).expect("read")).expect("json");
+    assert_eq!(saved["provider"], "openai-compat");
+    assert_eq!(saved["model"], "fake-model");
+    assert_eq!(
+        saved["messages"],
+        json!([{"role": "user", "content": "first question"}, {"role": "assistant", "content": "echo: first question"}])
+    );
+    assert_eq!(
+        saved["conversation"],
+        json!({"huggingchat": {"conversationId": "c1"}})
+    );
+
+    // the next run continues the chat with the stored provider and model
+    let out = Llmux::new(&dir, &["chat", "--conversation", &conv_arg, "second"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "echo: second\n");
+    let bodies = chat_bodies(&server);
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[1]["model"], "fake-model");
+    assert_eq!(
+        bodies[1]["messages"],
+        json!([
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "echo: first question"},
+            {"role": "user", "content": "second"}
+        ])
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&conv).expect("read")).expect("json");
+    assert_eq!(saved["messages"].as_array().map(Vec::len), Some(4));
+
+    // a broken file is a usage error and is left alone
+    write(&conv, "{broken");
+    let out = Llmux::new(&dir, &["chat", "--conversation", &conv_arg, "third"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("conv.json"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&conv).expect("read"), "{broken");
+}
+
+// -------------------------------------------------------------------------------------------
+// errors and exit codes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes() {
+    let dir = temp_dir("exit-codes");
+    let server = FakeOpenAi::new().api_key("sk-right").start().await;
+    let url = fake_url(&server);
+
+    // 2: usage
+    let out = Llmux::new(&dir, &["chat", "--timeout", "soon", "x"]).run().await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let out = Llmux::new(&dir, &["chat", "--image", "missing.png", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("missing.png"), "{}", out.stderr);
+
+    // 3: no such provider / model
+    let out = Llmux::new(&dir, &["chat", "-p", "nope", "x"]).run().await;
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_eq!(
+        out.stderr.lines().collect::<Vec<_>>(),
+        ["llmux: error: provider `nope` not found"]
+    );
+    let out = Llmux::new(&dir, &["chat", "-m", "no-such-model-anywhere", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(3), "{out:?}");
+
+    // 4: authentication (and the key never shows)
+    let out = Llmux::new(&dir, &["chat", "-p", "openai-compat", "-m", "fake-model", "x"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-wrong-key")
+        .run()
+        .await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.starts_with("llmux: error: openai-compat: authentication required"), "{}", out.stderr);
+    assert!(!out.stderr.contains("sk-wrong-key"), "{}", out.stderr);
+
+    // 5: upstream status and refused connections
+    server.inject("/v1/chat/completions", Fault::status(500));
+    let out = Llmux::new(&dir, &["chat", "-p", "openai-compat", "-m", "fake-model", "x"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-right")
+        .run()
+        .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
+    let out = Llmux::new(&dir, &["chat", "-p", "openai-compat", "-m", "m", "x"])
+        .env(
+            "LLMUX_OPENAI_COMPAT_BASE_URL",
+            &format!("http://127.0.0.1:{}/v1", closed_port()),
+        )
+        .run()
+        .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stderr.contains("connection failed"), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_from_flag_and_from_config() {
+    let server = FakeOpenAi::new()
+        .reply("slow reply here")
+        .chunks(3)
+        .chunk_delay(Duration::from_secs(5))
+        .start()
+        .await;
+    let dir = temp_dir("idle");
+    let url = fake_url(&server);
+    let started = Instant::now();
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-p", "openai-compat", "-m", "fake-model", "--idle-timeout", "0.5", "x"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stderr.contains("idle"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+
+    let cfg = dir.join("llmux.toml");
+    write(&cfg, "[timeouts]\nidle = 0.5\n");
+    let started = Instant::now();
+    let out = Llmux::new(
+        &dir,
+        &["chat", "--config", "llmux.toml", "-p", "openai-compat", "-m", "fake-model", "x"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stderr.contains("idle"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // --timeout bounds the whole answer
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-p", "openai-compat", "-m", "fake-model", "--timeout", "0.8", "x"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    assert!(out.stderr.contains("total timeout"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attempt_with_verbose() {
+    let dir = temp_dir("attempts");
+    let closed = format!("http://127.0.0.1:{}/v1", closed_port());
+    write(
+        &dir.join("c.toml"),
+        &format!(
+            "priority = [\"openai-compat\", \"second\"]\n\
+             [providers.openai-compat]\nbase_url = \"{closed}\"\nmodels = [\"shared-model\"]\n\
+             [instances.second]\nkind = \"openai-compat\"\nbase_url = \"{closed}\"\nmodels = [\"shared-model\"]\n"
+        ),
+    );
+    let out = Llmux::new(&dir, &["chat", "--config", "c.toml", "-m", "shared-model", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("llmux: error: all 2 providers failed; last: second: connection failed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lines[1], "llmux: run with -v to see every provider attempt");
+    let out = Llmux::new(&dir, &["-v", "chat", "--config", "c.toml", "-m", "shared-model", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+    let attempts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(attempts.len(), 2, "{}", out.stderr);
+    assert!(attempts[0].starts_with("  openai-compat (shared-model): openai-compat: connection failed"), "{}", out.stderr);
+    assert!(attempts[1].starts_with("  second (shared-model): second: connection failed"), "{}", out.stderr);
+}
+
+// -------------------------------------------------------------------------------------------
+// configuration
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_aliases_and_env_precedence() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("aliases");
+    let closed = format!("http://127.0.0.1:{}/v1", closed_port());
+    // the file points at a closed port; the environment (which wins) at the fake
+    write(
+        &dir.join("c.toml"),
+        &format!(
+            "[aliases]\nfast = \"openai-compat:fake-model\"\n[providers.openai-compat]\nbase_url = \"{closed}\"\n"
+        ),
+    );
+    let cfg = dir.join("c.toml").display().to_string();
+    let out = Llmux::new(&dir, &["chat", "-m", "fast", "hello"])
+        .env("LLMUX_CONFIG", &cfg)
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "echo: hello\n");
+    assert_eq!(chat_bodies(&server)[0]["model"], "fake-model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_files_are_clear_errors() {
+    let dir = temp_dir("bad-config");
+    write(
+        &dir.join("typo.toml"),
+        "[providers.openai-compat]\nbase_url = \"http://x/v1\"\napi_kee = \"k\"\n",
+    );
+    let out = Llmux::new(&dir, &["--config", "typo.toml", "providers"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert_eq!(
+        out.stderr.lines().next(),
+        Some("llmux: error: config file typo.toml, line 3, column 1, key `providers.openai-compat.api_kee`: unknown field `api_kee`, expected one of `kind`, `base_url`, `origins`, `api_key`, `cookies`, `enabled`, `default_model`, `models`, `options`")
+    );
+    assert_eq!(out.stdout, "");
+
+    write(&dir.join("type.toml"), "[timeouts]\ntotal = \"forever\"\n");
+    let out = Llmux::new(&dir, &["--config", "type.toml", "config"]).run().await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("config file type.toml, line 2, column 9, key `timeouts.total`"),
+        "{}",
+        out.stderr
+    );
+
+    write(&dir.join("provider.toml"), "[providers.no-such]\nenabled = true\n");
+    let out = Llmux::new(&dir, &["--config", "provider.toml", "models", "--offline"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("`providers.no-such`"), "{}", out.stderr);
+
+    let out = Llmux::new(&dir, &["--config", "missing.toml", "providers"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.starts_with("llmux: error: cannot read config file missing.toml"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_shows_effective_settings_with_secrets_masked() {
+    let dir = temp_dir("show-config");
+    write(
+        &dir.join("c.toml"),
+        r#"priority = ["huggingchat"]
+proxy = "http://proxyuser:proxy-pass-123@127.0.0.1:3128"
+
+[server]
+bind = "127.0.0.1:8080"
+api_key = "file-gateway-key-123"
+
+[timeouts]
+total = 120
+
+[providers.openai-compat]
+base_url = "http://file-host/v1"
+api_key = "sk-file-secret-123"
+options = { access_token = "option-secret-123", image_models = ["img"] }
+
+[providers.huggingchat]
+cookies = "hf-chat=cookie-secret-123; token=cookie-secret-456"
+
+[instances.ollama]
+kind = "openai-compat"
+base_url = "http://127.0.0.1:11434/v1"
+api_key = "instance-secret-123"
+"#,
+    );
+    let out = Llmux::new(&dir, &["--config", "c.toml", "config"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", "http://env-host/v1")
+        .env("LLMUX_API_KEY", "env-gateway-key-123")
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let text = &out.stdout;
+    for secret in [
+        "proxy-pass-123",
+        "file-gateway-key-123",
+        "env-gateway-key-123",
+        "sk-file-secret-123",
+        "option-secret-123",
+        "cookie-secret-123",
+        "cookie-secret-456",
+        "instance-secret-123",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+        assert!(!out.stderr.contains(secret), "{secret} leaked:\n{}", out.stderr);
+    }
+    assert!(text.contains("# config file: c.toml"), "{text}");
+    let body: String = text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let v: toml::Table = toml::from_str(&body).expect("valid TOML");
+    let oc = &v["providers"]["openai-compat"];
+    assert_eq!(oc["base_url"].as_str(), Some("http://env-host/v1"));
+    assert_eq!(oc["api_key"].as_str(), Some("***"));
+    assert_eq!(oc["options"]["access_token"].as_str(), Some("***"));
+    assert_eq!(
+        v["providers"]["huggingchat"]["cookies"].as_str(),
+        Some("hf-chat=***; token=***")
+    );
+    assert_eq!(v["instances"]["ollama"]["kind"].as_str(), Some("openai-compat"));
+    assert_eq!(v["instances"]["ollama"]["api_key"].as_str(), Some("***"));
+    assert_eq!(v["server"]["bind"].as_str(), Some("127.0.0.1:8080"));
+    assert_eq!(v["server"]["api_key"].as_str(), Some("***"));
+    assert_eq!(v["timeouts"]["total"].as_float(), Some(120.0));
+    assert_eq!(v["proxy"].as_str(), Some("http://127.0.0.1:3128"));
+
+    let out = Llmux::new(&dir, &["--config", "c.toml", "config", "--json"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["file"], "c.toml");
+    assert_eq!(v["config"]["providers"]["openai-compat"]["base_url"], "http://file-host/v1");
+    assert!(!out.stdout.contains("secret-123"), "{}", out.stdout);
+}
+
+// -------------------------------------------------------------------------------------------
+// listings
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_listing() {
+    let server = FakeOpenAi::new()
+        .models(["alpha-model", "beta-model"])
+        .start()
+        .await;
+    let dir = temp_dir("models");
+    let url = fake_url(&server);
+    let out = Llmux::new(&dir, &["models", "-p", "openai-compat"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("MODEL"), "{}", out.stdout);
+    assert!(lines[1].starts_with("alpha-model  openai-compat  chat"), "{}", out.stdout);
+    assert!(lines[2].starts_with("beta-model   openai-compat  chat"), "{}", out.stdout);
+
+    // every provider: discovery included, failures fall back to the static lists
+    let out = Llmux::new(&dir, &["models", "--json"])
+        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let v: Vec<Value> = serde_json::from_str(&out.stdout).expect("json");
+    assert!(v.iter().any(|m| m["id"] == "beta-model" && m["provider"] == "openai-compat"));
+    let static_list = Llmux::new(&dir, &["models", "--offline", "--json"]).run().await;
+    let s: Vec<Value> = serde_json::from_str(&static_list.stdout).expect("json");
+    assert!(!s.iter().any(|m| m["id"] == "beta-model"));
+    assert_eq!(s.len() + 2, v.len(), "discovered models are added to the static ones");
+
+    // unknown provider
+    let out = Llmux::new(&dir, &["models", "-p", "nope"]).run().await;
+    assert_eq!(out.code, Some(3), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_listing() {
+    let dir = temp_dir("providers");
+    let out = Llmux::new(&dir, &["providers"])
+        .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-listing")
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("WORKING") && lines[0].contains("AUTH")
+            && lines[0].contains("CAPABILITIES") && lines[0].ends_with("DEFAULT MODEL"),
+        "{}",
+        out.stdout
+    );
+    let oc = lines
+        .iter()
+        .find(|l| l.starts_with("openai-compat "))
+        .expect("openai-compat row");
+    assert!(oc.contains("optional, set"), "{oc}");
+    assert!(oc.contains("stream,system,history"), "{oc}");
+
+    let out = Llmux::new(&dir, &["providers", "--json"]).run().await;
+    let v: Vec<Value> = serde_json::from_str(&out.stdout).expect("json");
+    let names: Vec<&str> = v.iter().filter_map(|p| p["name"].as_str()).collect();
+    let expected: Vec<&str> = llmux::core::registrations()
+        .expect("registrations")
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names.len(), expected.len());
+    for n in expected {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let oc = v
+        .iter()
+        .find(|p| p["name"] == "openai-compat")
+        .expect("openai-compat");
+    assert_eq!(oc["credentials"], false);
+    assert!(oc["enabled"].is_boolean() && oc["working"].is_boolean());
+}
+
+// -------------------------------------------------------------------------------------------
+// images
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_downloads_to_output_file() {
+    let server = FakeOpenAi::new().models(["img-model"]).start().await;
+    let dir = temp_dir("image");
+    let url = fake_url(&server);
+    let out = Llmux::new(
+        &dir,
+        &["image", "-p", "openai-compat", "-m", "img-model", "-o", "out/fox.png", "a", "red", "fox"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "out/fox.png\n");
+    assert_eq!(
+        std::fs::read(dir.join("out/fox.png")).expect("image written"),
+        TINY_PNG
+    );
+    let reqs = server.requests_to("/v1/images/generations");
+    assert_eq!(reqs.len(), 1);
+    let body = reqs[0].json().expect("json");
+    assert_eq!(body["model"], "img-model");
+    assert_eq!(body["prompt"], "a red fox");
+    assert!(server.requests_to("/fake-files/{name}").len() == 1);
+
+    // without -o: a generated name in --output-dir
+    let out = Llmux::new(
+        &dir,
+        &["image", "-p", "openai-compat", "-m", "img-model", "--output-dir", "gen", "a blue bird"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let path = out.stdout.trim();
+    assert!(path.starts_with("gen/") && path.ends_with(".png"), "{path}");
+    assert!(path.contains("a_blue_bird"), "{path}");
+    assert_eq!(std::fs::read(dir.join(path)).expect("saved"), TINY_PNG);
+}
+
+// -------------------------------------------------------------------------------------------
+// serve
+
+/// A running `llmux serve`, killed on drop.
+struct Served {
+    child: Child,
+    addr: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_serve(cmd: Llmux) -> Served {
+    let mut child = cmd.command().spawn().expect("spawn llmux serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(a) = line.strip_prefix("llmux gateway listening on ") {
+                    break a.to_owned();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("llmux serve did not report its address");
+            }
+        }
+    };
+    Served {
+        child,
+        addr,
+        stderr: rx,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_and_shuts_down_on_sigterm() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("serve");
+    let mut served = start_serve(Llmux::new(
+        &dir,
+        &["serve", "--port", "0", "--upstream", &fake_url(&server)],
+    ));
+    assert!(served.addr.starts_with("http://127.0.0.1:"), "{}", served.addr);
+    assert!(!served.addr.ends_with(":0"), "{}", served.addr);
+
+    let health = llmux_testkit::client::get(&format!("{}/health", served.addr))
+        .await
+        .expect("health");
+    assert_eq!(health.status.as_u16(), 200);
+    let resp = llmux_testkit::client::post_json(
+        &format!("{}/v1/chat/completions", served.addr),
+        &[],
+        &json!({"model": "fake-model", "messages": [{"role": "user", "content": "via gateway"}]}),
+    )
+    .await
+    .expect("chat");
+    assert_eq!(resp.status.as_u16(), 200);
+    let v = resp.json().await.expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: via gateway");
+
+    let pid = served.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = tokio::task::spawn_blocking(move || {
+        let code = wait_with_timeout(&mut served.child, Duration::from_secs(15));
+        let rest: Vec<String> = served.stderr.try_iter().collect();
+        (code, rest)
+    })
+    .await
+    .expect("waiter");
+    assert_eq!(code.0, Some(0), "stderr: {:?}", code.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_requires_the_api_key_from_the_environment() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("serve-key");
+    let served = start_serve(
+        Llmux::new(
+            &dir,
+            &["serve", "--bind", "127.0.0.1:0", "--upstream", &fake_url(&server)],
+        )
+        .env("LLMUX_API_KEY", "gw-key-1"),
+    );
+    let url = format!("{}/v1/chat/completions", served.addr);
+    let body = json!({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]});
+    let denied = llmux_testkit::client::post_json(&url, &[], &body)
+        .await
+        .expect("request");
+    assert_eq!(denied.status.as_u16(), 401);
+    let ok = llmux_testkit::client::post_json(&url, &[("authorization", "Bearer gw-key-1")], &body)
+        .await
+        .expect("request");
+    assert_eq!(ok.status.as_u16(), 200);
+    // the gateway key is not forwarded upstream
+    let reqs = server.requests_to("/v1/chat/completions");
+    assert_eq!(reqs.len(), 1);
+    assert_ne!(reqs[0].bearer_token(), Some("gw-key-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reports_a_busy_port() {
+    let dir = temp_dir("serve-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = Llmux::new(&dir, &["serve", "--port", &port]).run().await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!("llmux: error: cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
+}
