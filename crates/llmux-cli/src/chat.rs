@@ -117,8 +117,9 @@ impl ConversationFile {
                 format!("cannot write conversation file {}: {e}", path.display()),
             )
         };
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| CliError::new(exit::FAILURE, format!("cannot encode conversation: {e}")))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| {
+            CliError::new(exit::FAILURE, format!("cannot encode conversation: {e}"))
+        })?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -233,7 +234,11 @@ impl Renderer {
                 self.spinner
                     .set_label(&format!("asking {} ({})…", p.provider, p.model));
                 if self.verbose {
-                    let model = if p.model.is_empty() { "(default)" } else { p.model.as_str() };
+                    let model = if p.model.is_empty() {
+                        "(default)"
+                    } else {
+                        p.model.as_str()
+                    };
                     self.note(&format!("llmux: provider {} model {model}", p.provider));
                 }
             }
@@ -431,7 +436,16 @@ async fn save_outputs(
     let items = resp
         .images
         .iter()
-        .map(|i| (&i.data, if i.alt.is_empty() { prompt } else { i.alt.as_str() }))
+        .map(|i| {
+            (
+                &i.data,
+                if i.alt.is_empty() {
+                    prompt
+                } else {
+                    i.alt.as_str()
+                },
+            )
+        })
         .chain(resp.audio.iter().map(|a: &MediaData| (a, prompt)));
     for (data, name) in items {
         let (mime, bytes) = media::fetch(client, &resp.provider, data).await?;
@@ -482,7 +496,10 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
     let flag_model = args.model.clone().or_else(|| chat_cfg.model.clone());
     let flag_provider = args.provider.clone().or_else(|| chat_cfg.provider.clone());
     let pinned = flag_model.is_some() || flag_provider.is_some();
-    let initial = (flag_provider.clone(), flag_model.clone().unwrap_or_default());
+    let initial = (
+        flag_provider.clone(),
+        flag_model.clone().unwrap_or_default(),
+    );
     let (provider, model) = match (&loaded, pinned) {
         (Some(f), false) if f.provider.is_some() => {
             (f.provider.clone(), f.model.clone().unwrap_or_default())
@@ -498,7 +515,10 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
         pinned: args.provider.is_some() || chat_cfg.provider.is_some(),
         initial,
         system: args.system.clone().or_else(|| chat_cfg.system.clone()),
-        history: loaded.as_ref().map(|f| f.messages.clone()).unwrap_or_default(),
+        history: loaded
+            .as_ref()
+            .map(|f| f.messages.clone())
+            .unwrap_or_default(),
         conversation: loaded.and_then(|f| f.conversation),
         output_dir: args
             .output_dir
@@ -526,13 +546,21 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
             tokio::select! {
                 r = session.turn(&p, media) => r.map(|()| exit::OK),
                 () = ctrl_c() => {
-                    println!();
+                    end_aborted_line(app.tty);
                     Err(interrupted())
                 }
             }
         }
         None => interactive(&mut session, media).await,
     }
+}
+
+/// Ends a line cut short by Ctrl-C (resetting a dim style).
+fn end_aborted_line(tty: Tty) {
+    if tty.color {
+        print!("{RESET}");
+    }
+    println!();
 }
 
 /// Resolves on Ctrl-C (never, if the handler cannot be installed).
@@ -542,7 +570,8 @@ async fn ctrl_c() {
     }
 }
 
-const HELP: &str = "commands: /exit (or Ctrl-D) quits, /reset starts a new conversation, /help shows this";
+const HELP: &str =
+    "commands: /exit (or Ctrl-D) quits, /reset starts a new conversation, /help shows this";
 
 async fn interactive(session: &mut Session<'_>, mut media: Vec<Media>) -> Result<u8, CliError> {
     let target = match (&session.provider, session.model.as_str()) {
@@ -594,8 +623,9 @@ async fn interactive(session: &mut Session<'_>, mut media: Vec<Media>) -> Result
         let result = tokio::select! {
             r = session.turn(input, attach) => r,
             () = ctrl_c() => {
-                println!();
-                Err(CliError::new(exit::INTERRUPTED, "answer cancelled"))
+                end_aborted_line(session.app.tty);
+                eprintln!("(cancelled)");
+                Ok(())
             }
         };
         if let Err(e) = result {
@@ -621,11 +651,17 @@ mod tests {
             conversation: Some(Conversation(serde_json::json!({"p": {"id": 1}}))),
         };
         f.save(&path).expect("save");
-        let back = ConversationFile::load(&path).expect("load").expect("exists");
+        let back = ConversationFile::load(&path)
+            .expect("load")
+            .expect("exists");
         assert_eq!(back.messages, f.messages);
         assert_eq!(back.conversation, f.conversation);
         assert_eq!(back.provider.as_deref(), Some("p"));
-        assert!(ConversationFile::load(&dir.join("missing.json")).expect("ok").is_none());
+        assert!(
+            ConversationFile::load(&dir.join("missing.json"))
+                .expect("ok")
+                .is_none()
+        );
         std::fs::write(&path, "{not json").expect("write");
         assert_eq!(
             ConversationFile::load(&path).expect_err("bad").code,

@@ -78,7 +78,8 @@ pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
             l.info.default_image_model.is_some()
                 && match &provider {
                     Some(p) => {
-                        l.info.name.eq_ignore_ascii_case(p) || l.info.g4f_name.eq_ignore_ascii_case(p)
+                        l.info.name.eq_ignore_ascii_case(p)
+                            || l.info.g4f_name.eq_ignore_ascii_case(p)
                     }
                     None => l.enabled,
                 }
@@ -196,10 +197,12 @@ pub(crate) async fn models(app: &App, args: ModelsArgs) -> Result<u8, CliError> 
             match found {
                 Some(l) => vec![l.clone()],
                 // the library's error, with suggestions
-                None => return Err(client.provider_models(p).await.err().map_or_else(
-                    || CliError::new(exit::NOT_FOUND, format!("provider `{p}` not found")),
-                    CliError::from,
-                )),
+                None => {
+                    return Err(client.provider_models(p).await.err().map_or_else(
+                        || CliError::new(exit::NOT_FOUND, format!("provider `{p}` not found")),
+                        CliError::from,
+                    ));
+                }
             }
         }
         None => providers,
@@ -367,9 +370,18 @@ const MASK: &str = "***";
 
 fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["key", "token", "secret", "password", "passwd", "cookie", "auth", "credential"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "cookie",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// Replaces values under secret-looking keys by `***`, recursively.
@@ -475,7 +487,10 @@ fn config_view(app: &App) -> Result<Value, CliError> {
         sv.insert("api_key".into(), json!(MASK));
     }
     sv.insert("max_body_bytes".into(), json!(server.max_body_bytes));
-    sv.insert("allow_remote_media".into(), json!(server.allow_remote_media));
+    sv.insert(
+        "allow_remote_media".into(),
+        json!(server.allow_remote_media),
+    );
     sv.insert("cors".into(), json!(server.cors));
     sv.insert(
         "header_read_timeout".into(),

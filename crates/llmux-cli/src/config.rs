@@ -278,7 +278,10 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 /// line (`providers.openai-compat.base_url`).
 fn key_at(src: &str, offset: usize) -> (Option<String>, Option<String>) {
     let offset = offset.min(src.len());
-    let start_of_line = src.get(..offset).and_then(|s| s.rfind('\n')).map_or(0, |i| i + 1);
+    let start_of_line = src
+        .get(..offset)
+        .and_then(|s| s.rfind('\n'))
+        .map_or(0, |i| i + 1);
     let line = src[start_of_line..].lines().next().unwrap_or("");
     let table = src[..start_of_line].lines().rev().find_map(|l| {
         let t = l.trim();
@@ -295,7 +298,8 @@ fn key_at(src: &str, offset: usize) -> (Option<String>, Option<String>) {
     let key = if trimmed.starts_with('[') {
         None
     } else {
-        line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        line.split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_owned())
     };
     let dotted = match (&table, key) {
         (Some(t), Some(k)) => Some(format!("{t}.{k}")),
@@ -363,7 +367,9 @@ impl FileConfig {
             if !known.contains(&name.as_str()) {
                 return Err(invalid(
                     format!("providers.{name}"),
-                    format!("no provider of that name is compiled in (known: {list}); extra named servers go under [instances.{name}] with `kind`"),
+                    format!(
+                        "no provider of that name is compiled in (known: {list}); extra named servers go under [instances.{name}] with `kind`"
+                    ),
                 ));
             }
             if sec.kind.is_some() {
@@ -450,10 +456,7 @@ pub struct ConfigLocation {
 }
 
 /// Finds the configuration file: the flag, else `$LLMUX_CONFIG`, else the platform default.
-pub fn locate(
-    flag: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<ConfigLocation> {
+pub fn locate(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Option<ConfigLocation> {
     if let Some(p) = flag {
         return Some(ConfigLocation {
             path: p.to_owned(),
@@ -671,7 +674,10 @@ cookies = { session = "s1" }
         let c = parse(FULL).expect("valid");
         assert_eq!(c.priority, ["huggingchat", "microsoft-phi-4"]);
         assert_eq!(c.timeouts.total, Some(Duration::from_secs(600)));
-        assert_eq!(c.server.header_read_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(
+            c.server.header_read_timeout,
+            Some(Duration::from_millis(2500))
+        );
         assert_eq!(c.aliases["fast"], "openai-compat:llama3.2");
         let oc = c.providers["openai-compat"].to_provider_config("openai-compat");
         assert_eq!(oc.origin("base", ""), "http://127.0.0.1:11434/v1");
@@ -688,8 +694,11 @@ cookies = { session = "s1" }
             inst.cookies.as_ref().map(|c| c.0.header_value()).as_deref(),
             Some("session=s1")
         );
-        c.validate(Path::new("x"), &["huggingchat", "openai-compat", "microsoft-phi-4"])
-            .expect("valid");
+        c.validate(
+            Path::new("x"),
+            &["huggingchat", "openai-compat", "microsoft-phi-4"],
+        )
+        .expect("valid");
     }
 
     #[test]
@@ -769,7 +778,10 @@ cookies = { session = "s1" }
         };
         let cfgs = settings.provider_configs(regs, &env, &Overrides::default());
         assert_eq!(cfgs[0].1.origin("base", ""), "http://env/v1");
-        assert_eq!(cfgs[0].1.api_key.as_ref().map(Secret::expose), Some("file-key"));
+        assert_eq!(
+            cfgs[0].1.api_key.as_ref().map(Secret::expose),
+            Some("file-key")
+        );
         assert_eq!(cfgs[1].1.origin("hub", ""), "http://hub");
         let o = Overrides {
             upstream: Some("http://flag/v1".into()),
@@ -784,7 +796,10 @@ cookies = { session = "s1" }
     fn proxies_and_binds() {
         assert!(matches!(parse_proxy("direct"), Ok(Proxy::Direct)));
         assert!(matches!(parse_proxy("env"), Ok(Proxy::FromEnv)));
-        assert!(matches!(parse_proxy("socks5://127.0.0.1:1"), Ok(Proxy::Url(_))));
+        assert!(matches!(
+            parse_proxy("socks5://127.0.0.1:1"),
+            Ok(Proxy::Url(_))
+        ));
         assert!(parse_proxy("127.0.0.1:8080").is_err());
         assert_eq!(
             parse_bind("localhost:8080").expect("ok"),

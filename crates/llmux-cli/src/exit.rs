@@ -109,10 +109,7 @@ impl From<Error> for CliError {
                     .collect();
                 Self {
                     code,
-                    message: one_line(&format!(
-                        "all {} providers failed{last}",
-                        attempts.len()
-                    )),
+                    message: one_line(&format!("all {} providers failed{last}", attempts.len())),
                     details,
                 }
             }

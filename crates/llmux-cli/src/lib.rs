@@ -51,7 +51,13 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Proxy for upstream requests: http://, socks5://, socks5h://, `direct` or `env`.
-    #[arg(long, global = true, value_name = "URL", env = "LLMUX_PROXY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "LLMUX_PROXY",
+        hide_env_values = true
+    )]
     proxy: Option<String>,
     /// More output: -v shows the provider, every failed attempt and token usage; -vv debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -180,7 +186,11 @@ where
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
         }
     };
     let verbose = cli.verbose;
@@ -192,8 +202,11 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            CliError::new(exit::FAILURE, format!("cannot start the async runtime: {e}"))
-                .print(false);
+            CliError::new(
+                exit::FAILURE,
+                format!("cannot start the async runtime: {e}"),
+            )
+            .print(false);
             return exit::FAILURE;
         }
     };

@@ -71,7 +71,10 @@ pub(crate) fn write_to(path: &Path, data: &[u8]) -> Result<PathBuf, CliError> {
         })?;
     }
     std::fs::write(path, data).map_err(|e| {
-        CliError::new(exit::FAILURE, format!("cannot write {}: {e}", path.display()))
+        CliError::new(
+            exit::FAILURE,
+            format!("cannot write {}: {e}", path.display()),
+        )
     })?;
     Ok(path.to_owned())
 }
@@ -106,7 +109,10 @@ mod tests {
     #[test]
     fn numbering() {
         assert_eq!(numbered(Path::new("a/out.png"), 1), Path::new("a/out.png"));
-        assert_eq!(numbered(Path::new("a/out.png"), 3), Path::new("a/out-3.png"));
+        assert_eq!(
+            numbered(Path::new("a/out.png"), 3),
+            Path::new("a/out-3.png")
+        );
         assert_eq!(numbered(Path::new("out"), 2), Path::new("out-2"));
     }
 }

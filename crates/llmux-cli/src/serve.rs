@@ -19,7 +19,12 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     port: Option<u16>,
     /// Key clients must send (Authorization: Bearer KEY, or g4f-api-key: KEY).
-    #[arg(long, value_name = "KEY", env = "LLMUX_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "LLMUX_API_KEY",
+        hide_env_values = true
+    )]
     api_key: Option<String>,
     /// Serve this OpenAI-compatible upstream: sets the `openai-compat` provider's base URL,
     /// puts it first and makes it the default provider of requests that name none.

@@ -128,7 +128,10 @@ mod tests {
     fn table_alignment() {
         let t = table(
             &["NAME", "X"],
-            &[vec!["a".into(), "1".into()], vec!["long-name".into(), "22".into()]],
+            &[
+                vec!["a".into(), "1".into()],
+                vec!["long-name".into(), "22".into()],
+            ],
         );
         assert_eq!(t, "NAME       X\na          1\nlong-name  22\n");
     }

@@ -97,6 +97,11 @@ impl Llmux {
         self
     }
 
+    fn without(mut self, k: &str) -> Self {
+        self.env.remove(k);
+        self
+    }
+
     fn stdin(mut self, s: &str) -> Self {
         self.stdin = Some(s.into());
         self
@@ -216,7 +221,15 @@ async fn chat_streams_text_as_it_arrives() {
     let dir = temp_dir("stream");
     let out = Llmux::new(
         &dir,
-        &["chat", "-p", "openai-compat", "-m", "fake-model", "Hi", "there"],
+        &[
+            "chat",
+            "-p",
+            "openai-compat",
+            "-m",
+            "fake-model",
+            "Hi",
+            "there",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
     .run()
@@ -271,7 +284,16 @@ async fn json_output_and_no_stream() {
     let dir = temp_dir("json");
     let out = Llmux::new(
         &dir,
-        &["chat", "-p", "openai-compat", "-m", "fake-model", "--json", "--no-stream", "q"],
+        &[
+            "chat",
+            "-p",
+            "openai-compat",
+            "-m",
+            "fake-model",
+            "--json",
+            "--no-stream",
+            "q",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
     .run()
@@ -298,7 +320,14 @@ async fn prompt_from_stdin_with_system_prompt() {
     let url = fake_url(&server);
     let out = Llmux::new(
         &dir,
-        &["chat", "-m", "openai-compat:fake-model", "--system", "Be brief.", "-"],
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--system",
+            "Be brief.",
+            "-",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .stdin("question from stdin\n")
@@ -338,7 +367,14 @@ async fn conversation_file_round_trip() {
     let conv_arg = conv.display().to_string();
     let out = Llmux::new(
         &dir,
-        &["chat", "-m", "openai-compat:fake-model", "--conversation", &conv_arg, "first question"],
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--conversation",
+            &conv_arg,
+            "first question",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .run()
@@ -401,7 +437,9 @@ async fn exit_codes() {
     let url = fake_url(&server);
 
     // 2: usage
-    let out = Llmux::new(&dir, &["chat", "--timeout", "soon", "x"]).run().await;
+    let out = Llmux::new(&dir, &["chat", "--timeout", "soon", "x"])
+        .run()
+        .await;
     assert_eq!(out.code, Some(2), "{out:?}");
     let out = Llmux::new(&dir, &["chat", "--image", "missing.png", "x"])
         .run()
@@ -422,22 +460,33 @@ async fn exit_codes() {
     assert_eq!(out.code, Some(3), "{out:?}");
 
     // 4: authentication (and the key never shows)
-    let out = Llmux::new(&dir, &["chat", "-p", "openai-compat", "-m", "fake-model", "x"])
-        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
-        .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-wrong-key")
-        .run()
-        .await;
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-p", "openai-compat", "-m", "fake-model", "x"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-wrong-key")
+    .run()
+    .await;
     assert_eq!(out.code, Some(4), "{out:?}");
-    assert!(out.stderr.starts_with("llmux: error: openai-compat: authentication required"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("llmux: error: openai-compat: authentication required"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("sk-wrong-key"), "{}", out.stderr);
 
     // 5: upstream status and refused connections
     server.inject("/v1/chat/completions", Fault::status(500));
-    let out = Llmux::new(&dir, &["chat", "-p", "openai-compat", "-m", "fake-model", "x"])
-        .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
-        .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-right")
-        .run()
-        .await;
+    let out = Llmux::new(
+        &dir,
+        &["chat", "-p", "openai-compat", "-m", "fake-model", "x"],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
+    .env("LLMUX_OPENAI_COMPAT_API_KEY", "sk-right")
+    .run()
+    .await;
     assert_eq!(out.code, Some(5), "{out:?}");
     assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
     let out = Llmux::new(&dir, &["chat", "-p", "openai-compat", "-m", "m", "x"])
@@ -465,33 +514,68 @@ async fn idle_timeout_from_flag_and_from_config() {
     let started = Instant::now();
     let out = Llmux::new(
         &dir,
-        &["chat", "-p", "openai-compat", "-m", "fake-model", "--idle-timeout", "0.5", "x"],
+        &[
+            "chat",
+            "-p",
+            "openai-compat",
+            "-m",
+            "fake-model",
+            "--idle-timeout",
+            "0.5",
+            "x",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .run()
     .await;
     assert_eq!(out.code, Some(5), "{out:?}");
     assert!(out.stderr.contains("idle"), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 
     let cfg = dir.join("llmux.toml");
     write(&cfg, "[timeouts]\nidle = 0.5\n");
     let started = Instant::now();
     let out = Llmux::new(
         &dir,
-        &["chat", "--config", "llmux.toml", "-p", "openai-compat", "-m", "fake-model", "x"],
+        &[
+            "chat",
+            "--config",
+            "llmux.toml",
+            "-p",
+            "openai-compat",
+            "-m",
+            "fake-model",
+            "x",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .run()
     .await;
     assert_eq!(out.code, Some(5), "{out:?}");
     assert!(out.stderr.contains("idle"), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 
     // --timeout bounds the whole answer
     let out = Llmux::new(
         &dir,
-        &["chat", "-p", "openai-compat", "-m", "fake-model", "--timeout", "0.8", "x"],
+        &[
+            "chat",
+            "-p",
+            "openai-compat",
+            "-m",
+            "fake-model",
+            "--timeout",
+            "0.8",
+            "x",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .run()
@@ -512,29 +596,48 @@ async fn every_attempt_with_verbose() {
              [instances.second]\nkind = \"openai-compat\"\nbase_url = \"{closed}\"\nmodels = [\"shared-model\"]\n"
         ),
     );
-    let out = Llmux::new(&dir, &["chat", "--config", "c.toml", "-m", "shared-model", "x"])
-        .run()
-        .await;
+    let out = Llmux::new(
+        &dir,
+        &["chat", "--config", "c.toml", "-m", "shared-model", "x"],
+    )
+    .run()
+    .await;
     assert_eq!(out.code, Some(5), "{out:?}");
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert!(
-        lines[0].starts_with("llmux: error: all 2 providers failed; last: second: connection failed"),
+        lines[0]
+            .starts_with("llmux: error: all 2 providers failed; last: second: connection failed"),
         "{}",
         out.stderr
     );
     assert_eq!(lines[1], "llmux: run with -v to see every provider attempt");
-    let out = Llmux::new(&dir, &["-v", "chat", "--config", "c.toml", "-m", "shared-model", "x"])
-        .run()
-        .await;
+    let out = Llmux::new(
+        &dir,
+        &[
+            "-v",
+            "chat",
+            "--config",
+            "c.toml",
+            "-m",
+            "shared-model",
+            "x",
+        ],
+    )
+    .run()
+    .await;
     assert_eq!(out.code, Some(5), "{out:?}");
-    let attempts: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("  "))
-        .collect();
+    let attempts: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("  ")).collect();
     assert_eq!(attempts.len(), 2, "{}", out.stderr);
-    assert!(attempts[0].starts_with("  openai-compat (shared-model): openai-compat: connection failed"), "{}", out.stderr);
-    assert!(attempts[1].starts_with("  second (shared-model): second: connection failed"), "{}", out.stderr);
+    assert!(
+        attempts[0].starts_with("  openai-compat (shared-model): openai-compat: connection failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        attempts[1].starts_with("  second (shared-model): second: connection failed"),
+        "{}",
+        out.stderr
+    );
 }
 
 // -------------------------------------------------------------------------------------------
@@ -576,20 +679,28 @@ async fn bad_config_files_are_clear_errors() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert_eq!(
         out.stderr.lines().next(),
-        Some("llmux: error: config file typo.toml, line 3, column 1, key `providers.openai-compat.api_kee`: unknown field `api_kee`, expected one of `kind`, `base_url`, `origins`, `api_key`, `cookies`, `enabled`, `default_model`, `models`, `options`")
+        Some(
+            "llmux: error: config file typo.toml, line 3, column 1, key `providers.openai-compat.api_kee`: unknown field `api_kee`, expected one of `kind`, `base_url`, `origins`, `api_key`, `cookies`, `enabled`, `default_model`, `models`, `options`"
+        )
     );
     assert_eq!(out.stdout, "");
 
     write(&dir.join("type.toml"), "[timeouts]\ntotal = \"forever\"\n");
-    let out = Llmux::new(&dir, &["--config", "type.toml", "config"]).run().await;
+    let out = Llmux::new(&dir, &["--config", "type.toml", "config"])
+        .run()
+        .await;
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(
-        out.stderr.contains("config file type.toml, line 2, column 9, key `timeouts.total`"),
+        out.stderr
+            .contains("config file type.toml, line 2, column 9, key `timeouts.total`"),
         "{}",
         out.stderr
     );
 
-    write(&dir.join("provider.toml"), "[providers.no-such]\nenabled = true\n");
+    write(
+        &dir.join("provider.toml"),
+        "[providers.no-such]\nenabled = true\n",
+    );
     let out = Llmux::new(&dir, &["--config", "provider.toml", "models", "--offline"])
         .run()
         .await;
@@ -601,7 +712,8 @@ async fn bad_config_files_are_clear_errors() {
         .await;
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(
-        out.stderr.starts_with("llmux: error: cannot read config file missing.toml"),
+        out.stderr
+            .starts_with("llmux: error: cannot read config file missing.toml"),
         "{}",
         out.stderr
     );
@@ -654,10 +766,18 @@ api_key = "instance-secret-123"
         "instance-secret-123",
     ] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
-        assert!(!out.stderr.contains(secret), "{secret} leaked:\n{}", out.stderr);
+        assert!(
+            !out.stderr.contains(secret),
+            "{secret} leaked:\n{}",
+            out.stderr
+        );
     }
     assert!(text.contains("# config file: c.toml"), "{text}");
-    let body: String = text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
     let v: toml::Table = toml::from_str(&body).expect("valid TOML");
     let oc = &v["providers"]["openai-compat"];
     assert_eq!(oc["base_url"].as_str(), Some("http://env-host/v1"));
@@ -667,7 +787,10 @@ api_key = "instance-secret-123"
         v["providers"]["huggingchat"]["cookies"].as_str(),
         Some("hf-chat=***; token=***")
     );
-    assert_eq!(v["instances"]["ollama"]["kind"].as_str(), Some("openai-compat"));
+    assert_eq!(
+        v["instances"]["ollama"]["kind"].as_str(),
+        Some("openai-compat")
+    );
     assert_eq!(v["instances"]["ollama"]["api_key"].as_str(), Some("***"));
     assert_eq!(v["server"]["bind"].as_str(), Some("127.0.0.1:8080"));
     assert_eq!(v["server"]["api_key"].as_str(), Some("***"));
@@ -675,12 +798,16 @@ api_key = "instance-secret-123"
     assert_eq!(v["proxy"].as_str(), Some("http://127.0.0.1:3128"));
 
     let out = Llmux::new(&dir, &["--config", "c.toml", "config", "--json"])
+        .without("LLMUX_OPENAI_COMPAT_BASE_URL")
         .run()
         .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let v: Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(v["file"], "c.toml");
-    assert_eq!(v["config"]["providers"]["openai-compat"]["base_url"], "http://file-host/v1");
+    assert_eq!(
+        v["config"]["providers"]["openai-compat"]["base_url"],
+        "http://file-host/v1"
+    );
     assert!(!out.stdout.contains("secret-123"), "{}", out.stdout);
 }
 
@@ -702,8 +829,16 @@ async fn models_listing() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("MODEL"), "{}", out.stdout);
-    assert!(lines[1].starts_with("alpha-model  openai-compat  chat"), "{}", out.stdout);
-    assert!(lines[2].starts_with("beta-model   openai-compat  chat"), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("alpha-model  openai-compat  chat"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[2].starts_with("beta-model   openai-compat  chat"),
+        "{}",
+        out.stdout
+    );
 
     // every provider: discovery included, failures fall back to the static lists
     let out = Llmux::new(&dir, &["models", "--json"])
@@ -712,11 +847,20 @@ async fn models_listing() {
         .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let v: Vec<Value> = serde_json::from_str(&out.stdout).expect("json");
-    assert!(v.iter().any(|m| m["id"] == "beta-model" && m["provider"] == "openai-compat"));
-    let static_list = Llmux::new(&dir, &["models", "--offline", "--json"]).run().await;
+    assert!(
+        v.iter()
+            .any(|m| m["id"] == "beta-model" && m["provider"] == "openai-compat")
+    );
+    let static_list = Llmux::new(&dir, &["models", "--offline", "--json"])
+        .run()
+        .await;
     let s: Vec<Value> = serde_json::from_str(&static_list.stdout).expect("json");
     assert!(!s.iter().any(|m| m["id"] == "beta-model"));
-    assert_eq!(s.len() + 2, v.len(), "discovered models are added to the static ones");
+    assert_eq!(
+        s.len() + 2,
+        v.len(),
+        "discovered models are added to the static ones"
+    );
 
     // unknown provider
     let out = Llmux::new(&dir, &["models", "-p", "nope"]).run().await;
@@ -733,8 +877,11 @@ async fn providers_listing() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
-        lines[0].starts_with("NAME") && lines[0].contains("WORKING") && lines[0].contains("AUTH")
-            && lines[0].contains("CAPABILITIES") && lines[0].ends_with("DEFAULT MODEL"),
+        lines[0].starts_with("NAME")
+            && lines[0].contains("WORKING")
+            && lines[0].contains("AUTH")
+            && lines[0].contains("CAPABILITIES")
+            && lines[0].ends_with("DEFAULT MODEL"),
         "{}",
         out.stdout
     );
@@ -775,7 +922,18 @@ async fn image_downloads_to_output_file() {
     let url = fake_url(&server);
     let out = Llmux::new(
         &dir,
-        &["image", "-p", "openai-compat", "-m", "img-model", "-o", "out/fox.png", "a", "red", "fox"],
+        &[
+            "image",
+            "-p",
+            "openai-compat",
+            "-m",
+            "img-model",
+            "-o",
+            "out/fox.png",
+            "a",
+            "red",
+            "fox",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .run()
@@ -796,7 +954,16 @@ async fn image_downloads_to_output_file() {
     // without -o: a generated name in --output-dir
     let out = Llmux::new(
         &dir,
-        &["image", "-p", "openai-compat", "-m", "img-model", "--output-dir", "gen", "a blue bird"],
+        &[
+            "image",
+            "-p",
+            "openai-compat",
+            "-m",
+            "img-model",
+            "--output-dir",
+            "gen",
+            "a blue bird",
+        ],
     )
     .env("LLMUX_OPENAI_COMPAT_BASE_URL", &url)
     .run()
@@ -868,7 +1035,11 @@ async fn serve_answers_and_shuts_down_on_sigterm() {
         &dir,
         &["serve", "--port", "0", "--upstream", &fake_url(&server)],
     ));
-    assert!(served.addr.starts_with("http://127.0.0.1:"), "{}", served.addr);
+    assert!(
+        served.addr.starts_with("http://127.0.0.1:"),
+        "{}",
+        served.addr
+    );
     assert!(!served.addr.ends_with(":0"), "{}", served.addr);
 
     let health = llmux_testkit::client::get(&format!("{}/health", served.addr))
@@ -909,7 +1080,13 @@ async fn serve_requires_the_api_key_from_the_environment() {
     let served = start_serve(
         Llmux::new(
             &dir,
-            &["serve", "--bind", "127.0.0.1:0", "--upstream", &fake_url(&server)],
+            &[
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--upstream",
+                &fake_url(&server),
+            ],
         )
         .env("LLMUX_API_KEY", "gw-key-1"),
     );
@@ -937,7 +1114,8 @@ async fn serve_reports_a_busy_port() {
     let out = Llmux::new(&dir, &["serve", "--port", &port]).run().await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.starts_with(&format!("llmux: error: cannot listen on 127.0.0.1:{port}")),
+        out.stderr
+            .starts_with(&format!("llmux: error: cannot listen on 127.0.0.1:{port}")),
         "{}",
         out.stderr
     );

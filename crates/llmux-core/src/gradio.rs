@@ -43,7 +43,7 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result, snippet};
+use crate::error::{Error, Result, TimeoutPhase, snippet};
 use crate::http::{HttpClient, Multipart, RequestBuilder, StatusRules, strip_html};
 use crate::secret::{Cookies, Secret};
 
@@ -875,8 +875,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 ///
 /// 1. token [`OBJECT_OBJECT`], uuid `known_uuid`;
 /// 2. without a known uuid: `GET {hub}/spaces/{space}` (with `cookies`) and read the token and
-///    session UUID out of the page (its status is not checked: a page without them leaves the
-///    defaults);
+///    session UUID out of the page (best effort: its status is not checked, and a page that
+///    cannot be fetched or lacks them leaves the defaults);
 /// 3. with cookies: `GET {hub}/api/spaces/{space}/jwt?expiration=<now+10min>&include_pro_status=true`;
 ///    a `token` in the JSON answer replaces the token (non-2xx answers are ignored; a 2xx answer
 ///    that is not JSON is a protocol error).
@@ -894,19 +894,34 @@ pub async fn zerogpu_credentials(
         uuid: known_uuid,
     };
     if creds.uuid.is_none() {
-        let page = http
-            .get(format!("{hub}/spaces/{space}"))
-            .provider(provider)
-            .cookies(cookies)
-            .send()
-            .await?
-            .text()
-            .await?;
-        let (token, uuid) = parse_space_page(&page);
-        if let Some(token) = token {
-            creds.token = Secret::new(token);
+        let page = async {
+            http.get(format!("{hub}/spaces/{space}"))
+                .provider(provider)
+                .cookies(cookies)
+                .send()
+                .await?
+                .text()
+                .await
+        };
+        match page.await {
+            Ok(page) => {
+                let (token, uuid) = parse_space_page(&page);
+                if let Some(token) = token {
+                    creds.token = Secret::new(token);
+                }
+                creds.uuid = uuid;
+            }
+            // the call's budget is spent: nothing after this could succeed
+            Err(
+                e @ Error::Timeout {
+                    phase: TimeoutPhase::Total,
+                    ..
+                },
+            ) => return Err(e),
+            Err(e) => {
+                tracing::debug!(provider, error = %e, "Space page unavailable; continuing without ZeroGPU credentials");
+            }
         }
-        creds.uuid = uuid;
     }
     if !cookies.is_empty() {
         let expiration = jwt_expiration(SystemTime::now())

@@ -619,7 +619,7 @@ async fn stalled_upstream_is_504() {
     let fake = FakeOpenAi::new().start().await;
     fake.inject_times("/v1/chat/completions", Fault::Delay(Duration::from_secs(3)), 2);
     let timeouts = Timeouts {
-        connect: Duration::from_secs(1),
+        connect: Duration::from_millis(200),
         first_byte: Duration::from_millis(300),
         idle: Duration::from_millis(300),
         total: Duration::from_secs(5),
@@ -629,7 +629,7 @@ async fn stalled_upstream_is_504() {
         let started = Instant::now();
         let (status, err) = error_of(post(&gw, "/v1/chat/completions", &hi("fake-model", stream)).await).await;
         assert_eq!((status, err["code"].as_str(), err["type"].as_str()), (504, Some("timeout"), Some("timeout_error")));
-        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
     gw.stop().await.expect("stopped");
 }
@@ -719,4 +719,23 @@ async fn shutdown_grace_cuts_long_streams() {
     };
     assert!(cut || !String::from_utf8_lossy(&rest).contains("[DONE]"));
     assert!(fake.wait_until(Duration::from_secs(2), |f| f.open_connections() == 0).await);
+}
+
+#[tokio::test]
+async fn client_disconnect_during_upstream_silence_closes_the_upstream() {
+    let fake = FakeOpenAi::new().reply("one two three four").chunks(4).start().await;
+    fake.inject("/v1/chat/completions", Fault::StallAfter { chunks: 3 });
+    let mut cfg = ProviderConfig::default().with_base_url(fake.url("/v1"));
+    cfg.models = vec!["fake-model".into()];
+    let client = Client::builder().ignore_env().registrations(only_openai_compat()).provider("openai-compat", cfg).build().expect("client");
+    let gw = serve(client, test_config()).await;
+    let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
+    assert_eq!(resp.status, 200);
+    let _ = resp.chunk(T).await.expect("chunk").expect("data");
+    // the upstream is now silent (idle timeout 60 s): only the client's departure can end it
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fake.open_connections(), 1);
+    drop(resp);
+    assert!(fake.wait_until(Duration::from_secs(1), |f| f.open_connections() == 0).await, "upstream still open");
+    gw.stop().await.expect("stopped");
 }

@@ -351,7 +351,11 @@ impl FakeHuggingChat {
         let output = self.clone();
         let v2_models = self.clone();
         let v2_conv = self.clone();
-        let page_path = if p.is_empty() { "/".to_owned() } else { p.clone() };
+        let page_path = if p.is_empty() {
+            "/".to_owned()
+        } else {
+            p.clone()
+        };
         Router::new()
             .get(&page_path, move |_| {
                 let s = page.clone();
@@ -361,18 +365,24 @@ impl FakeHuggingChat {
                 let s = create.clone();
                 async move { s.create(&req) }
             })
-            .get(&format!("{p}/conversation/{{id}}/__data.json"), move |req| {
-                let s = data.clone();
-                async move { s.data_json(&req) }
-            })
+            .get(
+                &format!("{p}/conversation/{{id}}/__data.json"),
+                move |req| {
+                    let s = data.clone();
+                    async move { s.data_json(&req) }
+                },
+            )
             .post(&format!("{p}/conversation/{{id}}"), move |req| {
                 let s = post.clone();
                 async move { s.send(&req) }
             })
-            .get(&format!("{p}/conversation/{{id}}/output/{{sha}}"), move |req| {
-                let s = output.clone();
-                async move { s.output(&req) }
-            })
+            .get(
+                &format!("{p}/conversation/{{id}}/output/{{sha}}"),
+                move |req| {
+                    let s = output.clone();
+                    async move { s.output(&req) }
+                },
+            )
             .get(&format!("{p}/api/v2/models"), move |_| {
                 let s = v2_models.clone();
                 async move { s.v2_models() }
@@ -450,7 +460,10 @@ impl FakeHuggingChat {
         }
         let mut store = lock(&self.store);
         let n = store.next();
-        let id = format!("{:024x}", 0x6819_f0c2_a4b5_c6d7_e8f9_0000u128 + u128::from(n));
+        let id = format!(
+            "{:024x}",
+            0x6819_f0c2_a4b5_c6d7_e8f9_0000u128 + u128::from(n)
+        );
         let root = FakeMessage {
             id: message_id(n, 0),
             from: "system".into(),
@@ -531,7 +544,10 @@ impl FakeHuggingChat {
         let Ok(data) = serde_json::from_slice::<Value>(&data.data) else {
             return message_error(400, "Invalid request");
         };
-        let inputs = data.get("inputs").and_then(Value::as_str).unwrap_or_default();
+        let inputs = data
+            .get("inputs")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let parent = data.get("id").and_then(Value::as_str).unwrap_or_default();
         let flag = |k: &str| data.get(k).and_then(Value::as_bool).unwrap_or(false);
         if inputs.is_empty() && !flag("is_retry") && !flag("is_continue") {
@@ -540,7 +556,12 @@ impl FakeHuggingChat {
         let tools: Vec<String> = data
             .get("tools")
             .and_then(Value::as_array)
-            .map(|t| t.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|t| {
+                t.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let mut files = Vec::new();
         let mut total = 0usize;
@@ -569,7 +590,10 @@ impl FakeHuggingChat {
         if total > self.max_upload {
             return message_error(
                 413,
-                &format!("File too large, should be <{}MB", self.max_upload / 1_000_000),
+                &format!(
+                    "File too large, should be <{}MB",
+                    self.max_upload / 1_000_000
+                ),
             );
         }
 
@@ -644,7 +668,9 @@ impl FakeHuggingChat {
                               "call": {"name": "image_generation", "parameters": {"prompt": inputs}}}));
             lines.push(json!({"type": "tool", "subtype": "result", "uuid": format!("tool-{n}"),
                               "result": {"status": "success", "call": {"name": "image_generation"}}}));
-            lines.push(json!({"type": "file", "name": "image.png", "sha": sha, "mime": "image/png"}));
+            lines.push(
+                json!({"type": "file", "name": "image.png", "sha": sha, "mime": "image/png"}),
+            );
             file_shas.push(sha);
         }
         for piece in split(&text, self.chunks) {
@@ -960,11 +986,17 @@ mod tests {
 
     #[tokio::test]
     async fn conversation_flow() {
-        let fake = FakeHuggingChat::new().no_auth().reply("Hi there").title("Greeting");
+        let fake = FakeHuggingChat::new()
+            .no_auth()
+            .reply("Hi there")
+            .title("Greeting");
         let server = fake.start().await;
         let page = client::get(&server.url("/chat")).await.expect("page");
         let html = page.text().await.expect("text");
-        assert!(html.contains("models:[{id:\"Qwen/Qwen2.5-72B-Instruct\""), "{html}");
+        assert!(
+            html.contains("models:[{id:\"Qwen/Qwen2.5-72B-Instruct\""),
+            "{html}"
+        );
         assert!(html.contains(",oldModels:[]"));
         assert!(fake.conversations().is_empty());
         let resp = client::get(&server.url("/chat/conversation/nope/__data.json"))

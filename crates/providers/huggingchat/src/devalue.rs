@@ -430,7 +430,10 @@ pub fn inline_models(html: &str) -> Result<Vec<Value>> {
         {
             continue;
         }
-        if rest.get(used..).is_some_and(|r| r.starts_with(",oldModels:")) {
+        if rest
+            .get(used..)
+            .is_some_and(|r| r.starts_with(",oldModels:"))
+        {
             return Ok(items);
         }
         first.get_or_insert(items);
@@ -629,6 +632,10 @@ impl Parser<'_> {
             return Ok(Value::from(i));
         }
         let f: f64 = text.parse().map_err(|_| self.err("bad number"))?;
+        // JavaScript has one number type: integral values read as integers (`1e3` → 1000).
+        if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+            return Ok(Value::from(f as i64));
+        }
         Ok(Number::from_f64(f).map_or(Value::Null, Value::Number))
     }
 
@@ -849,7 +856,18 @@ mod tests {
             json!([{"id":"Qwen/Qwen2.5-72B-Instruct","name":"a'b","n":0.6,"e":-1000,"h":31,"t":true,"f":false,
                     "u":null,"d":null,"q k":null,"2":[1,null,2],"s":"<b>😀😀"}])
         );
-        for bad in ["", "{", "[1 2]", "{a 1}", "new Date(0)", "\"abc", "fn()", "!x", "{a:1", "\"\\u12\""] {
+        for bad in [
+            "",
+            "{",
+            "[1 2]",
+            "{a 1}",
+            "new Date(0)",
+            "\"abc",
+            "fn()",
+            "!x",
+            "{a:1",
+            "\"\\u12\"",
+        ] {
             assert!(parse_literal(bad).is_err(), "{bad}");
         }
     }
@@ -889,7 +907,10 @@ mod tests {
                     Just("Odd")
                 ],
                 proptest::collection::vec(
-                    prop_oneof![idx.clone().prop_map(Value::from), "[a-z]{0,3}".prop_map(Value::String)],
+                    prop_oneof![
+                        idx.clone().prop_map(Value::from),
+                        "[a-z]{0,3}".prop_map(Value::String)
+                    ],
                     0..5
                 )
             )
@@ -898,8 +919,12 @@ mod tests {
                     v.extend(rest);
                     Value::Array(v)
                 }),
-            proptest::collection::btree_map("[a-c]", prop_oneof![idx.prop_map(Value::from), Just(json!("x"))], 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(
+                "[a-c]",
+                prop_oneof![idx.prop_map(Value::from), Just(json!("x"))],
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     }
 

@@ -18,7 +18,7 @@
 //!   later turns reuse it and send only the new user message. The state is a
 //!   [`Chunk::Conversation`] holding [`ConversationState`], handed back by the caller.
 //! * **Answers**: JSON lines (`application/jsonl`) → text, reasoning, title, web-search sources,
-//!   generated images ([`Image::needs_auth`]: fetch them with [`Provider::download`], which adds
+//!   generated images ([`Image::needs_auth`](llmux_core::Image::needs_auth): fetch them with [`Provider::download`], which adds
 //!   the cookies), finish. Media (`ChatRequest::media`, image parts) are uploaded as base64 `files`.
 //!
 //! # Configuration
@@ -260,7 +260,11 @@ impl HuggingChat {
             }
         }
         let info = ProviderInfo {
-            g4f_name: if name == NAME { G4F_NAME.into() } else { String::new() },
+            g4f_name: if name == NAME {
+                G4F_NAME.into()
+            } else {
+                String::new()
+            },
             label: "HuggingChat".into(),
             url: base.clone(),
             working: true,
@@ -361,14 +365,28 @@ impl Inner {
     /// Turns a non-2xx response into the typed error (401/403 → expired cookies).
     async fn status_error(&self, resp: Response) -> Error {
         let status = resp.status().as_u16();
-        let err = resp.into_error(StatusRules::Generic).await;
-        match (status, err) {
-            (_, e @ Error::Cloudflare { .. }) => e,
-            (401 | 403, Error::HttpStatus { message, .. }) => {
-                self.refused(&format!("HTTP {status}: {message}"))
-            }
-            (401 | 403, Error::MissingAuth { .. }) => self.refused(&format!("HTTP {status}")),
-            (_, e) => e,
+        if !matches!(status, 401 | 403) {
+            return resp.into_error(StatusRules::Generic).await;
+        }
+        let ct = resp.content_type().map(str::to_owned);
+        let body = match resp.bytes().await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => return e,
+        };
+        let generic = llmux_core::http::status_error(
+            self.name(),
+            status,
+            ct.as_deref(),
+            &body,
+            None,
+            StatusRules::Generic,
+        );
+        if matches!(generic, Error::Cloudflare { .. }) {
+            return generic;
+        }
+        match upstream_message(&body) {
+            Some(m) => self.refused(&format!("HTTP {status}: {m}")),
+            None => self.refused(&format!("HTTP {status}")),
         }
     }
 
@@ -412,9 +430,7 @@ impl Inner {
     }
 
     fn api(&self) -> Api {
-        self.api_choice
-            .or(*lock(&self.detected))
-            .unwrap_or(Api::V1)
+        self.api_choice.or(*lock(&self.detected)).unwrap_or(Api::V1)
     }
 
     /// Models from the inline literal of the chat page.
@@ -435,7 +451,11 @@ impl Inner {
             }
         };
         let list = devalue::inline_models(&html).map_err(|e| {
-            Error::protocol(self.name(), format!("cannot read the chat page's models: {e}"), "")
+            Error::protocol(
+                self.name(),
+                format!("cannot read the chat page's models: {e}"),
+                "",
+            )
         })?;
         Ok(models_of(&list))
     }
@@ -457,7 +477,11 @@ impl Inner {
             .as_array()
             .filter(|l| l.iter().all(|m| m.get("id").is_some_and(Value::is_string)))
             .ok_or_else(|| {
-                Error::protocol(self.name(), "`/api/v2/models` is not a model list", &v.to_string())
+                Error::protocol(
+                    self.name(),
+                    "`/api/v2/models` is not a model list",
+                    &v.to_string(),
+                )
             })?;
         Ok(models_of(list))
     }
@@ -595,7 +619,8 @@ impl Inner {
         let cid = updates::path_segment(conversation);
         match self.api() {
             Api::V1 => {
-                let url = format!("{app}/conversation/{cid}/__data.json?x-sveltekit-invalidated=11");
+                let url =
+                    format!("{app}/conversation/{cid}/__data.json?x-sveltekit-invalidated=11");
                 let resp = ctx
                     .http
                     .get(url)
@@ -649,20 +674,34 @@ impl Inner {
         let doc = body
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-            .find(|v| v.get("nodes").is_some() || v.get("type").and_then(Value::as_str) == Some("redirect"))
-            .ok_or_else(|| Error::protocol(self.name(), "no SvelteKit data in __data.json", body))?;
+            .find(|v| {
+                v.get("nodes").is_some()
+                    || v.get("type").and_then(Value::as_str) == Some("redirect")
+            })
+            .ok_or_else(|| {
+                Error::protocol(self.name(), "no SvelteKit data in __data.json", body)
+            })?;
         if doc.get("type").and_then(Value::as_str) == Some("redirect") {
-            let location = doc.get("location").and_then(Value::as_str).unwrap_or_default();
+            let location = doc
+                .get("location")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if location.contains("login") {
                 return Err(self.refused("the conversation page redirects to the login page"));
             }
-            return Err(Error::protocol(self.name(), "__data.json redirects", location));
+            return Err(Error::protocol(
+                self.name(),
+                "__data.json redirects",
+                location,
+            ));
         }
-        let nodes = doc
-            .get("nodes")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Error::protocol(self.name(), "`nodes` of __data.json is not a list", body))?;
-        if let Some(last) = nodes.last().filter(|n| n.get("type").and_then(Value::as_str) == Some("error")) {
+        let nodes = doc.get("nodes").and_then(Value::as_array).ok_or_else(|| {
+            Error::protocol(self.name(), "`nodes` of __data.json is not a list", body)
+        })?;
+        if let Some(last) = nodes
+            .last()
+            .filter(|n| n.get("type").and_then(Value::as_str) == Some("error"))
+        {
             let status = last.get("status").and_then(Value::as_u64).unwrap_or(500);
             let message = last
                 .pointer("/error/message")
@@ -705,7 +744,10 @@ impl Inner {
     async fn download(&self, url: &str, ctx: &Context) -> Result<Downloaded> {
         let mut rb = ctx.http.get(url).provider(self.name());
         let own = origin_of(url) == origin_of(&self.base)
-            || self.app.get().is_some_and(|a| origin_of(a) == origin_of(url));
+            || self
+                .app
+                .get()
+                .is_some_and(|a| origin_of(a) == origin_of(url));
         if own {
             rb = rb.cookies(&self.jar(None));
         }
@@ -719,12 +761,39 @@ impl Inner {
     }
 }
 
+/// The message of a chat-ui error body (`{"message": …}` or `{"error": …}`), or its plain text;
+/// `None` for HTML pages and empty bodies.
+fn upstream_message(body: &str) -> Option<String> {
+    let text = body.trim();
+    if text.is_empty() || looks_like_html(text) {
+        return None;
+    }
+    let message = match serde_json::from_str::<Value>(text) {
+        Ok(v) => {
+            let picked = v.get("message").or_else(|| v.get("error")).unwrap_or(&v);
+            let picked = picked.get("message").unwrap_or(picked);
+            match picked {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        }
+        Err(_) => text.to_owned(),
+    };
+    Some(llmux_core::error::snippet(
+        &llmux_core::http::strip_html(&message),
+        300,
+    ))
+}
+
 /// `(id, multimodal)` of each model object.
 fn models_of(list: &[Value]) -> Found {
     list.iter()
         .filter_map(|m| {
             let id = m.get("id")?.as_str()?.to_owned();
-            let mm = m.get("multimodal").and_then(Value::as_bool).unwrap_or(false);
+            let mm = m
+                .get("multimodal")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             Some((id, mm))
         })
         .collect()
@@ -759,12 +828,13 @@ struct SendData<'a> {
 
 /// A file name for an upload: the original one, else `file.<ext>`.
 fn upload_name(m: &Media, mime: &str) -> String {
-    m.file_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| {
-        match media::extension_for_mime(mime) {
+    m.file_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| match media::extension_for_mime(mime) {
             Some(ext) => format!("file.{ext}"),
             None => "file".to_owned(),
-        }
-    })
+        })
 }
 
 impl Provider for HuggingChat {
@@ -787,9 +857,14 @@ impl Provider for HuggingChat {
     fn chat(&self, req: ChatRequest, ctx: Context) -> ChatStream {
         let inner = self.inner.clone();
         let jar = inner.jar(req.cookies.as_ref());
-        if jar.get(AUTH_COOKIE).is_none_or(|v| v.expose().trim().is_empty()) {
+        if jar
+            .get(AUTH_COOKIE)
+            .is_none_or(|v| v.expose().trim().is_empty())
+        {
             let err = inner.missing_cookie();
-            return Box::pin(llmux_core::futures_util::stream::once(async move { Err(err) }));
+            return Box::pin(llmux_core::futures_util::stream::once(
+                async move { Err(err) },
+            ));
         }
         Box::pin(llmux_core::async_stream::try_stream! {
             let mut body = std::pin::pin!(answer(inner, req, ctx, jar));
@@ -859,7 +934,7 @@ fn answer(
                 let message_id = inner
                     .latest_message(&ctx, &app, &jar, &conversation_id)
                     .await?
-                    .ok_or_else(|| Error::protocol(&name, "the new conversation was not found", &conversation_id))?;
+                    .ok_or_else(|| Error::protocol(&name, "cannot read the messages of the conversation just created (check the `api` option: v1 or v2)", &conversation_id))?;
                 (
                     ModelConversation { conversation_id, message_id },
                     prompt::format_prompt(&req.messages, false, false, true),
@@ -953,7 +1028,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(origin_of("https://HuggingFace.co/chat/x?y"), "https://huggingface.co");
+        assert_eq!(
+            origin_of("https://HuggingFace.co/chat/x?y"),
+            "https://huggingface.co"
+        );
         assert!(has_path("https://huggingface.co/chat"));
         assert!(!has_path("http://127.0.0.1:3000"));
         assert!(!has_path("http://127.0.0.1:3000/"));
@@ -993,7 +1071,10 @@ mod tests {
             r#"{"type":"data","nodes":"x"}"#,
         ] {
             assert!(
-                matches!(p.inner.message_id_from_data(bad), Err(Error::Protocol { .. })),
+                matches!(
+                    p.inner.message_id_from_data(bad),
+                    Err(Error::Protocol { .. })
+                ),
                 "{bad}"
             );
         }

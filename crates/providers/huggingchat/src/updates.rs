@@ -122,9 +122,15 @@ impl Updates {
                 }
             }
             "file" => {
-                let sha = Self::str_field(obj, "sha").filter(|s| !s.is_empty()).ok_or_else(|| {
-                    Error::protocol(&self.provider, "file update without `sha`", &line.to_string())
-                })?;
+                let sha = Self::str_field(obj, "sha")
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        Error::protocol(
+                            &self.provider,
+                            "file update without `sha`",
+                            &line.to_string(),
+                        )
+                    })?;
                 out.push(Chunk::Images(vec![Image {
                     data: MediaData::Url(format!("{}{}", self.output_base, path_segment(sha))),
                     alt: self.alt.clone(),
@@ -168,25 +174,44 @@ mod tests {
     use serde_json::json;
 
     fn updates() -> Updates {
-        Updates::new("huggingchat", "http://h/chat/conversation/c1/output/".into(), "a fox".into())
+        Updates::new(
+            "huggingchat",
+            "http://h/chat/conversation/c1/output/".into(),
+            "a fox".into(),
+        )
     }
 
     #[test]
     fn maps_every_update() {
         let mut u = updates();
         let emit = |u: &mut Updates, v: Value| u.step(&v).expect("step");
-        assert_eq!(emit(&mut u, json!({"type":"status","status":"started"})), Step::Emit(vec![]));
         assert_eq!(
-            emit(&mut u, json!({"type":"stream","token":"Frank\u{0}\u{0}\u{0}"})),
+            emit(&mut u, json!({"type":"status","status":"started"})),
+            Step::Emit(vec![])
+        );
+        assert_eq!(
+            emit(
+                &mut u,
+                json!({"type":"stream","token":"Frank\u{0}\u{0}\u{0}"})
+            ),
             Step::Emit(vec![Chunk::text("Frank")])
         );
-        assert_eq!(emit(&mut u, json!({"type":"stream","token":"\u{0}\u{0}"})), Step::Emit(vec![]));
         assert_eq!(
-            emit(&mut u, json!({"type":"reasoning","subtype":"status","status":"Thinking"})),
+            emit(&mut u, json!({"type":"stream","token":"\u{0}\u{0}"})),
+            Step::Emit(vec![])
+        );
+        assert_eq!(
+            emit(
+                &mut u,
+                json!({"type":"reasoning","subtype":"status","status":"Thinking"})
+            ),
             Step::Emit(vec![Chunk::Reasoning(Reasoning::status("Thinking"))])
         );
         assert_eq!(
-            emit(&mut u, json!({"type":"reasoning","subtype":"stream","token":"hmm"})),
+            emit(
+                &mut u,
+                json!({"type":"reasoning","subtype":"stream","token":"hmm"})
+            ),
             Step::Emit(vec![Chunk::Reasoning(Reasoning::token("hmm"))])
         );
         assert_eq!(
@@ -194,7 +219,10 @@ mod tests {
             Step::Emit(vec![Chunk::Title("Author of Dune".into())])
         );
         assert_eq!(
-            emit(&mut u, json!({"type":"file","name":"image.png","sha":"ab12","mime":"image/png"})),
+            emit(
+                &mut u,
+                json!({"type":"file","name":"image.png","sha":"ab12","mime":"image/png"})
+            ),
             Step::Emit(vec![Chunk::Images(vec![Image {
                 data: MediaData::Url("http://h/chat/conversation/c1/output/ab12".into()),
                 alt: "a fox".into(),
@@ -207,9 +235,15 @@ mod tests {
                 {"link":"https://en.wikipedia.org/wiki/Dune_(novel)?utm_source=x","title":"Dune"},
                 {"title":"no link"}]}),
         );
-        assert_eq!(emit(&mut u, json!({"type":"tool","subtype":"call"})), Step::Emit(vec![]));
         assert_eq!(
-            emit(&mut u, json!({"type":"finalAnswer","text":"Frank Herbert.","interrupted":false})),
+            emit(&mut u, json!({"type":"tool","subtype":"call"})),
+            Step::Emit(vec![])
+        );
+        assert_eq!(
+            emit(
+                &mut u,
+                json!({"type":"finalAnswer","text":"Frank Herbert.","interrupted":false})
+            ),
             Step::Finish(vec![
                 Chunk::Sources(vec![Source {
                     url: "https://en.wikipedia.org/wiki/Dune_(novel)".into(),
@@ -230,7 +264,10 @@ mod tests {
             .step(&json!({"type":"status","status":"error","message":"Model overloaded"}))
             .expect_err("error status");
         assert_eq!(e.to_string(), "huggingchat: Model overloaded");
-        assert!(matches!(u.step(&json!({"type":"file"})), Err(Error::Protocol { .. })));
+        assert!(matches!(
+            u.step(&json!({"type":"file"})),
+            Err(Error::Protocol { .. })
+        ));
     }
 
     #[test]

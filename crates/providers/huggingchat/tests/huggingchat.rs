@@ -70,17 +70,6 @@ fn text_of(chunks: &[Chunk]) -> String {
         .collect()
 }
 
-fn conversation_of(chunks: &[Chunk]) -> Conversation {
-    chunks
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Chunk::Conversation(c) => Some(c.clone()),
-            _ => None,
-        })
-        .expect("a conversation chunk")
-}
-
 /// The `data` JSON and the file parts of a recorded message post.
 fn posted(req: &RecordedRequest) -> (String, Vec<llmux_testkit::huggingchat::FormPart>) {
     let parts = parse_multipart(req.header("content-type").unwrap_or_default(), &req.body)
@@ -139,7 +128,10 @@ async fn first_turn_with_web_search_title_and_sources() {
 
     // The wire: create, __data.json, multipart post.
     let create = &server.requests_to("/chat/conversation")[0];
-    assert_eq!(create.json().expect("json"), json!({"model": "Qwen/Qwen2.5-72B-Instruct"}));
+    assert_eq!(
+        create.json().expect("json"),
+        json!({"model": "Qwen/Qwen2.5-72B-Instruct"})
+    );
     assert_eq!(
         create.header("cookie"),
         Some(format!("hf-chat={DEFAULT_COOKIE}; token=other").as_str())
@@ -152,7 +144,11 @@ async fn first_turn_with_web_search_title_and_sources() {
     assert_eq!(post.header("origin"), Some(server.url("").as_str()));
     assert_eq!(
         post.header("referer"),
-        Some(server.url(&format!("/chat/conversation/{}", conv.id)).as_str())
+        Some(
+            server
+                .url(&format!("/chat/conversation/{}", conv.id))
+                .as_str()
+        )
     );
     let (data, files) = posted(post);
     assert_eq!(
@@ -188,7 +184,11 @@ async fn follow_up_turn_reuses_the_conversation_and_sends_only_the_new_message()
         .expect("second turn");
     assert_eq!(second.text, "echo: And then?");
 
-    assert_eq!(server.requests_to("/chat/conversation").len(), 1, "no second conversation");
+    assert_eq!(
+        server.requests_to("/chat/conversation").len(),
+        1,
+        "no second conversation"
+    );
     let conv = &fake.conversations()[0];
     assert_eq!(conv.messages.len(), 5);
     let previous_answer = &conv.messages[2];
@@ -213,14 +213,25 @@ async fn follow_up_turn_reuses_the_conversation_and_sends_only_the_new_message()
     assert_eq!(fake.conversations().len(), 2);
     let models = &third.conversation.expect("state").0["huggingchat"]["models"];
     assert!(models.get("Qwen/Qwen2.5-72B-Instruct").is_some());
-    assert!(models.get("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B").is_some());
+    assert!(
+        models
+            .get("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
+            .is_some()
+    );
 }
 
 #[tokio::test]
 async fn reasoning_model_streams_reasoning_then_text() {
-    let fake = FakeHuggingChat::new().reply("42").chunks(1).reasoning("Add them.");
+    let fake = FakeHuggingChat::new()
+        .reply("42")
+        .chunks(1)
+        .reasoning("Add them.");
     let server = fake.start().await;
-    let (chunks, err) = run(&client(&server), request("deepseek-r1", vec![Message::user("6*7?")])).await;
+    let (chunks, err) = run(
+        &client(&server),
+        request("deepseek-r1", vec![Message::user("6*7?")]),
+    )
+    .await;
     assert!(err.is_none(), "{err:?}");
     let tail: Vec<Chunk> = chunks.into_iter().skip(2).collect();
     assert_eq!(
@@ -233,7 +244,10 @@ async fn reasoning_model_streams_reasoning_then_text() {
             Chunk::Finish(FinishReason::Stop),
         ]
     );
-    assert_eq!(fake.conversations()[0].model, "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B");
+    assert_eq!(
+        fake.conversations()[0].model,
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
+    );
 }
 
 #[tokio::test]
@@ -246,7 +260,10 @@ async fn image_model_uses_the_tool_and_the_download_needs_cookies() {
         .await
         .expect("image");
     let conv = &fake.conversations()[0];
-    assert_eq!(conv.model, "Qwen/Qwen2.5-72B-Instruct", "default text model");
+    assert_eq!(
+        conv.model, "Qwen/Qwen2.5-72B-Instruct",
+        "default text model"
+    );
     let (data, _) = posted(&message_posts(&server)[0]);
     let data: Value = serde_json::from_str(&data).expect("json");
     assert_eq!(data["tools"], json!([IMAGE_TOOL_ID]));
@@ -259,7 +276,10 @@ async fn image_model_uses_the_tool_and_the_download_needs_cookies() {
     let MediaData::Url(url) = &image.data else {
         panic!("url expected")
     };
-    assert!(url.starts_with(&server.url(&format!("/chat/conversation/{}/output/", conv.id))), "{url}");
+    assert!(
+        url.starts_with(&server.url(&format!("/chat/conversation/{}/output/", conv.id))),
+        "{url}"
+    );
     assert!(
         resp.conversation.expect("state").0["huggingchat"]["models"]
             .get("black-forest-labs/FLUX.1-dev")
@@ -271,14 +291,20 @@ async fn image_model_uses_the_tool_and_the_download_needs_cookies() {
     assert_eq!(&file.data[..], TINY_PNG);
     // Without the cookie the same URL is refused, as a missing-auth error.
     let anonymous = client_with(ProviderConfig::default().with_base_url(server.url("/chat")));
-    let err = anonymous.download(NAME, url).await.expect_err("needs cookies");
+    let err = anonymous
+        .download(NAME, url)
+        .await
+        .expect_err("needs cookies");
     assert!(matches!(err, Error::MissingAuth { .. }), "{err}");
     // Cookies never go to another origin.
     let other = FakeServer::start(llmux_testkit::Router::new().get("/x.png", |_| async {
         Reply::bytes(200, "image/png", TINY_PNG)
     }))
     .await;
-    client.download(NAME, &other.url("/x.png")).await.expect("foreign download");
+    client
+        .download(NAME, &other.url("/x.png"))
+        .await
+        .expect("foreign download");
     assert_eq!(other.requests()[0].header("cookie"), None);
 }
 
@@ -286,17 +312,27 @@ async fn image_model_uses_the_tool_and_the_download_needs_cookies() {
 async fn media_upload_as_base64_files() {
     let fake = FakeHuggingChat::new().reply("A pixel.");
     let server = fake.start().await;
-    let data_uri = format!("data:image/png;base64,{}", llmux::core::media::b64_encode(TINY_PNG));
+    let data_uri = format!(
+        "data:image/png;base64,{}",
+        llmux::core::media::b64_encode(TINY_PNG)
+    );
     let message = Message::user(Content::Parts(vec![
-        ContentPart::Text { text: "What is this?".into() },
-        ContentPart::ImageUrl { image_url: ImageUrl { url: data_uri } },
+        ContentPart::Text {
+            text: "What is this?".into(),
+        },
+        ContentPart::ImageUrl {
+            image_url: ImageUrl { url: data_uri },
+        },
     ]));
     let req = request("", vec![message])
         .with_media(Media::from_bytes(TINY_PNG.to_vec(), Some("dot.png".into())));
     let resp = client(&server).complete(req).await.expect("vision");
     assert_eq!(resp.text, "A pixel.");
     // No model + media → the default vision model.
-    assert_eq!(fake.conversations()[0].model, "meta-llama/Llama-3.2-11B-Vision-Instruct");
+    assert_eq!(
+        fake.conversations()[0].model,
+        "meta-llama/Llama-3.2-11B-Vision-Instruct"
+    );
     let (_, files) = posted(&message_posts(&server)[0]);
     assert_eq!(files.len(), 2);
     assert_eq!(files[0].file_name.as_deref(), Some("base64;file.png"));
@@ -321,7 +357,10 @@ async fn uploads_over_the_limit_get_413() {
     let req = request("llama-3.2-11b", vec![Message::user("look")])
         .with_media(Media::from_bytes(vec![0u8; 64], Some("big.png".into())));
     let err = client(&server).complete(req).await.expect_err("too large");
-    assert!(matches!(err, Error::HttpStatus { status: 413, .. }), "{err}");
+    assert!(
+        matches!(err, Error::HttpStatus { status: 413, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("File too large"), "{err}");
 }
 
@@ -332,12 +371,22 @@ async fn missing_cookies_fail_before_any_request() {
     let client = client_with(ProviderConfig::default().with_base_url(server.url("/chat")));
     let (chunks, err) = run(&client, request("", vec![Message::user("Hi")])).await;
     let err = err.expect("error");
-    let Error::MissingAuth { help, login_url, .. } = &err else {
+    let Error::MissingAuth {
+        help, login_url, ..
+    } = &err
+    else {
         panic!("expected MissingAuth, got {err}")
     };
-    assert!(help.contains("`hf-chat`") && help.contains("LLMUX_HUGGINGCHAT_COOKIES"), "{help}");
+    assert!(
+        help.contains("`hf-chat`") && help.contains("LLMUX_HUGGINGCHAT_COOKIES"),
+        "{help}"
+    );
     assert_eq!(login_url.as_deref(), Some(server.url("/chat").as_str()));
-    assert!(!chunks.iter().any(|c| matches!(c, Chunk::LoginRequired { .. })));
+    assert!(
+        !chunks
+            .iter()
+            .any(|c| matches!(c, Chunk::LoginRequired { .. }))
+    );
     assert_eq!(server.request_count(), 0);
 }
 
@@ -347,17 +396,29 @@ async fn expired_cookies_give_login_required_and_missing_auth() {
     let server = fake.start().await;
     let (chunks, err) = run(&client(&server), request("", vec![Message::user("Hi")])).await;
     let err = err.expect("error");
-    assert!(matches!(&err, Error::MissingAuth { help, .. } if help.contains("expired") && help.contains("You need to be logged in")), "{err}");
-    assert!(!err.to_string().contains(DEFAULT_COOKIE), "no secret in errors");
+    assert!(
+        matches!(&err, Error::MissingAuth { help, .. } if help.contains("expired") && help.contains("You need to be logged in")),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains(DEFAULT_COOKIE),
+        "no secret in errors"
+    );
     assert_eq!(
         chunks.last(),
-        Some(&Chunk::LoginRequired { label: "HuggingChat".into(), url: server.url("/chat") })
+        Some(&Chunk::LoginRequired {
+            label: "HuggingChat".into(),
+            url: server.url("/chat")
+        })
     );
 
     // Request cookies override the configured ones.
-    let req = request("", vec![Message::user("Hi")])
-        .with_cookies(Cookies::parse("hf-chat=the-real-one"));
-    let resp = client(&server).complete(req).await.expect("request cookies win");
+    let req =
+        request("", vec![Message::user("Hi")]).with_cookies(Cookies::parse("hf-chat=the-real-one"));
+    let resp = client(&server)
+        .complete(req)
+        .await
+        .expect("request cookies win");
     assert_eq!(resp.text, "Hello from the fake HuggingChat!");
 }
 
@@ -374,7 +435,10 @@ async fn data_json_error_node_403_is_missing_auth() {
         .complete(request("", vec![Message::user("Hi")]))
         .await
         .expect_err("403 node");
-    assert!(matches!(&err, Error::MissingAuth { help, .. } if help.contains("access to this conversation")), "{err}");
+    assert!(
+        matches!(&err, Error::MissingAuth { help, .. } if help.contains("access to this conversation")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -384,9 +448,18 @@ async fn malformed_data_json_is_a_protocol_error() {
     let client = client(&server);
     let bodies = [
         Fault::Malformed(bytes_of("{not json at all")),
-        Fault::Reply(Reply::json(200, &json!({"type":"data","nodes":[null,{"type":"data","data":[{"messages":1},[7]]}]}))),
-        Fault::Reply(Reply::json(200, &json!({"type":"data","nodes":[null,{"type":"data","data":[{"messages":1},[0]]}]}))),
-        Fault::Reply(Reply::json(200, &json!({"type":"data","nodes":[null,{"type":"data","data":[{"title":1},"x"]}]}))),
+        Fault::Reply(Reply::json(
+            200,
+            &json!({"type":"data","nodes":[null,{"type":"data","data":[{"messages":1},[7]]}]}),
+        )),
+        Fault::Reply(Reply::json(
+            200,
+            &json!({"type":"data","nodes":[null,{"type":"data","data":[{"messages":1},[0]]}]}),
+        )),
+        Fault::Reply(Reply::json(
+            200,
+            &json!({"type":"data","nodes":[null,{"type":"data","data":[{"title":1},"x"]}]}),
+        )),
     ];
     for fault in bodies {
         server.inject("/chat/conversation/{id}/__data.json", fault);
@@ -406,7 +479,10 @@ async fn malformed_data_json_is_a_protocol_error() {
         .complete(request("", vec![Message::user("Hi")]))
         .await;
     // The fake does not know message `cafe-1`: the post is refused, but the id was extracted.
-    assert!(matches!(resp, Err(Error::HttpStatus { status: 404, .. })), "{resp:?}");
+    assert!(
+        matches!(resp, Err(Error::HttpStatus { status: 404, .. })),
+        "{resp:?}"
+    );
     let (data, _) = posted(message_posts(&server).last().expect("post"));
     assert!(data.contains(r#""id":"cafe-1""#), "{data}");
 }
@@ -421,7 +497,10 @@ async fn error_status_lines_are_upstream_errors() {
     let server = fake.start().await;
     let (chunks, err) = run(&client(&server), request("", vec![Message::user("Hi")])).await;
     let err = err.expect("error");
-    assert!(matches!(&err, Error::Upstream { message, .. } if message == "Model is overloaded"), "{err}");
+    assert!(
+        matches!(&err, Error::Upstream { message, .. } if message == "Model is overloaded"),
+        "{err}"
+    );
     assert!(!chunks.iter().any(|c| matches!(c, Chunk::Finish(_))));
 }
 
@@ -437,14 +516,26 @@ async fn broken_answer_streams() {
         ))
     };
     // A line without `type`.
-    server.inject("/chat/conversation/{id}", jsonl(&[r#"{"type":"stream","token":"a"}"#, r#"{"token":"b"}"#]));
+    server.inject(
+        "/chat/conversation/{id}",
+        jsonl(&[r#"{"type":"stream","token":"a"}"#, r#"{"token":"b"}"#]),
+    );
     let (chunks, err) = run(&client, request("", vec![Message::user("Hi")])).await;
-    assert!(matches!(&err, Some(Error::Protocol { message, .. }) if message.contains("without `type`")), "{err:?}");
+    assert!(
+        matches!(&err, Some(Error::Protocol { message, .. }) if message.contains("without `type`")),
+        "{err:?}"
+    );
     assert_eq!(text_of(&chunks), "a");
     // The stream ends before `finalAnswer`; lines that are not JSON are skipped.
-    server.inject("/chat/conversation/{id}", jsonl(&[r#"{"type":"stream","token":"partial"}"#, "garbage", ""]));
+    server.inject(
+        "/chat/conversation/{id}",
+        jsonl(&[r#"{"type":"stream","token":"partial"}"#, "garbage", ""]),
+    );
     let (chunks, err) = run(&client, request("", vec![Message::user("Hi")])).await;
-    assert!(matches!(&err, Some(Error::Protocol { message, .. }) if message.contains("finalAnswer")), "{err:?}");
+    assert!(
+        matches!(&err, Some(Error::Protocol { message, .. }) if message.contains("finalAnswer")),
+        "{err:?}"
+    );
     assert_eq!(text_of(&chunks), "partial");
     // Raw NUL padding around lines and the trailing whitespace block are ignored.
     server.inject(
@@ -458,7 +549,10 @@ async fn broken_answer_streams() {
             ],
         )),
     );
-    let resp = client.complete(request("", vec![Message::user("Hi")])).await.expect("ok");
+    let resp = client
+        .complete(request("", vec![Message::user("Hi")]))
+        .await
+        .expect("ok");
     assert_eq!(resp.text, "ok");
     assert_eq!(resp.finish_reason, Some(FinishReason::Stop));
 }
@@ -479,14 +573,29 @@ async fn v2_routes_detected_or_configured() {
             .expect("v2 first turn");
         let second = client
             .complete(
-                request("llama-3.2-11b", vec![Message::user("Hi"), Message::assistant(first.text), Message::user("More")])
-                    .with_conversation(first.conversation.expect("state")),
+                request(
+                    "llama-3.2-11b",
+                    vec![
+                        Message::user("Hi"),
+                        Message::assistant(first.text),
+                        Message::user("More"),
+                    ],
+                )
+                .with_conversation(first.conversation.expect("state")),
             )
             .await
             .expect("v2 second turn");
         assert_eq!(second.text, "echo: More");
-        assert_eq!(server.requests_to("/chat/conversation/{id}/__data.json").len(), 0);
-        assert_eq!(server.requests_to("/chat/api/v2/conversations/{id}").len(), 2);
+        assert_eq!(
+            server
+                .requests_to("/chat/conversation/{id}/__data.json")
+                .len(),
+            0
+        );
+        assert_eq!(
+            server.requests_to("/chat/api/v2/conversations/{id}").len(),
+            2
+        );
         assert_eq!(server.requests_to("/chat/api/v2/models").len(), 1, "cached");
         let models = client.provider_models(NAME).await.expect("models");
         assert!(models.contains(&"deepseek-ai/DeepSeek-R1-Distill-Qwen-32B".to_owned()));
@@ -496,15 +605,26 @@ async fn v2_routes_detected_or_configured() {
     let fake = FakeHuggingChat::new().api(true, true);
     let server = fake.start().await;
     let client = client_with(config(&server.url("/chat")).with_option("api", json!("v1")));
-    client.complete(request("", vec![Message::user("Hi")])).await.expect("v1");
-    assert_eq!(server.requests_to("/chat/conversation/{id}/__data.json").len(), 1);
+    client
+        .complete(request("", vec![Message::user("Hi")]))
+        .await
+        .expect("v1");
+    assert_eq!(
+        server
+            .requests_to("/chat/conversation/{id}/__data.json")
+            .len(),
+        1
+    );
     assert_eq!(server.requests_to("/chat/api/v2/models").len(), 0);
 }
 
 #[tokio::test]
 async fn self_hosted_layouts_are_probed() {
     // chat-ui at the root of its host.
-    let fake = FakeHuggingChat::new().prefix("").models([FakeModel::text("local/llama")]).echo();
+    let fake = FakeHuggingChat::new()
+        .prefix("")
+        .models([FakeModel::text("local/llama")])
+        .echo();
     let server = fake.start().await;
     let client = client_with(config(&server.url("")));
     let resp = client
@@ -519,7 +639,10 @@ async fn self_hosted_layouts_are_probed() {
         .complete(request("llama-3.3-70b", vec![Message::user("Hi")]))
         .await
         .expect_err("not served");
-    assert!(matches!(err, Error::HttpStatus { status: 400, ref message, .. } if message.contains("Invalid model")), "{err}");
+    assert!(
+        matches!(err, Error::HttpStatus { status: 400, ref message, .. } if message.contains("Invalid model")),
+        "{err}"
+    );
     let err = client
         .complete(request("no/such-model", vec![Message::user("Hi")]))
         .await
@@ -530,8 +653,15 @@ async fn self_hosted_layouts_are_probed() {
     let fake = FakeHuggingChat::new();
     let server = fake.start().await;
     let client = client_with(config(&server.url("")));
-    client.complete(request("", vec![Message::user("Hi")])).await.expect("/chat layout");
-    assert_eq!(server.requests_to("/chat").len(), 1, "probe page reused for discovery");
+    client
+        .complete(request("", vec![Message::user("Hi")]))
+        .await
+        .expect("/chat layout");
+    assert_eq!(
+        server.requests_to("/chat").len(),
+        1,
+        "probe page reused for discovery"
+    );
     assert_eq!(fake.conversations().len(), 1);
 }
 
@@ -540,8 +670,12 @@ async fn discovery_falls_back_to_the_static_list() {
     let fake = FakeHuggingChat::new().api(false, false);
     let server = fake.start().await;
     let provider = HuggingChat::new(config(&server.url("/chat")));
-    let http = HttpClient::new(HttpConfig { proxy: Proxy::Direct, timeouts: TIMEOUTS, ..HttpConfig::default() })
-        .expect("http");
+    let http = HttpClient::new(HttpConfig {
+        proxy: Proxy::Direct,
+        timeouts: TIMEOUTS,
+        ..HttpConfig::default()
+    })
+    .expect("http");
     let ctx = llmux::core::Context::new(http);
     let models = provider.models(&ctx).await.expect("models");
     assert_eq!(models.len(), 12);
@@ -583,12 +717,22 @@ async fn deleted_conversation_is_replaced() {
     fake.delete_conversation(&fake.conversations()[0].id);
     let second = client
         .complete(
-            request("", vec![Message::user("One"), Message::assistant(first.text), Message::user("Two")])
-                .with_conversation(first.conversation.expect("state")),
+            request(
+                "",
+                vec![
+                    Message::user("One"),
+                    Message::assistant(first.text),
+                    Message::user("Two"),
+                ],
+            )
+            .with_conversation(first.conversation.expect("state")),
         )
         .await
         .expect("second");
-    assert_eq!(second.text, "echo: User: One\nAssistant: echo: One\nUser: Two\nAssistant:");
+    assert_eq!(
+        second.text,
+        "echo: User: One\nAssistant: echo: One\nUser: Two\nAssistant:"
+    );
     assert_eq!(server.requests_to("/chat/conversation").len(), 2);
 }
 
@@ -604,9 +748,15 @@ async fn routing_by_alias_and_g4f_name() {
         .expect("alias routing");
     assert_eq!(resp.provider, NAME);
     assert_eq!(resp.text, "hi");
-    assert_eq!(fake.conversations()[0].model, "meta-llama/Llama-3.2-11B-Vision-Instruct");
+    assert_eq!(
+        fake.conversations()[0].model,
+        "meta-llama/Llama-3.2-11B-Vision-Instruct"
+    );
     let resp = client
-        .complete(ChatRequest::new("flux-schnell", vec![Message::user("a cat")]).with_provider("HuggingChat"))
+        .complete(
+            ChatRequest::new("flux-schnell", vec![Message::user("a cat")])
+                .with_provider("HuggingChat"),
+        )
         .await
         .expect("g4f name");
     assert_eq!(resp.images.len(), 1);
@@ -623,5 +773,8 @@ fn environment_configuration() {
     assert_eq!(p.info().url, "http://127.0.0.1:3000");
     assert!(p.info().working && p.info().needs_auth);
     assert_eq!(p.info().g4f_name, "HuggingChat");
-    assert_eq!(p.info().alias_target("qwen-2.5-72b"), Some("Qwen/Qwen2.5-72B-Instruct"));
+    assert_eq!(
+        p.info().alias_target("qwen-2.5-72b"),
+        Some("Qwen/Qwen2.5-72B-Instruct")
+    );
 }

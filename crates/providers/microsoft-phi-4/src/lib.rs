@@ -42,12 +42,13 @@
 //! - **Media.** Image and audio parts of the trailing user messages are used too (g4f only reads
 //!   its `media` argument); any `audio/…` MIME type is accepted (g4f only `audio/<word>`); an
 //!   unnamed file gets a name such as `image.png`; the checks run before any request.
-//! - **Models.** `phi-4-multimodal` (the default) and `phi-4` are both listed and accepted (the
-//!   reference lists only the alias `phi-4`, so its own default fails `get_model`). The model
-//!   argument still selects nothing: there is one Space.
+//! - **Models.** `phi-4-multimodal` (the default) and its alias `phi-4` are both accepted and
+//!   marked as vision and audio models (the reference lists only `phi-4`, so its own default
+//!   fails `get_model`). The model argument still selects nothing: there is one Space.
 //! - A conversation without a `session_hash` starts a new session with the whole history as the
 //!   prompt (g4f would send only the last message to a fresh session). A non-2xx JWT answer is
-//!   ignored (the page token is kept) instead of failing on its JSON.
+//!   ignored (the page token is kept) instead of failing on its JSON, and an unreachable Hub page
+//!   only means no ZeroGPU credentials (the Space still answers anonymous calls).
 //!
 //! ```
 //! use llmux_core::{Provider, ProviderConfig};
@@ -115,7 +116,9 @@ impl MicrosoftPhi4 {
             config.name.clone()
         };
         let space = config.option_str("space").unwrap_or(DEFAULT_SPACE);
-        let models = vec![DEFAULT_MODEL.to_owned(), ALIAS.to_owned()];
+        // `models` as in the reference (the alias only); the default model is listed and accepted
+        // anyway (`ProviderInfo::all_models` includes it), and both names take images and audio.
+        let multimodal = vec![ALIAS.to_owned(), DEFAULT_MODEL.to_owned()];
         let info = ProviderInfo {
             name,
             g4f_name: G4F_NAME.into(),
@@ -129,11 +132,11 @@ impl MicrosoftPhi4 {
             default_model: DEFAULT_MODEL.into(),
             default_vision_model: Some(DEFAULT_MODEL.into()),
             default_image_model: None,
-            models: models.clone(),
+            models: vec![ALIAS.to_owned()],
             model_aliases: [(ALIAS.to_owned(), DEFAULT_MODEL.to_owned())].into(),
             image_models: Vec::new(),
-            vision_models: models.clone(),
-            audio_models: models,
+            vision_models: multimodal.clone(),
+            audio_models: multimodal,
             origins: vec![
                 Origin {
                     key: "base".into(),
@@ -442,7 +445,10 @@ mod tests {
             Some(DEFAULT_MODEL)
         );
         assert!(i.resolve_model("gpt-4", None).is_err());
+        assert_eq!(i.models, ["phi-4"]);
+        assert_eq!(i.all_models(), ["phi-4-multimodal", "phi-4"]);
         assert!(i.vision_models.iter().any(|m| m == "phi-4"));
+        assert!(i.vision_models.iter().any(|m| m == DEFAULT_MODEL));
         assert!(i.audio_models.iter().any(|m| m == DEFAULT_MODEL));
         assert_eq!(i.origin_keys(), ["base", "hub"]);
     }

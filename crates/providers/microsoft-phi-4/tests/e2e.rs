@@ -551,6 +551,20 @@ async fn missing_hub_page_is_tolerated() {
     let join = one(&server, JOIN);
     assert_eq!(join.header("x-zerogpu-token"), Some("[object Object]"));
     assert_eq!(join.header("x-zerogpu-uuid"), None);
+
+    // an unreachable Hub does not stop the call either
+    let server = FakeGradio::new().start().await;
+    let hub = format!("http://127.0.0.1:{}", llmux_testkit::closed_port());
+    let cfg = config(&server).with_origin("hub", hub);
+    let resp = client_with(cfg, Duration::from_secs(2))
+        .complete(req("Hi"))
+        .await
+        .expect("reply");
+    assert_eq!(resp.text, "echo: Hi | files: 0");
+    assert_eq!(
+        one(&server, JOIN).header("x-zerogpu-token"),
+        Some("[object Object]")
+    );
 }
 
 #[tokio::test]
