@@ -523,7 +523,7 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
         output_dir: args
             .output_dir
             .clone()
-            .or_else(|| chat_cfg.output_dir.clone())
+            .or_else(|| chat_cfg.output_dir())
             .unwrap_or_else(|| PathBuf::from(".")),
     };
 

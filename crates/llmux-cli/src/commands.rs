@@ -141,7 +141,7 @@ pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
     let dir = args
         .output_dir
         .clone()
-        .or_else(|| cfg.output_dir.clone())
+        .or_else(|| cfg.output_dir())
         .unwrap_or_else(|| PathBuf::from("."));
     for (i, img) in resp.images.iter().enumerate() {
         let (mime, data) = media::fetch(&client, &resp.provider, &img.data).await?;

@@ -155,6 +155,17 @@ pub struct ChatSection {
     pub output_dir: Option<PathBuf>,
 }
 
+impl ChatSection {
+    /// [`ChatSection::output_dir`] with a leading `~/` expanded to the home directory.
+    pub fn output_dir(&self) -> Option<PathBuf> {
+        let dir = self.output_dir.as_ref()?;
+        match (dir.strip_prefix("~"), dirs::home_dir()) {
+            (Ok(rest), Some(home)) => Some(home.join(rest)),
+            _ => Some(dir.clone()),
+        }
+    }
+}
+
 /// Cookies as a `Cookie` header string (`"a=1; b=2"`) or a table (`{ a = "1" }`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CookiesValue(pub Cookies);
@@ -790,6 +801,25 @@ cookies = { session = "s1" }
         let cfgs = settings.provider_configs(regs, &env, &o);
         assert_eq!(cfgs[0].1.origin("base", ""), "http://flag/v1");
         assert_eq!(settings.priority(&o), ["openai-compat"]);
+    }
+
+    #[test]
+    fn readme_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block in the README");
+        let c = parse(block).expect("README example parses");
+        c.validate(
+            Path::new("README.md"),
+            &["openai-compat", "huggingchat", "huggingface-inference"],
+        )
+        .expect("README example validates");
+        assert_eq!(c.instances["ollama"].kind.as_deref(), Some("openai-compat"));
+        let home = dirs::home_dir().expect("home");
+        assert_eq!(c.chat.output_dir(), Some(home.join("Pictures/llmux")));
     }
 
     #[test]

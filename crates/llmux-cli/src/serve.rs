@@ -6,7 +6,7 @@ use clap::Args;
 use llmux::Secret;
 use llmux_server::{Gateway, ServerConfig};
 
-use crate::config::{OPENAI_COMPAT, Settings, parse_bind};
+use crate::config::{Settings, parse_bind};
 use crate::exit::{self, CliError};
 use crate::{App, env_var};
 
@@ -26,8 +26,8 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
-    /// Serve this OpenAI-compatible upstream: sets the `openai-compat` provider's base URL,
-    /// puts it first and makes it the default provider of requests that name none.
+    /// Serve this OpenAI-compatible upstream: sets the `openai-compat` provider's base URL
+    /// (which enables it for routing) and puts it first in the priority list.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
 }
@@ -84,11 +84,7 @@ pub(crate) fn server_config(
         None => s.api_key.clone(),
     }
     .filter(|k| !k.is_empty());
-    let default_provider = if flags.upstream.is_some() {
-        Some(OPENAI_COMPAT.to_owned())
-    } else {
-        s.default_provider.clone().or(d.default_provider)
-    };
+    let default_provider = s.default_provider.clone().or(d.default_provider);
     Ok(ServerConfig {
         bind,
         api_key,

@@ -401,10 +401,20 @@ pub fn parse_literal(src: &str) -> Result<(Value, usize)> {
     Ok((v, p.pos))
 }
 
+/// The models list found in chat-ui's HTML page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlineModels {
+    /// The decoded model objects.
+    pub models: Vec<Value>,
+    /// True when the literal is followed by `,oldModels:` (the exact shape g4f looks for), false
+    /// when it is only the first plausible `models:[…]` list of the page.
+    pub exact: bool,
+}
+
 /// Finds the models list in chat-ui's HTML page: the JavaScript literal after `models:` in the
 /// inline hydration data, preferring the one followed by `,oldModels:` (g4f looks for
-/// `models:(\[.+?\]),oldModels:`). Returns the decoded array of model objects.
-pub fn inline_models(html: &str) -> Result<Vec<Value>> {
+/// `models:(\[.+?\]),oldModels:`) over the first list of objects with string `id`s.
+pub fn inline_models(html: &str) -> Result<InlineModels> {
     let mut first: Option<Vec<Value>> = None;
     let mut from = 0;
     while let Some(rel) = html.get(from..).and_then(|rest| rest.find("models:")) {
@@ -434,11 +444,19 @@ pub fn inline_models(html: &str) -> Result<Vec<Value>> {
             .get(used..)
             .is_some_and(|r| r.starts_with(",oldModels:"))
         {
-            return Ok(items);
+            return Ok(InlineModels {
+                models: items,
+                exact: true,
+            });
         }
         first.get_or_insert(items);
     }
-    first.ok_or_else(|| DevalueError::new("no inline `models:[…]` literal in the page"))
+    first
+        .map(|models| InlineModels {
+            models,
+            exact: false,
+        })
+        .ok_or_else(|| DevalueError::new("no inline `models:[…]` literal in the page"))
 }
 
 struct Parser<'a> {
@@ -875,17 +893,18 @@ mod tests {
     #[test]
     fn inline_models_from_page() {
         let html = r#"<script>const data=[null,{type:"data",data:{settings:{activeModel:"x"},models:[{id:"Qwen/Qwen2.5-72B-Instruct",parameters:{temperature:.6,stop:["<|im_end|>"]},multimodal:false,tokenizer:void 0},{id:"meta-llama/Llama-3.2-11B-Vision-Instruct",multimodal:true}],oldModels:[],tools:[]}}];</script>"#;
-        let models = inline_models(html).expect("found");
+        let found = inline_models(html).expect("found");
+        assert!(found.exact);
+        let models = found.models;
         assert_eq!(models.len(), 2);
         assert_eq!(models[1]["multimodal"], json!(true));
         assert_eq!(models[0]["parameters"]["stop"], json!(["<|im_end|>"]));
         assert!(inline_models("<html>no data</html>").is_err());
         assert!(inline_models("oldModels:[{id:\"x\"}]").is_err());
         // Without the `oldModels` marker the first plausible list is used.
-        assert_eq!(
-            inline_models("x={models:[{id:\"a\"}]}").expect("found")[0]["id"],
-            json!("a")
-        );
+        let loose = inline_models("x={models:[{id:\"a\"}]}").expect("found");
+        assert!(!loose.exact);
+        assert_eq!(loose.models[0]["id"], json!("a"));
     }
 
     fn flat_value() -> impl Strategy<Value = Value> {

@@ -18,8 +18,9 @@
 //!   later turns reuse it and send only the new user message. The state is a
 //!   [`Chunk::Conversation`] holding [`ConversationState`], handed back by the caller.
 //! * **Answers**: JSON lines (`application/jsonl`) → text, reasoning, title, web-search sources,
-//!   generated images ([`Image::needs_auth`](llmux_core::Image::needs_auth): fetch them with [`Provider::download`], which adds
-//!   the cookies), finish. Media (`ChatRequest::media`, image parts) are uploaded as base64 `files`.
+//!   generated images ([`Image::needs_auth`](llmux_core::Image::needs_auth): fetch them with
+//!   [`Provider::download`], which adds the cookies), finish. Media (`ChatRequest::media`, image
+//!   parts) are uploaded as base64 `files`.
 //!
 //! # Configuration
 //!
@@ -27,7 +28,7 @@
 //! |---|---|
 //! | base origin (`LLMUX_HUGGINGCHAT_BASE_URL`) | URL of the chat-ui app, default `https://huggingface.co/chat`. A URL without a path (`http://localhost:3000`) is probed: chat-ui at `/chat` when that page exists, else at the root. |
 //! | cookies (`LLMUX_HUGGINGCHAT_COOKIES`) | `hf-chat=…` (all given cookies are sent) |
-//! | option `api` | `"v1"` (chat page + `__data.json`), `"v2"` (`/api/v2/…` JSON routes) or `"auto"` (default: v2 when `/api/v2/models` answers) |
+//! | option `api` | `"v1"` (chat page + `__data.json`), `"v2"` (`/api/v2/…` JSON routes) or `"auto"` (default: v1 when the page has the `models:[…],oldModels:` literal, else v2 when `/api/v2/models` answers) |
 //! | `default_model` | text model for empty requests and for image-tool conversations |
 //!
 //! ```
@@ -433,31 +434,30 @@ impl Inner {
         self.api_choice.or(*lock(&self.detected)).unwrap_or(Api::V1)
     }
 
-    /// Models from the inline literal of the chat page.
-    async fn page_models(&self, ctx: &Context, app: &str) -> Result<Found> {
-        let cached = lock(&self.page).take();
-        let html = match cached {
-            Some(p) => p,
-            None => {
-                let resp = ctx
-                    .http
-                    .get(app)
-                    .provider(self.name())
-                    .cookies(&self.jar(None))
-                    .max_body(MAX_DOCUMENT)
-                    .send()
-                    .await?;
-                self.checked(resp).await?.text().await?
-            }
-        };
-        let list = devalue::inline_models(&html).map_err(|e| {
+    /// The chat page (reusing the one fetched by the mount probe).
+    async fn page(&self, ctx: &Context, app: &str) -> Result<String> {
+        if let Some(page) = lock(&self.page).take() {
+            return Ok(page);
+        }
+        let resp = ctx
+            .http
+            .get(app)
+            .provider(self.name())
+            .cookies(&self.jar(None))
+            .max_body(MAX_DOCUMENT)
+            .send()
+            .await?;
+        self.checked(resp).await?.text().await
+    }
+
+    fn page_models(&self, html: &str) -> Result<devalue::InlineModels> {
+        devalue::inline_models(html).map_err(|e| {
             Error::protocol(
                 self.name(),
                 format!("cannot read the chat page's models: {e}"),
                 "",
             )
-        })?;
-        Ok(models_of(&list))
+        })
     }
 
     /// Models from `GET /api/v2/models` (`{"json": [...]}`).
@@ -492,20 +492,11 @@ impl Inner {
             .get_or_fetch(|| async {
                 let app = self.app(ctx).await?;
                 let found = match self.api_choice {
-                    Some(Api::V1) => self.page_models(ctx, &app).await?,
+                    Some(Api::V1) => {
+                        models_of(&self.page_models(&self.page(ctx, &app).await?)?.models)
+                    }
                     Some(Api::V2) => self.v2_models(ctx, &app).await?,
-                    None => match self.v2_models(ctx, &app).await {
-                        Ok(found) => {
-                            *lock(&self.detected) = Some(Api::V2);
-                            found
-                        }
-                        Err(Error::HttpStatus { .. } | Error::Protocol { .. }) => {
-                            let found = self.page_models(ctx, &app).await?;
-                            *lock(&self.detected) = Some(Api::V1);
-                            found
-                        }
-                        Err(e) => return Err(e),
-                    },
+                    None => self.detect(ctx, &app).await?,
                 };
                 *lock(&self.vision) = found
                     .iter()
@@ -515,6 +506,33 @@ impl Inner {
                 Ok(found.into_iter().map(|(id, _)| id).collect())
             })
             .await
+    }
+
+    /// Auto mode: the chat page's `models:[…],oldModels:` literal means v1; otherwise
+    /// `/api/v2/models` answering means v2; otherwise any models list in the page means v1.
+    async fn detect(&self, ctx: &Context, app: &str) -> Result<Found> {
+        let page = self.page(ctx, app).await;
+        let inline = match &page {
+            Ok(html) => self.page_models(html),
+            Err(e) => Err(e.clone()),
+        };
+        if let Some(found) = inline.as_ref().ok().filter(|f| f.exact) {
+            *lock(&self.detected) = Some(Api::V1);
+            return Ok(models_of(&found.models));
+        }
+        match self.v2_models(ctx, app).await {
+            Ok(found) => {
+                *lock(&self.detected) = Some(Api::V2);
+                Ok(found)
+            }
+            Err(e) => match inline {
+                Ok(found) => {
+                    *lock(&self.detected) = Some(Api::V1);
+                    Ok(models_of(&found.models))
+                }
+                Err(_) => Err(e),
+            },
+        }
     }
 
     /// Text models known for this call: discovered (else the fallback list) plus configured ones;
@@ -1077,6 +1095,44 @@ mod tests {
                 ),
                 "{bad}"
             );
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            (-3i64..6).prop_map(Value::from),
+            "[a-z]{0,3}".prop_map(Value::String),
+            prop_oneof![Just("messages"), Just("id"), Just("data"), Just("error")]
+                .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("messages".to_owned()),
+                        Just("id".to_owned()),
+                        Just("type".to_owned()),
+                        "[a-c]".prop_map(String::from)
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn data_json_extraction_is_total(data in json_value(), last in json_value()) {
+            let p = HuggingChat::new(ProviderConfig::named(NAME));
+            let body = json!({"type": "data", "nodes": [null, {"type": "data", "data": data}, last]});
+            let _ = p.inner.message_id_from_data(&body.to_string());
         }
     }
 

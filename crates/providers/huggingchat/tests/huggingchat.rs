@@ -126,7 +126,21 @@ async fn first_turn_with_web_search_title_and_sources() {
         ]
     );
 
-    // The wire: create, __data.json, multipart post.
+    // The wire, as in the spec's transcript: page, create, __data.json, multipart post.
+    let sequence: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        sequence,
+        [
+            "GET /chat".to_owned(),
+            "POST /chat/conversation".to_owned(),
+            format!("GET /chat/conversation/{}/__data.json", conv.id),
+            format!("POST /chat/conversation/{}", conv.id),
+        ]
+    );
     let create = &server.requests_to("/chat/conversation")[0];
     assert_eq!(
         create.json().expect("json"),
