@@ -151,3 +151,14 @@ async fn generates_images() {
     assert_eq!(body["prompt"], "a red cat");
     assert_eq!(body["model"], "dall-e-3");
 }
+
+#[tokio::test]
+async fn unknown_model_on_the_server_is_model_not_supported() {
+    let fake = FakeOpenAi::new().models(["fake-model"]).start().await;
+    let client = client_for(&fake, None).await;
+    let err = client
+        .complete(ChatRequest::user("openai-compat:other-model", "hi"))
+        .await
+        .expect_err("404");
+    assert!(matches!(&err, Error::ModelNotSupported { model, .. } if model == "other-model"), "{err}");
+}

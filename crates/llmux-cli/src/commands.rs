@@ -101,6 +101,8 @@ pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
     let mut spinner = Spinner::start(app.tty.stderr, "generating…");
     let mut stream = client.chat(req);
     let mut acc = Accumulator::new();
+    let interrupt = crate::chat::ctrl_c();
+    tokio::pin!(interrupt);
     let outcome = loop {
         tokio::select! {
             item = stream.next() => match item {
@@ -108,11 +110,7 @@ pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
                 Some(Err(e)) => break Err(CliError::from(e)),
                 None => break Ok(()),
             },
-            r = tokio::signal::ctrl_c() => {
-                if r.is_ok() {
-                    break Err(CliError::new(exit::INTERRUPTED, "interrupted"));
-                }
-            }
+            () = &mut interrupt => break Err(CliError::new(exit::INTERRUPTED, "interrupted")),
         }
     };
     spinner.stop().await;

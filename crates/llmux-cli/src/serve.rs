@@ -38,7 +38,6 @@ pub(crate) struct ServeFlags {
     pub bind: Option<String>,
     pub port: Option<u16>,
     pub api_key: Option<String>,
-    pub upstream: Option<String>,
 }
 
 impl ServeFlags {
@@ -58,7 +57,6 @@ impl From<&ServeArgs> for ServeFlags {
             bind: a.bind.clone(),
             port: a.port,
             api_key: a.api_key.clone(),
-            upstream: a.upstream.clone(),
         }
     }
 }

@@ -237,10 +237,16 @@ pub fn registrations() -> Result<Vec<&'static Registration>> {
     Ok(all)
 }
 
-/// A per-instance cache of discovered models: one fetch at a time, successes kept.
+/// How long a failed discovery is remembered before the next attempt.
+pub const DISCOVERY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A per-instance cache of discovered models: one fetch at a time, successes kept for the
+/// process lifetime; a failure is remembered for [`DISCOVERY_RETRY_AFTER`] so that routing does
+/// not hit a dead upstream on every request.
 #[derive(Debug, Default)]
 pub struct ModelCache {
     cell: OnceCell<Vec<String>>,
+    failed: std::sync::Mutex<Option<(std::time::Instant, Error)>>,
 }
 
 impl ModelCache {
@@ -249,14 +255,30 @@ impl ModelCache {
         Self::default()
     }
 
-    /// The cached list, or runs `fetch` (concurrent callers wait for the same fetch; errors are
-    /// not cached).
+    /// The cached list, or runs `fetch` (concurrent callers wait for the same fetch). A failure
+    /// is returned again without fetching for [`DISCOVERY_RETRY_AFTER`].
     pub async fn get_or_fetch<F, Fut>(&self, fetch: F) -> Result<Vec<String>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<String>>>,
     {
-        self.cell.get_or_try_init(fetch).await.cloned()
+        if let Some(v) = self.cell.get() {
+            return Ok(v.clone());
+        }
+        if let Some((at, e)) = self.lock_failed().as_ref() {
+            if at.elapsed() < DISCOVERY_RETRY_AFTER {
+                return Err(e.clone());
+            }
+        }
+        let result = self.cell.get_or_try_init(fetch).await.cloned();
+        if let Err(e) = &result {
+            *self.lock_failed() = Some((std::time::Instant::now(), e.clone()));
+        }
+        result
+    }
+
+    fn lock_failed(&self) -> std::sync::MutexGuard<'_, Option<(std::time::Instant, Error)>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached list, if any.
@@ -294,12 +316,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn model_cache_fetches_once_and_skips_errors() {
-        let cache = ModelCache::new();
-        let r: Result<Vec<String>> = cache
+    async fn model_cache_fetches_once_and_remembers_errors_briefly() {
+        let failing = ModelCache::new();
+        let r: Result<Vec<String>> = failing
             .get_or_fetch(|| async { Err(Error::invalid("x")) })
             .await;
         assert!(r.is_err());
+        let again = failing
+            .get_or_fetch(|| async { Ok(vec!["m".to_owned()]) })
+            .await;
+        assert!(again.is_err(), "a recent failure is not retried at once");
+        let cache = ModelCache::new();
         let calls = std::sync::atomic::AtomicUsize::new(0);
         for _ in 0..3 {
             let v = cache

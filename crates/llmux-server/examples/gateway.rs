@@ -14,12 +14,18 @@ use llmux_server::{Gateway, ServerConfig};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let upstream = args.next().ok_or("usage: gateway UPSTREAM_URL [HOST:PORT] [GATEWAY_KEY]")?;
-    let bind = args.next().unwrap_or_else(|| "127.0.0.1:1337".into()).parse()?;
+    let upstream = args
+        .next()
+        .ok_or("usage: gateway UPSTREAM_URL [HOST:PORT] [GATEWAY_KEY]")?;
+    let bind = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:1337".into())
+        .parse()?;
     let api_key = args.next().map(Into::into);
-    let mut builder = Client::builder()
-        .ignore_env()
-        .provider("openai-compat", ProviderConfig::default().with_base_url(upstream));
+    let mut builder = Client::builder().ignore_env().provider(
+        "openai-compat",
+        ProviderConfig::default().with_base_url(upstream),
+    );
     if let Ok(fault) = std::env::var("LLMUX_GATEWAY_FAULT_URL") {
         let mut cfg = ProviderConfig::default().with_base_url(fault);
         cfg.models = vec!["fault-model".into()];

@@ -63,7 +63,9 @@ impl Answer {
     pub fn take(&mut self, chunk: Chunk) -> Piece {
         let piece = match chunk {
             Chunk::Text(t) if !t.is_empty() => Piece::Content(t),
-            Chunk::Reasoning(Reasoning { token: Some(t), .. }) if !t.is_empty() => Piece::Reasoning(t),
+            Chunk::Reasoning(Reasoning { token: Some(t), .. }) if !t.is_empty() => {
+                Piece::Reasoning(t)
+            }
             Chunk::Images(images) if !images.is_empty() => Piece::Content(render::images(&images)),
             Chunk::Audio(a) => Piece::Content(render::audio(&a)),
             Chunk::Sources(s) if !s.is_empty() => Piece::Content(render::sources(&s)),

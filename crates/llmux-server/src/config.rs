@@ -6,10 +6,8 @@ use std::time::Duration;
 use llmux_core::Secret;
 
 /// Default listen address: `127.0.0.1:1337` (g4f's port, loopback only).
-pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
-    1337,
-);
+pub const DEFAULT_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1337);
 
 /// Default request body limit: 32 MiB (room for a few base64 images).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;

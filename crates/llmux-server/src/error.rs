@@ -32,7 +32,12 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             kind,
@@ -45,7 +50,12 @@ impl ApiError {
 
     /// 400 `invalid_request_error`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -100,13 +110,19 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
         Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
         Error::ModelLoading { .. } => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
         Error::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
-        Error::HttpStatus { status: 400 | 422, .. } => {
-            (StatusCode::BAD_REQUEST, "invalid_request_error")
-        }
+        Error::HttpStatus {
+            status: 400 | 422, ..
+        } => (StatusCode::BAD_REQUEST, "invalid_request_error"),
         Error::AllFailed { attempts } if !attempts.is_empty() => {
-            if attempts.iter().all(|a| matches!(*a.error, Error::RateLimited { .. })) {
+            if attempts
+                .iter()
+                .all(|a| matches!(*a.error, Error::RateLimited { .. }))
+            {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error")
-            } else if attempts.iter().all(|a| matches!(*a.error, Error::Timeout { .. })) {
+            } else if attempts
+                .iter()
+                .all(|a| matches!(*a.error, Error::Timeout { .. }))
+            {
                 (StatusCode::GATEWAY_TIMEOUT, "timeout_error")
             } else {
                 BAD_GATEWAY
@@ -162,18 +178,36 @@ mod tests {
             retry_after: Some(Duration::from_secs(7)),
         };
         let a = from_llmux(&rl);
-        assert_eq!((a.status.as_u16(), a.retry_after), (429, Some(Duration::from_secs(7))));
+        assert_eq!(
+            (a.status.as_u16(), a.retry_after),
+            (429, Some(Duration::from_secs(7)))
+        );
         assert_eq!(from_llmux(&timeout("p")).status, 504);
         let all = Error::AllFailed {
             attempts: vec![
-                Attempt { provider: "a".into(), model: "m".into(), error: Box::new(timeout("a")) },
-                Attempt { provider: "b".into(), model: "m".into(), error: Box::new(Error::invalid("y")) },
+                Attempt {
+                    provider: "a".into(),
+                    model: "m".into(),
+                    error: Box::new(timeout("a")),
+                },
+                Attempt {
+                    provider: "b".into(),
+                    model: "m".into(),
+                    error: Box::new(Error::invalid("y")),
+                },
             ],
         };
         let a = from_llmux(&all);
         assert_eq!(a.status, 502);
-        assert!(a.message.contains("a (m)") && a.message.contains("b (m)"), "{}", a.message);
+        assert!(
+            a.message.contains("a (m)") && a.message.contains("b (m)"),
+            "{}",
+            a.message
+        );
         let json = String::from_utf8(a.to_json()).expect("utf8");
-        assert!(json.starts_with(r#"{"error":{"message":"all providers failed"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"error":{"message":"all providers failed"#),
+            "{json}"
+        );
     }
 }

@@ -104,6 +104,8 @@ mod answer;
 mod body;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log;
 mod render;
 mod routes;

@@ -27,7 +27,18 @@ pub(crate) fn quote_url(url: &str) -> String {
     out.push_str(&url[..path_start]);
     for b in url[path_start..].bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' | b'/' | b'?' | b'&' | b'=' | b'#' => {
+            b'a'..=b'z'
+            | b'A'..=b'Z'
+            | b'0'..=b'9'
+            | b'_'
+            | b'.'
+            | b'-'
+            | b'~'
+            | b'/'
+            | b'?'
+            | b'&'
+            | b'='
+            | b'#' => {
                 out.push(char::from(b));
             }
             b' ' => out.push('+'),
@@ -107,19 +118,38 @@ mod tests {
 
     #[test]
     fn renders_like_g4f() {
-        assert_eq!(quote_url("https://a.b/x y/(1).png?q=a b"), "https://a.b/x+y/%281%29.png?q=a+b");
+        assert_eq!(
+            quote_url("https://a.b/x y/(1).png?q=a b"),
+            "https://a.b/x+y/%281%29.png?q=a+b"
+        );
         assert_eq!(quote_url("https://a.b/x%20y.png"), "https://a.b/x+y.png");
-        let one = Image { data: MediaData::Url("https://h/i.png".into()), alt: "a cat".into(), needs_auth: false };
+        let one = Image {
+            data: MediaData::Url("https://h/i.png".into()),
+            alt: "a cat".into(),
+            needs_auth: false,
+        };
         assert_eq!(
             images(std::slice::from_ref(&one)),
             "\n<!-- generated images start -->\n[![a cat](https://h/i.png)](https://h/i.png)\n<!-- generated images end -->\n\n"
         );
         let two = images(&[one.clone(), one]);
-        assert!(two.contains("[![#1 a cat](https://h/i.png)](https://h/i.png)\n[![#2 a cat]"), "{two}");
+        assert!(
+            two.contains("[![#1 a cat](https://h/i.png)](https://h/i.png)\n[![#2 a cat]"),
+            "{two}"
+        );
         let s = sources(&[
-            Source { url: "https://x.org/p?utm=1".into(), title: "  X \n site ".into() },
-            Source { url: "https://y.org/q".into(), title: String::new() },
+            Source {
+                url: "https://x.org/p?utm=1".into(),
+                title: "  X \n site ".into(),
+            },
+            Source {
+                url: "https://y.org/q".into(),
+                title: String::new(),
+            },
         ]);
-        assert_eq!(s, "\n\n\n\n> [0] [X site](https://x.org/p?utm=1)\n>\n> [1] [y.org/q](https://y.org/q)");
+        assert_eq!(
+            s,
+            "\n\n\n\n> [0] [X site](https://x.org/p?utm=1)\n>\n> [1] [y.org/q](https://y.org/q)"
+        );
     }
 }

@@ -74,8 +74,11 @@ impl State {
             .find_map(|h| headers.get(*h).map(HeaderValue::as_bytes))
             .or_else(|| {
                 let v = headers.get(http::header::AUTHORIZATION)?.as_bytes();
-                let (scheme, token) = v.split_at(v.iter().position(|b| *b == b' ').unwrap_or(v.len()));
-                scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+                let (scheme, token) =
+                    v.split_at(v.iter().position(|b| *b == b' ').unwrap_or(v.len()));
+                scheme
+                    .eq_ignore_ascii_case(b"bearer")
+                    .then(|| token.trim_ascii())
             })
             .map(<[u8]>::trim_ascii)
             .filter(|k| !k.is_empty());
@@ -150,7 +153,9 @@ impl Route {
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Paths are accepted with or without the `/v1` prefix.
@@ -169,7 +174,10 @@ fn route(path: &str) -> Option<Route> {
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
-            } else if let Some(name) = p.strip_prefix("/providers/").filter(|s| !s.is_empty() && !s.contains('/')) {
+            } else if let Some(name) = p
+                .strip_prefix("/providers/")
+                .filter(|s| !s.is_empty() && !s.contains('/'))
+            {
                 Route::Provider(decode(name))
             } else {
                 return None;
@@ -181,10 +189,23 @@ fn route(path: &str) -> Option<Route> {
 /// Query parameters that look like credentials: refused, never accepted.
 fn query_has_key(query: &str) -> bool {
     query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or_default().to_ascii_lowercase().replace('-', "_");
+        let name = pair
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .replace('-', "_");
         matches!(
             name.as_str(),
-            "key" | "api_key" | "apikey" | "g4f_api_key" | "x_api_key" | "access_token" | "token" | "auth" | "authorization"
+            "key"
+                | "api_key"
+                | "apikey"
+                | "g4f_api_key"
+                | "x_api_key"
+                | "access_token"
+                | "token"
+                | "auth"
+                | "authorization"
         )
     })
 }
@@ -203,8 +224,10 @@ where
         dispatch(&state, req, start).await
     };
     if cors {
-        resp.headers_mut().insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, STAR);
-        resp.headers_mut().insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
+        resp.headers_mut()
+            .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, STAR);
+        resp.headers_mut()
+            .insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
     }
     resp
 }
@@ -230,7 +253,11 @@ where
 {
     let method = req.method().clone();
     let route = route(req.uri().path());
-    let mut access = Access::new(method.clone(), route.as_ref().map_or("(unknown)", Route::label), start);
+    let mut access = Access::new(
+        method.clone(),
+        route.as_ref().map_or("(unknown)", Route::label),
+        start,
+    );
     let resp = match route {
         _ if req.uri().query().is_some_and(query_has_key) => body::error(&ApiError::bad_request(
             "api_key_in_query",
@@ -242,7 +269,9 @@ where
             "unknown_url",
             format!("unknown endpoint {method} {}", req.uri().path()),
         )),
-        Some(r) if r.method() != method && !(method == Method::HEAD && r.method() == Method::GET) => {
+        Some(r)
+            if r.method() != method && !(method == Method::HEAD && r.method() == Method::GET) =>
+        {
             let mut resp = body::error(&ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request_error",
@@ -269,7 +298,14 @@ where
         },
     };
     if !matches!(resp.body(), Body::Sse(_)) {
-        access.log(resp.status().as_u16(), if resp.status().is_success() { "ok" } else { "error" });
+        access.log(
+            resp.status().as_u16(),
+            if resp.status().is_success() {
+                "ok"
+            } else {
+                "error"
+            },
+        );
     }
     resp
 }
@@ -305,7 +341,10 @@ where
             "the request body did not arrive in time",
         )),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => Err(ApiError::bad_request("body_read", format!("could not read the request body: {e}"))),
+        Ok(Err(e)) => Err(ApiError::bad_request(
+            "body_read",
+            format!("could not read the request body: {e}"),
+        )),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
 }
@@ -478,10 +517,11 @@ where
         Err(e) => return error_with_overhead(&e, before_body),
     };
     let parse_start = Instant::now();
-    let (mut creq, format) = match wire::parse::<ImageRequest>(&raw).and_then(ImageRequest::into_request) {
-        Ok(x) => x,
-        Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
-    };
+    let (mut creq, format) =
+        match wire::parse::<ImageRequest>(&raw).and_then(ImageRequest::into_request) {
+            Ok(x) => x,
+            Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
+        };
     state.default_provider(&mut creq);
     access.model.clone_from(&creq.model);
     let overhead = before_body + parse_start.elapsed();
@@ -629,7 +669,11 @@ async fn model(state: &State, id: &str) -> Response<Body> {
                 Err(_) => info.all_models(),
             };
             if known.iter().any(|k| k == m) || info.alias_target(m).is_some() || known.is_empty() {
-                let kind = if info.image_models.iter().any(|x| x == m) { ModelKind::Image } else { ModelKind::Chat };
+                let kind = if info.image_models.iter().any(|x| x == m) {
+                    ModelKind::Image
+                } else {
+                    ModelKind::Chat
+                };
                 let vision = info.vision_models.iter().any(|x| x == m);
                 let audio = info.audio_models.iter().any(|x| x == m);
                 return found(id, &info.name, kind, vision, audio);
@@ -670,7 +714,11 @@ struct ProviderObject<'a> {
     aliases: &'a std::collections::BTreeMap<String, String>,
 }
 
-fn provider_object<'a>(info: &'a llmux::ProviderInfo, enabled: bool, models: Vec<String>) -> ProviderObject<'a> {
+fn provider_object<'a>(
+    info: &'a llmux::ProviderInfo,
+    enabled: bool,
+    models: Vec<String>,
+) -> ProviderObject<'a> {
     ProviderObject {
         id: &info.name,
         object: "provider",
@@ -706,14 +754,18 @@ fn providers(state: &State) -> Response<Body> {
 async fn provider(state: &State, name: &str) -> Response<Body> {
     let list = state.client.providers();
     let Some(p) = list.iter().find(|p| {
-        p.info.name.eq_ignore_ascii_case(name) || (!p.info.g4f_name.is_empty() && p.info.g4f_name.eq_ignore_ascii_case(name))
+        p.info.name.eq_ignore_ascii_case(name)
+            || (!p.info.g4f_name.is_empty() && p.info.g4f_name.eq_ignore_ascii_case(name))
     }) else {
         let e = state
             .client
             .provider_models(name)
             .await
             .err()
-            .unwrap_or_else(|| Error::ProviderNotFound { name: name.to_owned(), suggestions: Vec::new() });
+            .unwrap_or_else(|| Error::ProviderNotFound {
+                name: name.to_owned(),
+                suggestions: Vec::new(),
+            });
         return body::error(&from_llmux(&e));
     };
     let models = match state.client.provider_models(&p.info.name).await {
@@ -734,7 +786,9 @@ mod tests {
     fn routes_and_query_keys() {
         assert!(matches!(route("/v1/chat/completions"), Some(Route::Chat)));
         assert!(matches!(route("/chat/completions/"), Some(Route::Chat)));
-        assert!(matches!(route("/v1/models/org/model%20x"), Some(Route::Model(m)) if m == "org/model x"));
+        assert!(
+            matches!(route("/v1/models/org/model%20x"), Some(Route::Model(m)) if m == "org/model x")
+        );
         assert!(route("/v1x/models").is_none());
         assert!(query_has_key("a=1&api-key=x"));
         assert!(query_has_key("key=x"));

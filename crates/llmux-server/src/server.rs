@@ -88,7 +88,10 @@ impl BoundGateway {
     /// stops accepting, closes idle connections, lets requests and streams in flight finish for
     /// up to [`ServerConfig::shutdown_grace`], then cuts what is left (which cancels the
     /// upstream calls). Returns once every connection is closed.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         let BoundGateway {
             state,
             listener,
@@ -138,9 +141,15 @@ impl BoundGateway {
         }
         drop(listener);
         let open = tasks.len();
-        tracing::info!(open_connections = open, "shutting down: letting open requests finish");
+        tracing::info!(
+            open_connections = open,
+            "shutting down: letting open requests finish"
+        );
         let grace = state.config.shutdown_grace;
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 remaining = tasks.len(),
                 "shutdown grace period over: closing the remaining connections"

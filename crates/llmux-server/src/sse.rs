@@ -35,7 +35,13 @@ pub(crate) struct SseBody {
 }
 
 impl SseBody {
-    pub fn new(stream: ChatStream, first: Option<Chunk>, answer: Answer, include_usage: bool, access: Access) -> Self {
+    pub fn new(
+        stream: ChatStream,
+        first: Option<Chunk>,
+        answer: Answer,
+        include_usage: bool,
+        access: Access,
+    ) -> Self {
         Self {
             stream,
             first,
@@ -76,23 +82,27 @@ impl SseBody {
 
     fn write_delta(&mut self, field: &[u8], text: &str) {
         self.write_head(text.len() + field.len());
-        self.buf.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
+        self.buf
+            .extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
         if !self.role_sent {
             self.role_sent = true;
             self.buf.extend_from_slice(b"\"role\":\"assistant\",");
         }
         self.buf.extend_from_slice(field);
         let _ = serde_json::to_writer((&mut self.buf).writer(), text);
-        self.buf.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
+        self.buf
+            .extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
     }
 
     fn write_final(&mut self) {
         let usage = self.answer.usage();
         self.write_head(64);
-        self.buf.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
+        self.buf
+            .extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
         if !self.role_sent {
             self.role_sent = true;
-            self.buf.extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\"");
+            self.buf
+                .extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\"");
         }
         self.buf.extend_from_slice(b"},\"finish_reason\":");
         let _ = serde_json::to_writer((&mut self.buf).writer(), self.answer.finish_reason());
@@ -148,7 +158,10 @@ impl SseBody {
     }
 
     /// Next frame: every chunk that is ready, coalesced into one buffer.
-    pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    pub fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         while !self.done && self.buf.len() < FLUSH_AT {
             let next = match self.first.take() {
                 Some(c) => Some(Ok(c)),
@@ -173,7 +186,11 @@ impl SseBody {
             }
         }
         if self.buf.is_empty() {
-            return if self.done { Poll::Ready(None) } else { Poll::Pending };
+            return if self.done {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
         }
         Poll::Ready(Some(Ok(Frame::data(self.buf.split().freeze()))))
     }

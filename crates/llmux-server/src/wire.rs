@@ -3,9 +3,11 @@
 
 use std::fmt;
 
-use llmux::{ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Message, Role, Secret};
-use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use llmux::{
+    ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Message, Role, Secret,
+};
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -25,9 +27,10 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 fn json_error(path: &str, e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}"))
-        }
+        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        ),
         Category::Data => {
             let msg = e.to_string();
             // `missing field `x`` is reported at the parent path
@@ -203,10 +206,15 @@ pub(crate) struct ChatOptions {
 
 impl ChatCompletionRequest {
     /// Validates and converts. `allow_remote_media`: pass `http(s)` image URLs on.
-    pub fn into_request(self, allow_remote_media: bool) -> Result<(ChatRequest, ChatOptions), ApiError> {
+    pub fn into_request(
+        self,
+        allow_remote_media: bool,
+    ) -> Result<(ChatRequest, ChatOptions), ApiError> {
         if self.messages.is_empty() {
-            return Err(ApiError::bad_request("invalid_value", "`messages` must not be empty")
-                .with_param("messages"));
+            return Err(
+                ApiError::bad_request("invalid_value", "`messages` must not be empty")
+                    .with_param("messages"),
+            );
         }
         if let Some(n) = self.n.filter(|n| *n != 1) {
             return Err(ApiError::bad_request(
@@ -233,11 +241,18 @@ impl ChatCompletionRequest {
                                 ContentPart::Text { text }
                             }
                             WirePart::ImageUrl { image_url } => {
-                                check_media_url(&image_url.url, allow_remote_media)
-                                    .map_err(|e| e.with_param(format!("messages[{i}].content[{j}].image_url.url")))?;
+                                check_media_url(&image_url.url, allow_remote_media).map_err(
+                                    |e| {
+                                        e.with_param(format!(
+                                            "messages[{i}].content[{j}].image_url.url"
+                                        ))
+                                    },
+                                )?;
                                 ContentPart::ImageUrl { image_url }
                             }
-                            WirePart::InputAudio { input_audio } => ContentPart::InputAudio { input_audio },
+                            WirePart::InputAudio { input_audio } => {
+                                ContentPart::InputAudio { input_audio }
+                            }
                         });
                     }
                     Content::Parts(out)
@@ -261,15 +276,20 @@ impl ChatCompletionRequest {
                 (Some(u), _) => u,
                 (None, Some(i)) => i as u64,
                 _ => {
-                    return Err(ApiError::bad_request("invalid_type", "`seed` must be an integer")
-                        .with_param("seed"));
+                    return Err(
+                        ApiError::bad_request("invalid_type", "`seed` must be an integer")
+                            .with_param("seed"),
+                    );
                 }
             }),
         };
         req.conversation = self.conversation.filter(|c| !c.is_null()).map(Conversation);
         req.api_key = self.api_key.filter(|k| !k.is_empty());
         req.web_search = self.web_search.unwrap_or(false);
-        let include_usage = self.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
+        let include_usage = self
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
         Ok((
             req,
             ChatOptions {
@@ -283,7 +303,10 @@ impl ChatCompletionRequest {
 
 /// `image_url` values must be data URIs unless remote media is allowed.
 fn check_media_url(url: &str, allow_remote: bool) -> Result<(), ApiError> {
-    let lower = |p: &str| url.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
+    let lower = |p: &str| {
+        url.get(..p.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(p))
+    };
     if lower("data:") {
         return Ok(());
     }
@@ -340,20 +363,33 @@ impl ImageRequest {
     /// The llmux request: a g4f-style user message, `prompt` set, `extra.image_generation`.
     pub fn into_request(self) -> Result<(ChatRequest, ResponseFormat), ApiError> {
         if self.prompt.trim().is_empty() {
-            return Err(ApiError::bad_request("invalid_value", "`prompt` must not be empty").with_param("prompt"));
+            return Err(
+                ApiError::bad_request("invalid_value", "`prompt` must not be empty")
+                    .with_param("prompt"),
+            );
         }
         let n = self.n.unwrap_or(1);
         if !(1..=10).contains(&n) {
-            return Err(ApiError::bad_request("invalid_value", "`n` must be between 1 and 10").with_param("n"));
+            return Err(
+                ApiError::bad_request("invalid_value", "`n` must be between 1 and 10")
+                    .with_param("n"),
+            );
         }
         let (mut width, mut height) = (self.width, self.height);
-        if let Some(size) = self.size.as_deref().filter(|s| !s.is_empty() && *s != "auto") {
-            let parsed = size
-                .split_once(['x', 'X'])
-                .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
+        if let Some(size) = self
+            .size
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "auto")
+        {
+            let parsed = size.split_once(['x', 'X']).and_then(|(w, h)| {
+                Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?))
+            });
             let Some((w, h)) = parsed else {
-                return Err(ApiError::bad_request("invalid_value", format!("`size` must look like `1024x1024`, got {size:?}"))
-                    .with_param("size"));
+                return Err(ApiError::bad_request(
+                    "invalid_value",
+                    format!("`size` must look like `1024x1024`, got {size:?}"),
+                )
+                .with_param("size"));
             };
             width = width.or(Some(w));
             height = height.or(Some(h));
@@ -365,11 +401,18 @@ impl ImageRequest {
         req.provider = self.provider.filter(|p| !p.trim().is_empty());
         req.api_key = self.api_key.filter(|k| !k.is_empty());
         req.prompt = Some(self.prompt);
-        req.extra.insert("image_generation".into(), Value::Bool(true));
+        req.extra
+            .insert("image_generation".into(), Value::Bool(true));
         if n > 1 {
             req.extra.insert("n".into(), n.into());
         }
-        let opt = [("width", width.map(Value::from)), ("height", height.map(Value::from)), ("seed", self.seed.map(Value::from)), ("negative_prompt", self.negative_prompt.map(Value::from)), ("aspect_ratio", self.aspect_ratio.map(Value::from))];
+        let opt = [
+            ("width", width.map(Value::from)),
+            ("height", height.map(Value::from)),
+            ("seed", self.seed.map(Value::from)),
+            ("negative_prompt", self.negative_prompt.map(Value::from)),
+            ("aspect_ratio", self.aspect_ratio.map(Value::from)),
+        ];
         for (k, v) in opt {
             if let Some(v) = v {
                 req.extra.insert(k.into(), v);
@@ -385,17 +428,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = parse::<ChatCompletionRequest>(br#"{"model":"m","messages":[],"temperature":"hot"}"#)
+        let e =
+            parse::<ChatCompletionRequest>(br#"{"model":"m","messages":[],"temperature":"hot"}"#)
+                .err()
+                .expect("error");
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+        let e = parse::<ChatCompletionRequest>(br#"{"model":"m"}"#)
             .err()
             .expect("error");
-        assert_eq!(e.param.as_deref(), Some("temperature"));
-        let e = parse::<ChatCompletionRequest>(br#"{"model":"m"}"#).err().expect("error");
         assert_eq!(e.param.as_deref(), Some("messages"));
         let e = parse::<ChatCompletionRequest>(br#"{"messages":[{"role":"user","content":5}]}"#)
             .err()
             .expect("error");
         assert_eq!(e.param.as_deref(), Some("messages[0].content"));
-        let e = parse::<ChatCompletionRequest>(br#"{"messages": ["#).err().expect("error");
+        let e = parse::<ChatCompletionRequest>(br#"{"messages": ["#)
+            .err()
+            .expect("error");
         assert_eq!(e.code, "invalid_json");
     }
 
@@ -419,6 +467,9 @@ mod tests {
         )
         .expect("parse");
         let e = r.into_request(false).err().expect("remote refused");
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].image_url.url"));
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[0].content[0].image_url.url")
+        );
     }
 }

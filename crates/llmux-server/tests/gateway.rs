@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream;
+use llmux::core::Context;
 use llmux::{
     ChatRequest, ChatStream, Chunk, Client, ClientBuilder, Conversation, Error, Image, MediaData,
     Provider, ProviderConfig, ProviderInfo, Source, Timeouts,
 };
-use llmux::core::Context;
 use llmux_server::{Gateway, ServerConfig};
 use llmux_testkit::client::{self, ClientResponse};
 use llmux_testkit::openai::{FakeOpenAi, TINY_PNG};
@@ -36,7 +36,10 @@ impl Gw {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        tokio::time::timeout(T, &mut self.task).await.expect("serve returns").expect("join")
+        tokio::time::timeout(T, &mut self.task)
+            .await
+            .expect("serve returns")
+            .expect("join")
     }
 }
 
@@ -52,7 +55,10 @@ fn builder(fake: &FakeServer) -> ClientBuilder {
     Client::builder()
         .ignore_env()
         .registrations(only_openai_compat())
-        .provider("openai-compat", ProviderConfig::default().with_base_url(fake.url("/v1")))
+        .provider(
+            "openai-compat",
+            ProviderConfig::default().with_base_url(fake.url("/v1")),
+        )
 }
 
 fn test_config() -> ServerConfig {
@@ -69,7 +75,11 @@ async fn serve(client: Client, config: ServerConfig) -> Gw {
     let task = tokio::spawn(bound.serve(async {
         let _ = rx.await;
     }));
-    Gw { url, stop: Some(tx), task }
+    Gw {
+        url,
+        stop: Some(tx),
+        task,
+    }
 }
 
 async fn start(fake: FakeOpenAi) -> (FakeServer, Gw) {
@@ -79,7 +89,9 @@ async fn start(fake: FakeOpenAi) -> (FakeServer, Gw) {
 }
 
 async fn post(gw: &Gw, path: &str, body: &Value) -> ClientResponse {
-    client::post_json(&gw.url(path), &[], body).await.expect("response")
+    client::post_json(&gw.url(path), &[], body)
+        .await
+        .expect("response")
 }
 
 fn hi(model: &str, stream: bool) -> Value {
@@ -125,26 +137,49 @@ async fn non_stream_relay_with_params() {
     });
     let resp = post(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status, 200);
-    let overhead: f64 = resp.header("x-llmux-overhead-ms").expect("overhead").parse().expect("number");
+    let overhead: f64 = resp
+        .header("x-llmux-overhead-ms")
+        .expect("overhead")
+        .parse()
+        .expect("number");
     assert!((0.0..1000.0).contains(&overhead));
     assert_eq!(resp.header("content-type"), Some("application/json"));
     let v = resp.json().await.expect("json");
     assert_eq!(v["object"], "chat.completion");
-    assert!(v["id"].as_str().is_some_and(|id| id.starts_with("chatcmpl-") && id.len() == 33));
+    assert!(
+        v["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-") && id.len() == 33)
+    );
     assert_eq!(v["model"], "fake-model");
     assert_eq!(v["provider"], "openai-compat");
-    assert_eq!(v["choices"][0]["message"], json!({"role": "assistant", "content": "echo: hi there"}));
+    assert_eq!(
+        v["choices"][0]["message"],
+        json!({"role": "assistant", "content": "echo: hi there"})
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     // the fake's usage: prompt words 4, completion words 3
-    assert_eq!(v["usage"], json!({"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}));
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7})
+    );
     assert!(v.get("conversation").is_none());
 
     let sent = fake.requests_to("/v1/chat/completions");
     let up = sent[0].json().expect("upstream json");
     assert_eq!(up["stream"], false);
-    assert_eq!((up["temperature"].clone(), up["top_p"].clone()), (json!(0.5), json!(0.9)));
+    assert_eq!(
+        (up["temperature"].clone(), up["top_p"].clone()),
+        (json!(0.5), json!(0.9))
+    );
     assert_eq!(up["max_tokens"], 7);
-    assert_eq!((up["presence_penalty"].clone(), up["frequency_penalty"].clone()), (json!(0.1), json!(0.2)));
+    assert_eq!(
+        (
+            up["presence_penalty"].clone(),
+            up["frequency_penalty"].clone()
+        ),
+        (json!(0.1), json!(0.2))
+    );
     assert_eq!(up["stop"], json!(["END"]));
     assert_eq!(up["seed"], 42);
     assert!(up.get("user").is_none());
@@ -157,7 +192,10 @@ async fn stream_relay_exact_content() {
     let (_fake, gw) = start(FakeOpenAi::new().reply(reply).chunks(5)).await;
     let resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.header("content-type"), Some("text/event-stream; charset=utf-8"));
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
     assert!(resp.header("x-llmux-overhead-ms").is_some());
     let text = resp.text().await.expect("body");
     assert_eq!(events(&text).last().map(String::as_str), Some("[DONE]"));
@@ -188,20 +226,37 @@ async fn stream_include_usage_sends_openai_usage_chunk() {
     let (_fake, gw) = start(FakeOpenAi::new().reply("a b c").usage(11, 3)).await;
     let mut body = hi("fake-model", true);
     body["stream_options"] = json!({"include_usage": true});
-    let text = post(&gw, "/v1/chat/completions", &body).await.text().await.expect("body");
+    let text = post(&gw, "/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .expect("body");
     let chunks = json_events(&text);
     let n = chunks.len();
     assert_eq!(chunks[n - 2]["choices"][0]["finish_reason"], "stop");
     assert!(chunks[n - 2].get("usage").is_none());
     assert_eq!(chunks[n - 1]["choices"], json!([]));
-    assert_eq!(chunks[n - 1]["usage"], json!({"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}));
+    assert_eq!(
+        chunks[n - 1]["usage"],
+        json!({"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14})
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn reasoning_content_is_relayed() {
-    let (_fake, gw) = start(FakeOpenAi::new().reply("The answer is 4.").reasoning("2 plus 2 makes 4").chunks(3)).await;
-    let text = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await.text().await.expect("body");
+    let (_fake, gw) = start(
+        FakeOpenAi::new()
+            .reply("The answer is 4.")
+            .reasoning("2 plus 2 makes 4")
+            .chunks(3),
+    )
+    .await;
+    let text = post(&gw, "/v1/chat/completions", &hi("fake-model", true))
+        .await
+        .text()
+        .await
+        .expect("body");
     let chunks = json_events(&text);
     assert_eq!(concat(&chunks, "reasoning_content"), "2 plus 2 makes 4");
     assert_eq!(concat(&chunks, "content"), "The answer is 4.");
@@ -209,8 +264,15 @@ async fn reasoning_content_is_relayed() {
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert!(chunks[0]["choices"][0]["delta"]["reasoning_content"].is_string());
 
-    let v = post(&gw, "/v1/chat/completions", &hi("fake-model", false)).await.json().await.expect("json");
-    assert_eq!(v["choices"][0]["message"]["reasoning_content"], "2 plus 2 makes 4");
+    let v = post(&gw, "/v1/chat/completions", &hi("fake-model", false))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "2 plus 2 makes 4"
+    );
     assert_eq!(v["choices"][0]["message"]["content"], "The answer is 4.");
     gw.stop().await.expect("stopped");
 }
@@ -245,7 +307,12 @@ impl Provider for Scripted {
         let last = llmux::core::prompt::last_user_message(&req.messages);
         let items: Vec<Result<Chunk, Error>> = match last.as_str() {
             "turn" => {
-                let n = req.conversation.as_ref().and_then(|c| c.0["turn"].as_u64()).unwrap_or(0) + 1;
+                let n = req
+                    .conversation
+                    .as_ref()
+                    .and_then(|c| c.0["turn"].as_u64())
+                    .unwrap_or(0)
+                    + 1;
                 vec![
                     Ok(Chunk::text(format!("turn {n}"))),
                     Ok(Chunk::Conversation(Conversation(json!({"turn": n})))),
@@ -258,9 +325,18 @@ impl Provider for Scripted {
                     alt: "a cat".into(),
                     needs_auth: false,
                 }])),
-                Ok(Chunk::Sources(vec![Source { url: "https://src.example/p".into(), title: "Src".into() }])),
+                Ok(Chunk::Sources(vec![Source {
+                    url: "https://src.example/p".into(),
+                    title: "Src".into(),
+                }])),
             ],
-            _ => vec![Ok(Chunk::text("ok")), Err(Error::Upstream { provider: String::new(), message: "exploded".into() })],
+            _ => vec![
+                Ok(Chunk::text("ok")),
+                Err(Error::Upstream {
+                    provider: String::new(),
+                    message: "exploded".into(),
+                }),
+            ],
         };
         Box::pin(stream::iter(items))
     }
@@ -283,28 +359,43 @@ fn say(text: &str, stream: bool) -> Value {
 #[tokio::test]
 async fn conversation_round_trip() {
     let gw = start_scripted().await;
-    let v = post(&gw, "/v1/chat/completions", &say("turn", false)).await.json().await.expect("json");
+    let v = post(&gw, "/v1/chat/completions", &say("turn", false))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], "turn 1");
     let conv = v["conversation"].clone();
     assert_eq!(conv, json!({"scripted": {"turn": 1}}));
 
     let mut next = say("turn", true);
     next["conversation"] = conv;
-    let text = post(&gw, "/v1/chat/completions", &next).await.text().await.expect("body");
+    let text = post(&gw, "/v1/chat/completions", &next)
+        .await
+        .text()
+        .await
+        .expect("body");
     let chunks = json_events(&text);
     assert_eq!(concat(&chunks, "content"), "turn 2");
     let last = chunks.last().expect("final");
     assert_eq!(last["conversation"], json!({"scripted": {"turn": 2}}));
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     // no upstream usage: estimated from the text (4 bytes per token)
-    assert_eq!(last["usage"], json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}));
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn media_and_sources_render_as_markdown() {
     let gw = start_scripted().await;
-    let v = post(&gw, "/v1/chat/completions", &say("media", false)).await.json().await.expect("json");
+    let v = post(&gw, "/v1/chat/completions", &say("media", false))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(
         v["choices"][0]["message"]["content"],
         "Here:\n<!-- generated images start -->\n[![a cat](https://img.example/a+cat.png)](https://img.example/a+cat.png)\n<!-- generated images end -->\n\n\n\n\n\n> [0] [Src](https://src.example/p)"
@@ -315,7 +406,11 @@ async fn media_and_sources_render_as_markdown() {
 #[tokio::test]
 async fn error_mid_stream_is_an_error_event_then_done() {
     let gw = start_scripted().await;
-    let text = post(&gw, "/v1/chat/completions", &say("fail", true)).await.text().await.expect("body");
+    let text = post(&gw, "/v1/chat/completions", &say("fail", true))
+        .await
+        .text()
+        .await
+        .expect("body");
     let ev = events(&text);
     assert_eq!(ev.len(), 3, "{text}");
     let first: Value = serde_json::from_str(&ev[0]).expect("chunk");
@@ -337,16 +432,35 @@ async fn upstream_disconnect_mid_stream_is_an_error_event() {
     let ev = events(&text);
     assert_eq!(ev.last().map(String::as_str), Some("[DONE]"), "{text}");
     let err: Value = serde_json::from_str(&ev[ev.len() - 2]).expect("error event");
-    assert!(err["error"]["message"].as_str().is_some_and(|m| m.contains("openai-compat")), "{err}");
-    let content = concat(&json_events(&text).into_iter().filter(|v| v.get("error").is_none()).collect::<Vec<_>>(), "content");
-    assert!(!content.is_empty() && "one two three four five".starts_with(&content), "{content}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("openai-compat")),
+        "{err}"
+    );
+    let content = concat(
+        &json_events(&text)
+            .into_iter()
+            .filter(|v| v.get("error").is_none())
+            .collect::<Vec<_>>(),
+        "content",
+    );
+    assert!(
+        !content.is_empty() && "one two three four five".starts_with(&content),
+        "{content}"
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn models_endpoints() {
     let (_fake, gw) = start(FakeOpenAi::new().models(["fake-model", "other/model-2"])).await;
-    let v = client::get(&gw.url("/v1/models")).await.expect("resp").json().await.expect("json");
+    let v = client::get(&gw.url("/v1/models"))
+        .await
+        .expect("resp")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().expect("data");
     assert_eq!(data.len(), 2);
@@ -354,55 +468,105 @@ async fn models_endpoints() {
     assert_eq!(data[0]["object"], "model");
     assert_eq!(data[0]["owned_by"], "openai-compat");
 
-    let one = client::get(&gw.url("/v1/models/other/model-2")).await.expect("resp");
+    let one = client::get(&gw.url("/v1/models/other/model-2"))
+        .await
+        .expect("resp");
     assert_eq!(one.status, 200);
     assert_eq!(one.json().await.expect("json")["id"], "other/model-2");
-    let pref = client::get(&gw.url("/v1/models/openai-compat:fake-model")).await.expect("resp");
+    let pref = client::get(&gw.url("/v1/models/openai-compat:fake-model"))
+        .await
+        .expect("resp");
     assert_eq!(pref.status, 200);
-    assert_eq!(pref.json().await.expect("json")["owned_by"], "openai-compat");
-    let (status, err) = error_of(client::get(&gw.url("/v1/models/nope")).await.expect("resp")).await;
-    assert_eq!((status, err["code"].as_str()), (404, Some("model_not_found")));
+    assert_eq!(
+        pref.json().await.expect("json")["owned_by"],
+        "openai-compat"
+    );
+    let (status, err) =
+        error_of(client::get(&gw.url("/v1/models/nope")).await.expect("resp")).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn providers_endpoints() {
     let (_fake, gw) = start(FakeOpenAi::new()).await;
-    let v = client::get(&gw.url("/v1/providers")).await.expect("resp").json().await.expect("json");
+    let v = client::get(&gw.url("/v1/providers"))
+        .await
+        .expect("resp")
+        .json()
+        .await
+        .expect("json");
     let data = v["data"].as_array().expect("data");
     assert_eq!(data.len(), 1);
     assert_eq!(data[0]["id"], "openai-compat");
     assert_eq!(data[0]["working"], true);
     assert_eq!(data[0]["supports_stream"], true);
-    let one = client::get(&gw.url("/v1/providers/openai-compat")).await.expect("resp");
+    let one = client::get(&gw.url("/v1/providers/openai-compat"))
+        .await
+        .expect("resp");
     assert_eq!(one.status, 200);
-    assert_eq!(one.json().await.expect("json")["models"], json!(["fake-model"]));
-    let (status, err) = error_of(client::get(&gw.url("/v1/providers/nope")).await.expect("resp")).await;
-    assert_eq!((status, err["code"].as_str()), (404, Some("provider_not_found")));
+    assert_eq!(
+        one.json().await.expect("json")["models"],
+        json!(["fake-model"])
+    );
+    let (status, err) = error_of(
+        client::get(&gw.url("/v1/providers/nope"))
+            .await
+            .expect("resp"),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("provider_not_found"))
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn images_url_and_b64() {
     let (fake, gw) = start(FakeOpenAi::new()).await;
-    let resp = post(&gw, "/v1/images/generations", &json!({"prompt": "a cat", "model": "fake-model", "size": "256x128"})).await;
+    let resp = post(
+        &gw,
+        "/v1/images/generations",
+        &json!({"prompt": "a cat", "model": "fake-model", "size": "256x128"}),
+    )
+    .await;
     assert_eq!(resp.status, 200);
     let v = resp.json().await.expect("json");
     assert_eq!(v["provider"], "openai-compat");
     let url = v["data"][0]["url"].as_str().expect("url");
     assert!(url.ends_with("/fake-files/image-0.png"), "{url}");
     assert_eq!(v["data"][0]["revised_prompt"], "a cat");
-    let up = fake.requests_to("/v1/images/generations")[0].json().expect("json");
-    assert_eq!((up["prompt"].clone(), up["width"].clone(), up["height"].clone()), (json!("a cat"), json!(256), json!(128)));
+    let up = fake.requests_to("/v1/images/generations")[0]
+        .json()
+        .expect("json");
+    assert_eq!(
+        (
+            up["prompt"].clone(),
+            up["width"].clone(),
+            up["height"].clone()
+        ),
+        (json!("a cat"), json!(256), json!(128))
+    );
     assert!(up.get("image_generation").is_none());
 
-    let v = post(&gw, "/v1/images/generations", &json!({"prompt": "a dog", "model": "fake-model", "response_format": "b64_json"}))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v = post(
+        &gw,
+        "/v1/images/generations",
+        &json!({"prompt": "a dog", "model": "fake-model", "response_format": "b64_json"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     let b64 = v["data"][0]["b64_json"].as_str().expect("b64");
-    assert_eq!(llmux::core::media::b64_decode(b64).expect("base64"), TINY_PNG);
+    assert_eq!(
+        llmux::core::media::b64_decode(b64).expect("base64"),
+        TINY_PNG
+    );
     assert_eq!(fake.requests_to("/fake-files/{name}").len(), 1);
     gw.stop().await.expect("stopped");
 }
@@ -410,19 +574,33 @@ async fn images_url_and_b64() {
 #[tokio::test]
 async fn bad_requests_name_the_problem() {
     let (fake, gw) = start(FakeOpenAi::new()).await;
-    let resp = client::send(Method::POST, &gw.url("/v1/chat/completions"), &[("content-type", "application/json")], "{\"model\": ")
-        .await
-        .expect("resp");
+    let resp = client::send(
+        Method::POST,
+        &gw.url("/v1/chat/completions"),
+        &[("content-type", "application/json")],
+        "{\"model\": ",
+    )
+    .await
+    .expect("resp");
     let (status, err) = error_of(resp).await;
-    assert_eq!((status, err["code"].as_str(), err["type"].as_str()), (400, Some("invalid_json"), Some("invalid_request_error")));
+    assert_eq!(
+        (status, err["code"].as_str(), err["type"].as_str()),
+        (400, Some("invalid_json"), Some("invalid_request_error"))
+    );
 
     let mut body = hi("fake-model", false);
     body["temperature"] = json!("hot");
     let (status, err) = error_of(post(&gw, "/v1/chat/completions", &body).await).await;
     assert_eq!((status, err["param"].as_str()), (400, Some("temperature")));
-    assert!(err["message"].as_str().is_some_and(|m| m.contains("`temperature`")), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`temperature`")),
+        "{err}"
+    );
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", &json!({"model": "fake-model"})).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", &json!({"model": "fake-model"})).await).await;
     assert_eq!((status, err["param"].as_str()), (400, Some("messages")));
 
     let (status, err) = error_of(
@@ -431,12 +609,20 @@ async fn bad_requests_name_the_problem() {
         .await,
     )
     .await;
-    assert_eq!((status, err["param"].as_str()), (400, Some("messages[0].content[1].image_url.url")));
+    assert_eq!(
+        (status, err["param"].as_str()),
+        (400, Some("messages[0].content[1].image_url.url"))
+    );
 
     let (status, err) = error_of(client::get(&gw.url("/v1/nothing")).await.expect("resp")).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("unknown_url")));
-    let resp = client::get(&gw.url("/v1/chat/completions")).await.expect("resp");
-    assert_eq!((resp.status.as_u16(), resp.header("allow")), (405, Some("POST")));
+    let resp = client::get(&gw.url("/v1/chat/completions"))
+        .await
+        .expect("resp");
+    assert_eq!(
+        (resp.status.as_u16(), resp.header("allow")),
+        (405, Some("POST"))
+    );
     assert!(fake.requests_to("/v1/chat/completions").is_empty());
     gw.stop().await.expect("stopped");
 }
@@ -447,9 +633,15 @@ async fn data_uri_images_reach_the_upstream() {
     let uri = "data:image/png;base64,iVBORw0KGgo=";
     let body = json!({"model": "fake-model", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is it"}, {"type": "image_url", "image_url": {"url": uri}}]}]});
-    let v = post(&gw, "/v1/chat/completions", &body).await.json().await.expect("json");
+    let v = post(&gw, "/v1/chat/completions", &body)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], "echo: what is it");
-    let up = fake.requests_to("/v1/chat/completions")[0].json().expect("json");
+    let up = fake.requests_to("/v1/chat/completions")[0]
+        .json()
+        .expect("json");
     assert_eq!(up["messages"][0]["content"][1]["image_url"]["url"], uri);
     gw.stop().await.expect("stopped");
 }
@@ -457,19 +649,30 @@ async fn data_uri_images_reach_the_upstream() {
 #[tokio::test]
 async fn remote_media_passes_when_allowed() {
     let fake = FakeOpenAi::new().echo().start().await;
-    let config = ServerConfig { allow_remote_media: true, ..test_config() };
+    let config = ServerConfig {
+        allow_remote_media: true,
+        ..test_config()
+    };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     let body = json!({"model": "fake-model", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "https://img.example/x.png"}}]}]});
     assert_eq!(post(&gw, "/v1/chat/completions", &body).await.status, 200);
-    let up = fake.requests_to("/v1/chat/completions")[0].json().expect("json");
-    assert_eq!(up["messages"][0]["content"][1]["image_url"]["url"], "https://img.example/x.png");
+    let up = fake.requests_to("/v1/chat/completions")[0]
+        .json()
+        .expect("json");
+    assert_eq!(
+        up["messages"][0]["content"][1]["image_url"]["url"],
+        "https://img.example/x.png"
+    );
     gw.stop().await.expect("stopped");
 }
 
 async fn start_with_key(fake: FakeOpenAi) -> (FakeServer, Gw) {
     let fake = fake.start().await;
-    let config = ServerConfig { api_key: Some("gw-secret-123".into()), ..test_config() };
+    let config = ServerConfig {
+        api_key: Some("gw-secret-123".into()),
+        ..test_config()
+    };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     (fake, gw)
 }
@@ -480,32 +683,83 @@ async fn gateway_key_is_checked() {
     let url = gw.url("/v1/chat/completions");
     let body = hi("fake-model", false);
     let (status, err) = error_of(client::post_json(&url, &[], &body).await.expect("resp")).await;
-    assert_eq!((status, err["code"].as_str()), (401, Some("missing_api_key")));
-    let (status, err) = error_of(client::post_json(&url, &[("authorization", "Bearer ")], &body).await.expect("resp")).await;
-    assert_eq!((status, err["code"].as_str()), (401, Some("missing_api_key")));
-    let (status, err) = error_of(client::post_json(&url, &[("authorization", "Bearer wrong")], &body).await.expect("resp")).await;
-    assert_eq!((status, err["code"].as_str()), (403, Some("invalid_api_key")));
-    for header in [("authorization", "Bearer gw-secret-123"), ("x-api-key", "gw-secret-123"), ("g4f-api-key", "gw-secret-123")] {
-        let resp = client::post_json(&url, &[header], &body).await.expect("resp");
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (401, Some("missing_api_key"))
+    );
+    let (status, err) = error_of(
+        client::post_json(&url, &[("authorization", "Bearer ")], &body)
+            .await
+            .expect("resp"),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (401, Some("missing_api_key"))
+    );
+    let (status, err) = error_of(
+        client::post_json(&url, &[("authorization", "Bearer wrong")], &body)
+            .await
+            .expect("resp"),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (403, Some("invalid_api_key"))
+    );
+    for header in [
+        ("authorization", "Bearer gw-secret-123"),
+        ("x-api-key", "gw-secret-123"),
+        ("g4f-api-key", "gw-secret-123"),
+    ] {
+        let resp = client::post_json(&url, &[header], &body)
+            .await
+            .expect("resp");
         assert_eq!(resp.status, 200, "{header:?}");
     }
     // models need the key too; health does not
-    assert_eq!(client::get(&gw.url("/v1/models")).await.expect("resp").status, 401);
-    assert_eq!(client::get(&gw.url("/health")).await.expect("resp").status, 200);
+    assert_eq!(
+        client::get(&gw.url("/v1/models"))
+            .await
+            .expect("resp")
+            .status,
+        401
+    );
+    assert_eq!(
+        client::get(&gw.url("/health")).await.expect("resp").status,
+        200
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn key_in_query_is_refused() {
     let (fake, gw) = start_with_key(FakeOpenAi::new()).await;
-    for q in ["api_key=gw-secret-123", "key=gw-secret-123", "g4f-api-key=gw-secret-123"] {
+    for q in [
+        "api_key=gw-secret-123",
+        "key=gw-secret-123",
+        "g4f-api-key=gw-secret-123",
+    ] {
         let url = gw.url(&format!("/v1/chat/completions?{q}"));
-        let (status, err) = error_of(client::post_json(&url, &[], &hi("fake-model", false)).await.expect("resp")).await;
-        assert_eq!((status, err["code"].as_str()), (400, Some("api_key_in_query")), "{q}");
+        let (status, err) = error_of(
+            client::post_json(&url, &[], &hi("fake-model", false))
+                .await
+                .expect("resp"),
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (400, Some("api_key_in_query")),
+            "{q}"
+        );
         // refused even alongside a valid header
-        let resp = client::post_json(&url, &[("authorization", "Bearer gw-secret-123")], &hi("fake-model", false))
-            .await
-            .expect("resp");
+        let resp = client::post_json(
+            &url,
+            &[("authorization", "Bearer gw-secret-123")],
+            &hi("fake-model", false),
+        )
+        .await
+        .expect("resp");
         assert_eq!(resp.status, 400);
     }
     assert!(fake.requests_to("/v1/chat/completions").is_empty());
@@ -516,20 +770,31 @@ async fn key_in_query_is_refused() {
 async fn gateway_key_never_reaches_the_upstream() {
     let (fake, gw) = start_with_key(FakeOpenAi::new()).await;
     let url = gw.url("/v1/chat/completions");
-    let resp = client::post_json(&url, &[("authorization", "Bearer gw-secret-123")], &hi("fake-model", true)).await.expect("resp");
+    let resp = client::post_json(
+        &url,
+        &[("authorization", "Bearer gw-secret-123")],
+        &hi("fake-model", true),
+    )
+    .await
+    .expect("resp");
     assert_eq!(resp.status, 200);
     let _ = resp.text().await;
     // a body api_key goes to the provider the caller named
     let mut body = hi("fake-model", false);
     body["provider"] = json!("openai-compat");
     body["api_key"] = json!("sk-upstream-456");
-    let resp = client::post_json(&url, &[("x-api-key", "gw-secret-123")], &body).await.expect("resp");
+    let resp = client::post_json(&url, &[("x-api-key", "gw-secret-123")], &body)
+        .await
+        .expect("resp");
     assert_eq!(resp.status, 200);
     let all = fake.requests();
     assert!(all.len() >= 2);
     for r in &all {
         for (name, value) in &r.headers {
-            assert!(!value.to_str().unwrap_or("").contains("gw-secret-123"), "{name} leaked the gateway key");
+            assert!(
+                !value.to_str().unwrap_or("").contains("gw-secret-123"),
+                "{name} leaked the gateway key"
+            );
         }
         assert!(!r.body_text().contains("gw-secret-123"));
     }
@@ -542,25 +807,43 @@ async fn gateway_key_never_reaches_the_upstream() {
 #[tokio::test]
 async fn unknown_model_and_provider_are_404() {
     let (_fake, gw) = start(FakeOpenAi::new()).await;
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", &hi("no-such-model", false)).await).await;
-    assert_eq!((status, err["code"].as_str(), err["param"].as_str()), (404, Some("model_not_found"), Some("model")));
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", &hi("no-such-model", true)).await).await;
-    assert_eq!((status, err["code"].as_str()), (404, Some("model_not_found")));
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", &hi("no-such-model", false)).await).await;
+    assert_eq!(
+        (status, err["code"].as_str(), err["param"].as_str()),
+        (404, Some("model_not_found"), Some("model"))
+    );
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", &hi("no-such-model", true)).await).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
     let mut body = hi("fake-model", false);
     body["provider"] = json!("NoSuchProvider");
     let (status, err) = error_of(post(&gw, "/v1/chat/completions", &body).await).await;
-    assert_eq!((status, err["code"].as_str(), err["param"].as_str()), (404, Some("provider_not_found"), Some("provider")));
+    assert_eq!(
+        (status, err["code"].as_str(), err["param"].as_str()),
+        (404, Some("provider_not_found"), Some("provider"))
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn body_too_large_is_413() {
     let fake = FakeOpenAi::new().start().await;
-    let config = ServerConfig { max_body_bytes: 1024, ..test_config() };
+    let config = ServerConfig {
+        max_body_bytes: 1024,
+        ..test_config()
+    };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
-    let body = json!({"model": "fake-model", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
+    let body =
+        json!({"model": "fake-model", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
     let (status, err) = error_of(post(&gw, "/v1/chat/completions", &body).await).await;
-    assert_eq!((status, err["code"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
     assert!(fake.requests_to("/v1/chat/completions").is_empty());
     gw.stop().await.expect("stopped");
 }
@@ -573,7 +856,10 @@ async fn rate_limit_passes_retry_after() {
         let resp = post(&gw, "/v1/chat/completions", &hi("fake-model", stream)).await;
         assert_eq!(resp.header("retry-after"), Some("120"));
         let (status, err) = error_of(resp).await;
-        assert_eq!((status, err["code"].as_str(), err["type"].as_str()), (429, Some("rate_limited"), Some("rate_limit_error")));
+        assert_eq!(
+            (status, err["code"].as_str(), err["type"].as_str()),
+            (429, Some("rate_limited"), Some("rate_limit_error"))
+        );
     }
     gw.stop().await.expect("stopped");
 }
@@ -584,8 +870,16 @@ async fn upstream_missing_auth_is_401_upstream_auth_required() {
     let mut body = hi("fake-model", false);
     body["provider"] = json!("openai-compat");
     let (status, err) = error_of(post(&gw, "/v1/chat/completions", &body).await).await;
-    assert_eq!((status, err["code"].as_str()), (401, Some("upstream_auth_required")));
-    assert!(err["message"].as_str().is_some_and(|m| m.starts_with("openai-compat: ")), "{err}");
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (401, Some("upstream_auth_required"))
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("openai-compat: ")),
+        "{err}"
+    );
     gw.stop().await.expect("stopped");
 }
 
@@ -603,32 +897,55 @@ async fn all_failed_is_502_naming_every_provider() {
         .registrations(only_openai_compat())
         .max_retries(0)
         .provider("openai-compat", shared(fake.url("/v1")))
-        .instance("backup", "openai-compat", shared(format!("http://127.0.0.1:{}/v1", closed_port())))
+        .instance(
+            "backup",
+            "openai-compat",
+            shared(format!("http://127.0.0.1:{}/v1", closed_port())),
+        )
         .build()
         .expect("client");
     let gw = serve(client, test_config()).await;
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", &hi("shared-model", false)).await).await;
-    assert_eq!((status, err["code"].as_str()), (502, Some("all_providers_failed")));
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", &hi("shared-model", false)).await).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (502, Some("all_providers_failed"))
+    );
     let msg = err["message"].as_str().expect("message");
-    assert!(msg.contains("openai-compat (shared-model)") && msg.contains("backup (shared-model)"), "{msg}");
+    assert!(
+        msg.contains("openai-compat (shared-model)") && msg.contains("backup (shared-model)"),
+        "{msg}"
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn stalled_upstream_is_504() {
     let fake = FakeOpenAi::new().start().await;
-    fake.inject_times("/v1/chat/completions", Fault::Delay(Duration::from_secs(3)), 2);
+    fake.inject_times(
+        "/v1/chat/completions",
+        Fault::Delay(Duration::from_secs(3)),
+        2,
+    );
     let timeouts = Timeouts {
         connect: Duration::from_millis(200),
         first_byte: Duration::from_millis(300),
         idle: Duration::from_millis(300),
         total: Duration::from_secs(5),
     };
-    let gw = serve(builder(&fake).timeouts(timeouts).build().expect("client"), test_config()).await;
+    let gw = serve(
+        builder(&fake).timeouts(timeouts).build().expect("client"),
+        test_config(),
+    )
+    .await;
     for stream in [false, true] {
         let started = Instant::now();
-        let (status, err) = error_of(post(&gw, "/v1/chat/completions", &hi("fake-model", stream)).await).await;
-        assert_eq!((status, err["code"].as_str(), err["type"].as_str()), (504, Some("timeout"), Some("timeout_error")));
+        let (status, err) =
+            error_of(post(&gw, "/v1/chat/completions", &hi("fake-model", stream)).await).await;
+        assert_eq!(
+            (status, err["code"].as_str(), err["type"].as_str()),
+            (504, Some("timeout"), Some("timeout_error"))
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
     }
     gw.stop().await.expect("stopped");
@@ -644,7 +961,12 @@ async fn client_disconnect_closes_the_upstream_promptly() {
         .await;
     let mut cfg = ProviderConfig::default().with_base_url(fake.url("/v1"));
     cfg.models = vec!["fake-model".into()];
-    let client = Client::builder().ignore_env().registrations(only_openai_compat()).provider("openai-compat", cfg).build().expect("client");
+    let client = Client::builder()
+        .ignore_env()
+        .registrations(only_openai_compat())
+        .provider("openai-compat", cfg)
+        .build()
+        .expect("client");
     let gw = serve(client, test_config()).await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
     assert_eq!(resp.status, 200);
@@ -653,7 +975,11 @@ async fn client_disconnect_closes_the_upstream_promptly() {
     assert_eq!(fake.open_connections(), 1);
     drop(resp);
     let closed_at = Instant::now();
-    assert!(fake.wait_until(Duration::from_secs(2), |f| f.open_connections() == 0).await, "upstream still open");
+    assert!(
+        fake.wait_until(Duration::from_secs(2), |f| f.open_connections() == 0)
+            .await,
+        "upstream still open"
+    );
     assert!(closed_at.elapsed() < Duration::from_secs(1));
     gw.stop().await.expect("stopped");
 }
@@ -664,28 +990,61 @@ async fn cors_preflight_and_headers() {
     let resp = client::send(
         Method::OPTIONS,
         &gw.url("/v1/chat/completions"),
-        &[("origin", "https://app.example"), ("access-control-request-method", "POST"), ("access-control-request-headers", "authorization, content-type")],
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type",
+            ),
+        ],
         "",
     )
     .await
     .expect("resp");
     assert_eq!(resp.status, 204);
     assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
-    assert!(resp.header("access-control-allow-methods").is_some_and(|m| m.contains("POST")));
-    assert_eq!(resp.header("access-control-allow-headers"), Some("authorization, content-type"));
-    let resp = client::send(Method::GET, &gw.url("/health"), &[("origin", "https://app.example")], "").await.expect("resp");
+    assert!(
+        resp.header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("POST"))
+    );
+    assert_eq!(
+        resp.header("access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
+    let resp = client::send(
+        Method::GET,
+        &gw.url("/health"),
+        &[("origin", "https://app.example")],
+        "",
+    )
+    .await
+    .expect("resp");
     assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
     let resp = client::get(&gw.url("/v1/models")).await.expect("resp");
-    assert_eq!((resp.status.as_u16(), resp.header("access-control-allow-origin")), (401, Some("*")));
+    assert_eq!(
+        (
+            resp.status.as_u16(),
+            resp.header("access-control-allow-origin")
+        ),
+        (401, Some("*"))
+    );
     gw.stop().await.expect("stopped");
 }
 
 #[tokio::test]
 async fn graceful_shutdown_lets_open_streams_finish() {
     let reply = "a b c d e f g h i j";
-    let (_fake, gw) = start(FakeOpenAi::new().reply(reply).chunks(10).chunk_delay(Duration::from_millis(40))).await;
+    let (_fake, gw) = start(
+        FakeOpenAi::new()
+            .reply(reply)
+            .chunks(10)
+            .chunk_delay(Duration::from_millis(40)),
+    )
+    .await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
-    let mut text = String::from_utf8(resp.chunk(T).await.expect("chunk").expect("data").to_vec()).expect("utf8");
+    let mut text = String::from_utf8(resp.chunk(T).await.expect("chunk").expect("data").to_vec())
+        .expect("utf8");
     let url = gw.url("/health");
     let stopping = tokio::spawn(gw.stop());
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -701,8 +1060,16 @@ async fn graceful_shutdown_lets_open_streams_finish() {
 
 #[tokio::test]
 async fn shutdown_grace_cuts_long_streams() {
-    let fake = FakeOpenAi::new().reply("x ".repeat(100)).chunks(100).chunk_delay(Duration::from_millis(50)).start().await;
-    let config = ServerConfig { shutdown_grace: Duration::from_millis(200), ..test_config() };
+    let fake = FakeOpenAi::new()
+        .reply("x ".repeat(100))
+        .chunks(100)
+        .chunk_delay(Duration::from_millis(50))
+        .start()
+        .await;
+    let config = ServerConfig {
+        shutdown_grace: Duration::from_millis(200),
+        ..test_config()
+    };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
     let _ = resp.chunk(T).await.expect("chunk");
@@ -718,16 +1085,28 @@ async fn shutdown_grace_cuts_long_streams() {
         }
     };
     assert!(cut || !String::from_utf8_lossy(&rest).contains("[DONE]"));
-    assert!(fake.wait_until(Duration::from_secs(2), |f| f.open_connections() == 0).await);
+    assert!(
+        fake.wait_until(Duration::from_secs(2), |f| f.open_connections() == 0)
+            .await
+    );
 }
 
 #[tokio::test]
 async fn client_disconnect_during_upstream_silence_closes_the_upstream() {
-    let fake = FakeOpenAi::new().reply("one two three four").chunks(4).start().await;
+    let fake = FakeOpenAi::new()
+        .reply("one two three four")
+        .chunks(4)
+        .start()
+        .await;
     fake.inject("/v1/chat/completions", Fault::StallAfter { chunks: 3 });
     let mut cfg = ProviderConfig::default().with_base_url(fake.url("/v1"));
     cfg.models = vec!["fake-model".into()];
-    let client = Client::builder().ignore_env().registrations(only_openai_compat()).provider("openai-compat", cfg).build().expect("client");
+    let client = Client::builder()
+        .ignore_env()
+        .registrations(only_openai_compat())
+        .provider("openai-compat", cfg)
+        .build()
+        .expect("client");
     let gw = serve(client, test_config()).await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
     assert_eq!(resp.status, 200);
@@ -736,6 +1115,10 @@ async fn client_disconnect_during_upstream_silence_closes_the_upstream() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(fake.open_connections(), 1);
     drop(resp);
-    assert!(fake.wait_until(Duration::from_secs(1), |f| f.open_connections() == 0).await, "upstream still open");
+    assert!(
+        fake.wait_until(Duration::from_secs(1), |f| f.open_connections() == 0)
+            .await,
+        "upstream still open"
+    );
     gw.stop().await.expect("stopped");
 }

@@ -155,7 +155,7 @@ impl Client {
     /// Discovery failures fall back to the static list.
     pub async fn models(&self) -> Vec<ModelListing> {
         let mut out = Vec::new();
-        for (entry, discovered) in self.discover_all().await {
+        for (entry, discovered) in self.discover_all(false).await {
             let info = entry.info();
             let mut ids = info.all_models();
             for m in discovered {
@@ -203,10 +203,12 @@ impl Client {
         self.context(t, Instant::now() + t.total)
     }
 
-    /// Runs model discovery on every provider concurrently; errors give an empty list.
-    pub(crate) async fn discover_all(&self) -> Vec<(Entry, Vec<String>)> {
+    /// Runs model discovery concurrently on every provider (or only the enabled ones); errors
+    /// give an empty list.
+    pub(crate) async fn discover_all(&self, enabled_only: bool) -> Vec<(Entry, Vec<String>)> {
         let ctx = self.discovery_context();
-        let futures = self.inner.entries.iter().map(|e| {
+        let entries = self.inner.entries.iter().filter(|e| e.enabled || !enabled_only);
+        let futures = entries.map(|e| {
             let ctx = ctx.clone();
             let e = e.clone();
             async move {

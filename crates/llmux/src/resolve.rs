@@ -122,10 +122,7 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
         }
     }
     if list.is_empty() {
-        for (e, discovered) in client.discover_all().await {
-            if !e.enabled {
-                continue;
-            }
+        for (e, discovered) in client.discover_all(true).await {
             if e.info().serves(&model, &discovered) {
                 list.push(Candidate {
                     entry: e.clone(),

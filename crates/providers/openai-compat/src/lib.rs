@@ -26,6 +26,7 @@
 
 use std::sync::Arc;
 
+use llmux_core::http::StatusRules;
 use llmux_core::openai;
 use llmux_core::provider::Origin;
 use llmux_core::{
@@ -183,11 +184,27 @@ fn async_stream_impl(
         if let Some(k) = inner.key(&req) {
             rb = rb.bearer(k);
         }
-        let resp = rb.send().await?.error_for_status().await?;
+        let resp = rb.send().await?;
+        if !resp.status().is_success() {
+            Err(model_error(resp.into_error(StatusRules::Generic).await, &model))?;
+            return;
+        }
         let mut chunks = std::pin::pin!(openai::response_chunks(name, resp));
         while let Some(c) = llmux_core::futures_util::StreamExt::next(&mut chunks).await {
             yield c?;
         }
+    }
+}
+
+/// A 404 that names the model (OpenAI's `model_not_found`) means the server does not serve it.
+fn model_error(e: Error, model: &str) -> Error {
+    match e {
+        Error::HttpStatus { provider, status: 404, message }
+            if message.to_ascii_lowercase().contains("model") =>
+        {
+            Error::ModelNotSupported { provider, model: model.to_owned(), valid: Vec::new() }
+        }
+        other => other,
     }
 }
 
