@@ -1,5 +1,9 @@
 //! Shared helpers of the workspace-level end-to-end tests.
 
+pub mod capture;
+pub mod matrix;
+pub mod runner;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;

@@ -1,6 +1,7 @@
 //! Project chores: `cargo xtask <task>`.
 //!
 //! - `ci` — `cargo fmt --check`, `cargo clippy --all-targets --all-features -D warnings`, tests.
+//! - `fuzz [target|all] [--seconds N]` — runs the `llmux-fuzz` targets (default: all, 30 s each).
 //! - `new-provider <name>` — scaffolds `crates/providers/<name>` (package `llmux-provider-<name>`),
 //!   wires its feature and re-export into the `llmux` facade, and builds the facade.
 
@@ -216,12 +217,32 @@ llmux_core::inventory::submit! {{
     Ok(())
 }
 
+/// `fuzz [target|all] [--seconds N] [...]`: runs the `llmux-fuzz` harness (release build), each
+/// target for N seconds (default 30); other options are passed on.
+fn fuzz(args: &[&str]) -> Result<(), String> {
+    let (target, rest) = match args.split_first() {
+        Some((t, rest)) if !t.starts_with('-') => (*t, rest),
+        _ => ("all", args),
+    };
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "llmux-fuzz", "--", target]);
+    if !rest.contains(&"--seconds") {
+        cmd.args(["--seconds", "30"]);
+    }
+    cmd.args(rest);
+    run(&mut cmd)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["ci"] => ci(),
         ["new-provider", name] => new_provider(name),
-        _ => Err("usage: cargo xtask ci | cargo xtask new-provider <name>".into()),
+        ["fuzz", rest @ ..] => fuzz(rest),
+        _ => Err(
+            "usage: cargo xtask ci | cargo xtask new-provider <name> | cargo xtask fuzz [target|all] [--seconds N] [llmux-fuzz options]"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -564,6 +564,11 @@ fn diff_error(message: impl Into<String>) -> DiffError {
 
 const ACTIONS: &[&str] = &["replace", "append", "add", "delete"];
 
+/// Longest diff path [`apply_edit`] follows. Gradio's paths are as deep as the changed value
+/// (a chatbot's are 2); the bound keeps a stream of diffs from nesting outputs deeper than
+/// this plus one message's own nesting (serde_json parses at most 128 levels).
+pub const MAX_DIFF_PATH: usize = 128;
+
 /// True when `value` has the shape of a Gradio diff: a list of `[action, path]` or
 /// `[action, path, value]` edits with a known action and a list path (an empty list is an empty
 /// diff).
@@ -590,8 +595,9 @@ pub fn is_diff(value: &Value) -> bool {
 /// * `add`: insert into a list at the index (clamped to its length), or set an object key;
 /// * `delete`: remove a list element or object key (missing ones are ignored, like the JS client).
 ///
-/// Path segments are list indexes (numbers or numeric strings) or object keys. On error `target`
-/// may hold the edits applied before the failing one. Never panics.
+/// Path segments are list indexes (numbers or numeric strings) or object keys; paths longer than
+/// [`MAX_DIFF_PATH`] are refused. On error `target` may hold the edits applied before the
+/// failing one. Never panics.
 pub fn apply_diff(target: &mut Value, diff: &Value) -> Result<(), DiffError> {
     let edits = diff
         .as_array()
@@ -615,6 +621,12 @@ pub fn apply_edit(target: &mut Value, edit: &Value) -> Result<(), DiffError> {
         .get(1)
         .and_then(Value::as_array)
         .ok_or_else(|| diff_error("an edit needs a path list"))?;
+    if path.len() > MAX_DIFF_PATH {
+        return Err(diff_error(format!(
+            "a path of {} segments is longer than {MAX_DIFF_PATH}",
+            path.len()
+        )));
+    }
     let value = parts.get(2).cloned().unwrap_or(Value::Null);
     let Some((last, parents)) = path.split_last() else {
         return match action {
@@ -1031,6 +1043,55 @@ mod tests {
         assert!(apply(json!([1]), json!([["delete", [], null]])).is_err());
         assert!(apply(json!([1]), json!([["move", [0], null]])).is_err());
         assert!(apply(json!([1]), json!([["add", [-1], 0]])).is_err());
+    }
+
+    /// Nesting depth, computed without recursion.
+    fn depth(v: &Value) -> usize {
+        let mut max = 0;
+        let mut stack = vec![(v, 1usize)];
+        while let Some((v, d)) = stack.pop() {
+            max = max.max(d);
+            match v {
+                Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+                Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    /// Found while building the `gradio` fuzz target (llmux-fuzz): each message may only nest
+    /// 128 levels (serde_json's limit), but a diff with a long path could put a new nested value
+    /// at the bottom of the previous one, so a stream could grow the outputs without bound until
+    /// cloning or dropping them overflowed the stack (an abort of the whole process).
+    #[test]
+    fn diffs_cannot_stack_nesting_across_messages() {
+        let nested = |n: usize| format!("{}0{}", "[".repeat(n), "]".repeat(n));
+        let mut q = QueueState::new("p");
+        let first = format!(
+            r#"data: {{"msg":"process_generating","output":{{"data":[{}]}}}}"#,
+            nested(100)
+        );
+        assert!(matches!(
+            q.handle(&line(&first)),
+            Ok(Some(QueueEvent::Generating(_)))
+        ));
+        let mut deepest = 0;
+        for round in 1..200usize {
+            let path = vec!["0"; 99 * round].join(",");
+            let msg = format!(
+                r#"data: {{"msg":"process_generating","output":{{"data":[[["replace",[{path}],{}]]]}}}}"#,
+                nested(100)
+            );
+            if let Ok(Some(QueueEvent::Generating(out))) = q.handle(&line(&msg)) {
+                deepest = deepest.max(out.iter().map(depth).max().unwrap_or(0));
+            }
+        }
+        assert!(deepest <= 256, "outputs nest {deepest} levels deep");
+        // Direct use: a path longer than the limit is refused.
+        let mut target = json!([]);
+        let long: Vec<Value> = (0..=MAX_DIFF_PATH).map(|_| json!(0)).collect();
+        assert!(apply_edit(&mut target, &json!(["replace", long, 1])).is_err());
     }
 
     #[test]

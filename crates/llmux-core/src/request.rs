@@ -226,9 +226,25 @@ impl Media {
 }
 
 /// Opaque conversation state a provider hands out and takes back on the next turn.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+///
+/// State often holds credentials (ZeroGPU tokens, session ids), so `Debug` shows only the keys
+/// (`Conversation { keys: ["session_hash", …] }`), never the values. It serialises in full.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Conversation(pub serde_json::Value);
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            serde_json::Value::Object(map) => f
+                .debug_struct("Conversation")
+                .field("keys", &map.keys().collect::<Vec<_>>())
+                .finish(),
+            serde_json::Value::Null => f.write_str("Conversation(null)"),
+            _ => f.write_str("Conversation(***)"),
+        }
+    }
+}
 
 impl Conversation {
     /// The state stored under `key` (the facade keys state by provider name).
@@ -472,6 +488,29 @@ impl ChatRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fault matrix): `Debug` of a chunk carrying Phi-4's state showed its ZeroGPU token.
+    #[test]
+    fn conversation_debug_hides_values() {
+        let c =
+            Conversation(serde_json::json!({"session_hash": "abc", "zerogpu_token": "tok-SECRET"}));
+        let shown = format!("{c:?}");
+        assert_eq!(
+            shown,
+            r#"Conversation { keys: ["session_hash", "zerogpu_token"] }"#
+        );
+        assert!(!format!("{:?}", crate::Chunk::Conversation(c.clone())).contains("tok-SECRET"));
+        assert_eq!(
+            format!("{:?}", Conversation(serde_json::json!("tok-SECRET"))),
+            "Conversation(***)"
+        );
+        assert!(
+            serde_json::to_string(&c)
+                .expect("json")
+                .contains("tok-SECRET"),
+            "serialises in full"
+        );
+    }
 
     #[test]
     fn deserializes_openai_shapes() {

@@ -81,7 +81,9 @@
 //! `x-api-key` or `g4f-api-key`, compared in constant time, and **never forwarded upstream**
 //! (unlike g4f, which passes a Bearer credential on as the provider key). Only a body `api_key`
 //! reaches a provider, and only one the caller named explicitly. Keys in the URL query are
-//! refused. Logs never contain headers, bodies or query strings.
+//! refused. Logs never contain headers, bodies or query strings. Request heads over 64 KiB get
+//! a 431, bodies over [`ServerConfig::max_body_bytes`] a 413; the head must arrive within
+//! [`ServerConfig::header_read_timeout`] and the body within 60 s.
 //!
 //! ## Overhead header
 //!

@@ -12,7 +12,6 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use llmux::{Chunk, Error, MediaData, ModelKind};
 use llmux_core::media;
 use serde::Serialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -283,7 +282,7 @@ where
             }
             resp
         }
-        Some(Route::Health) => body::json(StatusCode::OK, &json!({"status": "ok"})),
+        Some(Route::Health) => health(),
         Some(r) => match state.authorize(req.headers()) {
             Err(e) => body::error(&e),
             Ok(()) => match r {
@@ -293,7 +292,7 @@ where
                 Route::Model(id) => model(state, &id).await,
                 Route::Providers => providers(state),
                 Route::Provider(name) => provider(state, &name).await,
-                Route::Health => body::json(StatusCode::OK, &json!({"status": "ok"})),
+                Route::Health => health(),
             },
         },
     };
@@ -308,6 +307,10 @@ where
         );
     }
     resp
+}
+
+fn health() -> Response<Body> {
+    body::json_bytes(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
 }
 
 /// Reads the body within the size limit and [`BODY_READ_TIMEOUT`].
@@ -565,22 +568,24 @@ where
     let items = found.into_iter().map(|img| {
         let provider = provider.as_str();
         async move {
-            let data = match (format, img.data) {
-                (ResponseFormat::Url, MediaData::Url(u)) => json!({"url": u}),
+            let (url, b64_json) = match (format, img.data) {
+                (ResponseFormat::Url, MediaData::Url(u)) => (Some(u), None),
                 (ResponseFormat::Url, MediaData::Bytes { mime, data }) => {
-                    json!({"url": media::to_data_uri(&mime, &data)})
+                    (Some(media::to_data_uri(&mime, &data)), None)
                 }
                 (ResponseFormat::B64Json, MediaData::Bytes { data, .. }) => {
-                    json!({"b64_json": media::b64_encode(&data)})
+                    (None, Some(media::b64_encode(&data)))
                 }
                 (ResponseFormat::B64Json, MediaData::Url(u)) => {
                     let d = state.client.download(provider, &u).await?;
-                    json!({"b64_json": media::b64_encode(&d.data)})
+                    (None, Some(media::b64_encode(&d.data)))
                 }
             };
-            let mut data = data;
-            data["revised_prompt"] = Value::String(img.alt);
-            Ok::<Value, Error>(data)
+            Ok::<ImageItem, Error>(ImageItem {
+                url,
+                b64_json,
+                revised_prompt: img.alt,
+            })
         }
     });
     let mut data = Vec::new();
@@ -596,10 +601,39 @@ where
         .unwrap_or(0);
     let mut resp = body::json(
         StatusCode::OK,
-        &json!({"created": created, "data": data, "model": model, "provider": provider}),
+        &ImagesResponse {
+            created,
+            data,
+            model: &model,
+            provider: &provider,
+        },
     );
     set_overhead(&mut resp, overhead);
     resp
+}
+
+#[derive(Serialize)]
+struct ImageItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    b64_json: Option<String>,
+    revised_prompt: String,
+}
+
+#[derive(Serialize)]
+struct ImagesResponse<'a> {
+    created: u64,
+    data: Vec<ImageItem>,
+    model: &'a str,
+    provider: &'a str,
+}
+
+/// An OpenAI list object.
+#[derive(Serialize)]
+struct List<T> {
+    object: &'static str,
+    data: Vec<T>,
 }
 
 #[derive(Serialize)]
@@ -631,7 +665,13 @@ async fn models(state: &State) -> Response<Body> {
             audio: m.audio,
         })
         .collect();
-    body::json(StatusCode::OK, &json!({"object": "list", "data": data}))
+    body::json(
+        StatusCode::OK,
+        &List {
+            object: "list",
+            data,
+        },
+    )
 }
 
 /// `GET /v1/models/{id}`: a model id, alias, or `provider:model`.
@@ -747,7 +787,13 @@ fn providers(state: &State) -> Response<Body> {
         .iter()
         .map(|p| provider_object(&p.info, p.enabled, p.info.all_models()))
         .collect();
-    body::json(StatusCode::OK, &json!({"object": "list", "data": data}))
+    body::json(
+        StatusCode::OK,
+        &List {
+            object: "list",
+            data,
+        },
+    )
 }
 
 /// `GET /v1/providers/{name}`: metadata plus discovered models.

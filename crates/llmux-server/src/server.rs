@@ -17,10 +17,9 @@ use tokio::task::JoinSet;
 use crate::config::ServerConfig;
 use crate::routes::{State, handle};
 
-/// Largest request head (request line + headers) accepted, in bytes.
+/// Largest request head (request line + headers) accepted, in bytes; larger heads get a 431.
+/// (hyper's default of 100 headers at most also applies.)
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Most request headers accepted.
-const MAX_HEADERS: usize = 100;
 
 /// The OpenAI-compatible gateway over an [`llmux::Client`]: configure it, [`bind`](Gateway::bind)
 /// it, then [`serve`](BoundGateway::serve) until a shutdown signal.
@@ -102,8 +101,7 @@ impl BoundGateway {
             .keep_alive(true)
             .timer(TokioTimer::new())
             .header_read_timeout(state.config.header_read_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .max_headers(MAX_HEADERS);
+            .max_header_size(MAX_HEAD_BYTES);
         let graceful = GracefulShutdown::new();
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);

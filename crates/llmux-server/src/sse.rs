@@ -17,8 +17,12 @@ use crate::log::Access;
 
 /// Flush a frame once this many bytes are buffered, even if more chunks are ready.
 const FLUSH_AT: usize = 16 * 1024;
+/// Most scheduler yields per frame (see [`SseBody::poll_frame`]).
+const MAX_YIELDS: u8 = 16;
+/// Most yields in a row that bring no new chunk before the frame is flushed.
+const MAX_FUTILE_YIELDS: u8 = 2;
 /// Initial buffer capacity (split frames share it until it is used up).
-const BUF_CAPACITY: usize = 4 * 1024;
+const BUF_CAPACITY: usize = 2 * 1024;
 
 /// SSE body of one streamed chat completion.
 pub(crate) struct SseBody {
@@ -31,6 +35,11 @@ pub(crate) struct SseBody {
     role_sent: bool,
     buf: BytesMut,
     done: bool,
+    /// Scheduler yields since the last frame, and how many of them in a row brought nothing.
+    yields: u8,
+    futile: u8,
+    /// `buf.len()` at the last yield.
+    len_at_yield: usize,
     access: Access,
 }
 
@@ -51,6 +60,9 @@ impl SseBody {
             role_sent: false,
             buf: BytesMut::with_capacity(BUF_CAPACITY),
             done: false,
+            yields: 0,
+            futile: 0,
+            len_at_yield: 0,
             access,
         }
     }
@@ -135,6 +147,22 @@ impl SseBody {
         self.buf.extend_from_slice(b"\n\ndata: [DONE]\n\n");
     }
 
+    /// Whether to yield once more before flushing: while yields keep bringing chunks (up to
+    /// [`MAX_YIELDS`]), and at most [`MAX_FUTILE_YIELDS`] in a row that bring nothing.
+    fn should_yield(&mut self) -> bool {
+        if self.buf.len() > self.len_at_yield {
+            self.futile = 0;
+        } else {
+            self.futile += 1;
+        }
+        self.len_at_yield = self.buf.len();
+        if self.futile >= MAX_FUTILE_YIELDS || self.yields >= MAX_YIELDS {
+            return false;
+        }
+        self.yields += 1;
+        true
+    }
+
     /// Handles one chunk.
     fn on_chunk(&mut self, chunk: Chunk) {
         match self.answer.take(chunk) {
@@ -158,6 +186,17 @@ impl SseBody {
     }
 
     /// Next frame: every chunk that is ready, coalesced into one buffer.
+    ///
+    /// When the provider has nothing more right now but output is buffered, the body yields to
+    /// the scheduler before handing the frame over (see [`SseBody::should_yield`]): chunks the
+    /// upstream connection task decodes in the meantime join the same frame, so a burst of
+    /// upstream chunks costs a few writes to the client instead of one per chunk. The price is
+    /// a couple of scheduler passes of latency per frame.
+    ///
+    /// When the provider has nothing more right now but output is buffered, the body yields to
+    /// the scheduler once before handing the frame over: chunks the upstream connection reads
+    /// in the meantime join the same frame, so a burst of upstream chunks costs one write to
+    /// the client instead of one per chunk (at the price of one scheduler pass of latency).
     pub fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
@@ -167,6 +206,11 @@ impl SseBody {
                 Some(c) => Some(Ok(c)),
                 None => match self.stream.poll_next_unpin(cx) {
                     Poll::Ready(n) => n,
+                    Poll::Pending if !self.buf.is_empty() && self.should_yield() => {
+                        // a task woken while it runs is requeued behind the ready tasks
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     Poll::Pending => break,
                 },
             };
@@ -192,6 +236,9 @@ impl SseBody {
                 Poll::Pending
             };
         }
+        self.yields = 0;
+        self.futile = 0;
+        self.len_at_yield = 0;
         Poll::Ready(Some(Ok(Frame::data(self.buf.split().freeze()))))
     }
 }

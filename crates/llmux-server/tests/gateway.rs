@@ -1122,3 +1122,65 @@ async fn client_disconnect_during_upstream_silence_closes_the_upstream() {
     );
     gw.stop().await.expect("stopped");
 }
+
+#[tokio::test]
+async fn client_disconnect_before_the_answer_cancels_the_upstream_call() {
+    let fake = FakeOpenAi::new().start().await;
+    fake.inject("/v1/chat/completions", Fault::Delay(Duration::from_secs(5)));
+    let mut cfg = ProviderConfig::default().with_base_url(fake.url("/v1"));
+    cfg.models = vec!["fake-model".into()];
+    let client = Client::builder()
+        .ignore_env()
+        .registrations(only_openai_compat())
+        .provider("openai-compat", cfg)
+        .build()
+        .expect("client");
+    let gw = serve(client, test_config()).await;
+    for stream in [false, true] {
+        let url = gw.url("/v1/chat/completions");
+        let call =
+            tokio::spawn(
+                async move { client::post_json(&url, &[], &hi("fake-model", stream)).await },
+            );
+        assert!(fake.wait_for_requests(1, T).await);
+        assert!(fake.wait_for_open_connections(1, T).await);
+        call.abort();
+        let _ = call.await;
+        assert!(
+            fake.wait_until(Duration::from_secs(1), |f| f.open_connections() == 0)
+                .await,
+            "upstream still open (stream: {stream})"
+        );
+        fake.clear_requests();
+        fake.inject("/v1/chat/completions", Fault::Delay(Duration::from_secs(5)));
+    }
+    gw.stop().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let gw = start_scripted().await;
+    let big = "x".repeat(70_000);
+    match client::send(
+        Method::GET,
+        &gw.url("/health"),
+        &[("x-big", big.as_str())],
+        "",
+    )
+    .await
+    {
+        Ok(resp) => assert_eq!(resp.status, 431),
+        Err(e) => panic!("expected a 431, got {e}"),
+    }
+    let ok = "x".repeat(8_000);
+    let resp = client::send(
+        Method::GET,
+        &gw.url("/health"),
+        &[("x-ok", ok.as_str())],
+        "",
+    )
+    .await
+    .expect("resp");
+    assert_eq!(resp.status, 200);
+    gw.stop().await.expect("stopped");
+}

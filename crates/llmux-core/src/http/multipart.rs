@@ -98,7 +98,8 @@ impl Multipart {
             out.put_slice(b"\r\n");
             if let Some(ct) = &p.content_type {
                 out.put_slice(b"Content-Type: ");
-                out.put_slice(ct.as_bytes());
+                // CR/LF would end the header (and could inject headers or end the part headers).
+                out.put_slice(ct.replace(['\r', '\n'], " ").as_bytes());
                 out.put_slice(b"\r\n");
             }
             out.put_slice(b"\r\n");
@@ -128,5 +129,25 @@ mod tests {
         assert!(text.starts_with(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n{{\"a\":1}}\r\n")));
         assert!(text.contains("name=\"files\"; filename=\"x %22y%22.png\"\r\nContent-Type: image/png\r\n\r\n"));
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
+    }
+
+    /// Found with the `multipart` fuzz target (llmux-fuzz): a content type holding CR/LF was
+    /// written as is, ending the part's headers early (the rest became part data) or injecting
+    /// headers.
+    #[test]
+    fn content_type_cannot_break_the_headers() {
+        let m = Multipart::new().file(
+            "files",
+            "a.png",
+            "image/png\r\nContent-Disposition: form-data; name=\"evil\"\r\n\r\nX",
+            &b"data"[..],
+        );
+        let body = m.into_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("Content-Type: image/png  Content-Disposition: form-data; name=\"evil\"    X\r\n\r\ndata\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("\r\n\r\n").count(), 1, "{text}");
     }
 }

@@ -12,8 +12,8 @@
 //!
 //! Both decoders are total: any input gives a value or a [`DevalueError`], never a panic, and the
 //! work they do is bounded — references may repeat and even form cycles (a cyclic back-reference
-//! decodes to `null`), recursion is limited to [`MAX_DEPTH`] levels and the number of values one
-//! decode may produce to [`Limits::max_nodes`].
+//! decodes to `null`), recursion is limited to [`MAX_DEPTH`] levels, the number of values one
+//! decode may produce to [`Limits::max_nodes`] and their size to [`Limits::max_bytes`].
 //!
 //! ```
 //! use llmux_provider_huggingchat::devalue::{Flat, unflatten};
@@ -72,6 +72,9 @@ pub struct Limits {
     pub max_nodes: usize,
     /// Deepest nesting followed (at most [`MAX_DEPTH`]).
     pub max_depth: usize,
+    /// Most bytes of strings, keys and scalars one decode may produce (a long string referenced
+    /// many times is counted each time it is copied).
+    pub max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -79,6 +82,7 @@ impl Default for Limits {
         Self {
             max_nodes: 1_000_000,
             max_depth: MAX_DEPTH,
+            max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -191,6 +195,7 @@ impl<'a> Flat<'a> {
             flat: *self,
             on_stack: vec![false; self.values.len()],
             nodes: 0,
+            bytes: 0,
             limits: Limits {
                 max_depth: limits.max_depth.min(MAX_DEPTH),
                 ..limits
@@ -237,7 +242,30 @@ struct Hydrator<'a> {
     flat: Flat<'a>,
     on_stack: Vec<bool>,
     nodes: usize,
+    bytes: usize,
     limits: Limits,
+}
+
+/// Bytes a copy of `v` costs against [`Limits::max_bytes`]: string and key lengths, 8 per other
+/// value (computed without recursion).
+fn weight(v: &Value) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => {
+                stack.extend(a);
+                8
+            }
+            Value::Object(o) => {
+                stack.extend(o.values());
+                o.keys().map(String::len).sum::<usize>() + 8
+            }
+            _ => 8,
+        });
+    }
+    total
 }
 
 impl Hydrator<'_> {
@@ -262,6 +290,7 @@ impl Hydrator<'_> {
         let raw = self.flat.raw(index)?;
         let slot = usize::try_from(index).unwrap_or(usize::MAX);
         if !matches!(raw, Value::Array(_) | Value::Object(_)) {
+            self.charge(weight(raw))?;
             return Ok(raw.clone());
         }
         if self.on_stack.get(slot).copied().unwrap_or(false) {
@@ -277,6 +306,18 @@ impl Hydrator<'_> {
         out
     }
 
+    /// Counts `n` more output bytes against the limit.
+    fn charge(&mut self, n: usize) -> Result<()> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > self.limits.max_bytes {
+            return Err(DevalueError::new(format!(
+                "devalue payload expands to more than {} bytes",
+                self.limits.max_bytes
+            )));
+        }
+        Ok(())
+    }
+
     fn child(&mut self, v: &Value, depth: usize) -> Result<Value> {
         let i = Flat::index(v)?;
         self.hydrate(i, depth + 1)
@@ -287,6 +328,7 @@ impl Hydrator<'_> {
             Value::Object(o) => {
                 let mut out = Map::new();
                 for (k, v) in o {
+                    self.charge(k.len())?;
                     let decoded = self.child(v, depth)?;
                     out.insert(k.clone(), decoded);
                 }
@@ -308,15 +350,20 @@ impl Hydrator<'_> {
 
     fn tagged(&mut self, tag: &str, items: &[Value], depth: usize) -> Result<Value> {
         let arg = items.get(1);
-        let raw_arg = || arg.cloned().unwrap_or(Value::Null);
+        let mut raw_arg = || -> Result<Value> {
+            let v = arg.cloned().unwrap_or(Value::Null);
+            self.charge(weight(&v))?;
+            Ok(v)
+        };
         match tag {
             "Date" | "BigInt" | "URL" | "URLSearchParams" | "Object" | "ArrayBuffer"
             | "Int8Array" | "Uint8Array" | "Uint8ClampedArray" | "Int16Array" | "Uint16Array"
             | "Int32Array" | "Uint32Array" | "Float32Array" | "Float64Array" | "BigInt64Array"
-            | "BigUint64Array" => Ok(raw_arg()),
+            | "BigUint64Array" => raw_arg(),
             "RegExp" => {
                 let source = arg.and_then(Value::as_str).unwrap_or_default();
                 let flags = items.get(2).and_then(Value::as_str).unwrap_or_default();
+                self.charge(source.len() + flags.len() + 2)?;
                 Ok(Value::String(format!("/{source}/{flags}")))
             }
             "Set" => {
@@ -358,6 +405,7 @@ impl Hydrator<'_> {
                 let mut out = Map::new();
                 let mut rest = items.iter().skip(1);
                 while let Some(k) = rest.next() {
+                    self.charge(weight(k))?;
                     let key = match k {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
@@ -852,6 +900,53 @@ mod tests {
         assert!(err.message().contains("deeper"), "{err}");
     }
 
+    /// Found with the `devalue` fuzz target (llmux-fuzz): a long string referenced many times was copied once per
+    /// reference (only values were counted), so a 60 KiB payload could decode to gigabytes.
+    #[test]
+    fn repeated_long_strings_are_bounded_by_bytes() {
+        let long = "x".repeat(40_000);
+        let refs: Vec<Value> = (0..2_000).map(|_| json!(1)).collect();
+        let data = json!([refs, long]);
+        let limits = Limits {
+            max_bytes: 10 * 1024 * 1024,
+            ..Limits::default()
+        };
+        let err = Flat::new(&data)
+            .and_then(|f| f.hydrate_with(0, limits))
+            .expect_err("80 MB of copies");
+        assert!(err.message().contains("bytes"), "{err}");
+        let refs: Vec<Value> = (0..20_000).map(|_| json!(1)).collect();
+        let err = unflatten(&json!([refs, long])).expect_err("800 MB of copies");
+        assert!(err.message().contains("bytes"), "{err}");
+        // Tagged payloads and keys are counted too.
+        let big = json!(["Date", long]);
+        let err = Flat::new(&json!([[1, 1, 1], big]))
+            .and_then(|f| {
+                f.hydrate_with(
+                    0,
+                    Limits {
+                        max_bytes: 100_000,
+                        ..Limits::default()
+                    },
+                )
+            })
+            .expect_err("copied tag payloads");
+        assert!(err.message().contains("bytes"), "{err}");
+        // Below the limit nothing changes.
+        let ok = Flat::new(&json!([[1, 1], "ab"]))
+            .and_then(|f| {
+                f.hydrate_with(
+                    0,
+                    Limits {
+                        max_bytes: 4,
+                        ..Limits::default()
+                    },
+                )
+            })
+            .expect("4 bytes");
+        assert_eq!(ok, json!(["ab", "ab"]));
+    }
+
     #[test]
     fn targeted_access_errors() {
         let data = json!([{"messages": 1}, "not an array", ["Set"]]);
@@ -956,7 +1051,7 @@ mod tests {
             let _ = unflatten(&data);
             if let Ok(flat) = Flat::new(&data) {
                 for i in -8..20 {
-                    let _ = flat.hydrate_with(i, Limits { max_nodes: 10_000, max_depth: 64 });
+                    let _ = flat.hydrate_with(i, Limits { max_nodes: 10_000, max_depth: 64, max_bytes: 1 << 20 });
                     let _ = flat.field(i, "a");
                     let _ = flat.array(i);
                 }
@@ -970,7 +1065,7 @@ mod tests {
             let values: Vec<Value> = (0..n)
                 .map(|i| Value::Array((0..fanout).map(|k| Value::from(((i + k) % n) as i64)).chain([Value::from(i as i64)]).collect()))
                 .collect();
-            let r = Flat::new(&Value::Array(values)).and_then(|f| f.hydrate_with(0, Limits { max_nodes: 50_000, max_depth: 256 }));
+            let r = Flat::new(&Value::Array(values)).and_then(|f| f.hydrate_with(0, Limits { max_nodes: 50_000, max_depth: 256, ..Limits::default() }));
             prop_assert!(r.is_ok() || r.is_err());
         }
 

@@ -15,6 +15,10 @@ pub(crate) struct TgiState {
     first: bool,
     /// A special (end) token was seen: the finish reason is `stop`, else `length`.
     special_seen: bool,
+    /// A `data:` event was seen.
+    saw_event: bool,
+    /// The first non-empty line that was not a `data:` event (for the error of an eventless body).
+    first_other: Option<String>,
 }
 
 impl TgiState {
@@ -23,14 +27,20 @@ impl TgiState {
             provider: provider.to_owned(),
             first: !do_continue,
             special_seen: false,
+            saw_event: false,
+            first_other: None,
         }
     }
 
     /// The chunk of one body line: only `data:` lines count; an `error` event is an error.
     pub(crate) fn line(&mut self, line: &[u8]) -> Result<Option<Chunk>> {
         let Some(data) = line.strip_prefix(b"data:") else {
+            if self.first_other.is_none() && !line.trim_ascii().is_empty() {
+                self.first_other = Some(String::from_utf8_lossy(line).into_owned());
+            }
             return Ok(None);
         };
+        self.saw_event = true;
         let text = String::from_utf8_lossy(data);
         let event: Value = serde_json::from_str(text.trim()).map_err(|e| {
             Error::protocol(&self.provider, format!("malformed TGI event: {e}"), &text)
@@ -67,6 +77,19 @@ impl TgiState {
         Ok((!piece.is_empty()).then(|| Chunk::text(piece)))
     }
 
+    /// The finish reason once the body ended; a body without a single `data:` event (an HTML
+    /// page, a proxy's answer) is a protocol error, not an empty answer.
+    pub(crate) fn end(&self) -> Result<FinishReason> {
+        if !self.saw_event {
+            return Err(Error::protocol(
+                &self.provider,
+                "the text-generation stream has no `data:` events",
+                self.first_other.as_deref().unwrap_or_default(),
+            ));
+        }
+        Ok(self.finish())
+    }
+
     /// The finish reason once the body ended.
     pub(crate) fn finish(&self) -> FinishReason {
         if self.special_seen {
@@ -95,7 +118,7 @@ where
                 yield chunk;
             }
         }
-        yield Chunk::Finish(state.finish());
+        yield Chunk::Finish(state.end()?);
     }
 }
 
@@ -252,6 +275,26 @@ mod tests {
         );
         let e = run(&["data:{not json"], false);
         assert!(matches!(e, Err(Error::Protocol { .. })), "{e:?}");
+    }
+
+    /// Regression (fault matrix): a 200 HTML page answering a streaming request was read as an
+    /// empty stream, and the caller only learnt that no provider produced a response.
+    #[test]
+    fn a_body_without_events_is_a_protocol_error() {
+        let mut s = TgiState::new("p", false);
+        for l in ["<!DOCTYPE html><html>", "<body>It works!</body></html>", ""] {
+            assert_eq!(s.line(l.as_bytes()).expect("skipped"), None);
+        }
+        let e = s.end().expect_err("no events");
+        assert!(
+            matches!(&e, Error::Protocol { snippet, .. } if snippet.starts_with("<!DOCTYPE html>")),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("p: protocol error"), "{e}");
+        let mut s = TgiState::new("p", false);
+        s.line(br#"data:{"token":{"text":"hi","special":false}}"#)
+            .expect("event");
+        assert_eq!(s.end().expect("events"), FinishReason::Length);
     }
 
     #[test]
