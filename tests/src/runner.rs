@@ -172,6 +172,10 @@ pub struct Ran {
     pub elapsed: Duration,
 }
 
+fn verbose() -> bool {
+    std::env::var_os("LLMUX_MATRIX_VERBOSE").is_some()
+}
+
 /// Runs one cell through the facade and checks it.
 pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Result<Ran, String> {
     let t = &cell.target;
@@ -200,6 +204,13 @@ pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Resu
     let text = text_of(&chunks);
     let providers = providers_of(&chunks);
     let target_text = target_text(&chunks, t.name);
+    if verbose() {
+        eprintln!(
+            "{} [{mode:?}] {elapsed:.2?} text={text:?} error={}",
+            cell.id(),
+            error.as_ref().map_or("-".to_owned(), |e| e.to_string().replace('\n', " | "))
+        );
+    }
     let backup_calls = backup.as_ref().map_or(0, |b| b.requests_to("/v1/chat/completions").len());
 
     match mode {

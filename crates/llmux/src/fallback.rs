@@ -75,10 +75,13 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
                 let ctx = client.context(timeouts, deadline);
                 let mut stream = cand.entry.provider.chat(preq.clone(), ctx);
                 let mut started = false;
+                // one timer for the whole attempt (not one per chunk)
+                let mut expiry = std::pin::pin!(tokio::time::sleep_until(deadline));
                 let failure: Error = loop {
-                    let next = match tokio::time::timeout_at(deadline, stream.next()).await {
-                        Ok(n) => n,
-                        Err(_) => Some(Err(total_timeout())),
+                    let next = tokio::select! {
+                        biased;
+                        n = stream.next() => n,
+                        () = &mut expiry => Some(Err(total_timeout())),
                     };
                     match next {
                         None if started => return,

@@ -136,6 +136,7 @@ impl Response {
                 limits,
                 read: 0,
                 sleep: None,
+                armed: false,
                 finished: false,
             },
             secrets,
@@ -240,7 +241,10 @@ pub struct BodyStream {
     provider: String,
     limits: ReadLimits,
     read: usize,
+    /// Idle/total timer, allocated once and re-armed after each frame.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// True while `sleep` is set for the current wait.
+    armed: bool,
     finished: bool,
 }
 
@@ -307,7 +311,7 @@ impl Stream for BodyStream {
             };
             match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.sleep = None;
+                    this.armed = false;
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers
                     };
@@ -356,12 +360,15 @@ impl Stream for BodyStream {
                     };
                 }
                 Poll::Pending => {
-                    let now = Instant::now();
-                    let wake = (now + this.limits.idle).min(this.limits.deadline);
-                    let sleep = this
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake)));
-                    if sleep.as_mut().poll(cx).is_ready() {
+                    if !this.armed {
+                        let wake = (Instant::now() + this.limits.idle).min(this.limits.deadline);
+                        match this.sleep.as_mut() {
+                            Some(s) => s.as_mut().reset(wake),
+                            None => this.sleep = Some(Box::pin(tokio::time::sleep_until(wake))),
+                        }
+                        this.armed = true;
+                    }
+                    if this.sleep.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready()) {
                         let err = this.timeout_error(Instant::now());
                         return this.fail(err);
                     }
