@@ -29,6 +29,10 @@ const FRAME_INPUT: u8 = b'I';
 const FRAME_PANIC: u8 = b'F';
 const FRAME_HANG: u8 = b'H';
 const FRAME_DONE: u8 = b'D';
+const FRAME_SLOW: u8 = b'S';
+
+/// Inputs slower than this are reported as the target's slowest (and saved).
+const SLOW_REPORT_US: u64 = 10_000;
 
 /// How a target is run.
 #[derive(Debug, Clone)]
@@ -84,6 +88,8 @@ pub struct Report {
     pub slowest_us: u64,
     /// Corpus size at the end.
     pub corpus: u64,
+    /// The slowest input (when slower than 10 ms).
+    pub slowest_input: Option<Vec<u8>>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -148,6 +154,9 @@ pub fn child(target: Target, duration: Duration, seed: u64, timeout: Duration) -
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| (target.run)(&input)));
                 worker_running.store(0, Ordering::SeqCst);
                 let took = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                if took > slowest && took > SLOW_REPORT_US {
+                    write_frame(FRAME_SLOW, &took.to_le_bytes());
+                }
                 slowest = slowest.max(took);
                 count += 1;
                 match result {
@@ -339,6 +348,14 @@ pub fn supervise(target: &Target, opts: &Options) -> Report {
                         let input = last_input.clone().unwrap_or_default();
                         report.record(kind, message, &input, &opts.out_dir);
                     }
+                    FRAME_SLOW => {
+                        let took =
+                            <[u8; 8]>::try_from(payload.as_slice()).map_or(0, u64::from_le_bytes);
+                        if took > report.slowest_us {
+                            report.slowest_us = took;
+                            report.slowest_input.clone_from(&last_input);
+                        }
+                    }
                     FRAME_DONE => {
                         finished = true;
                         let text = String::from_utf8_lossy(&payload).into_owned();
@@ -379,6 +396,12 @@ pub fn supervise(target: &Target, opts: &Options) -> Report {
         seed = seed.wrapping_add(1);
     }
     report.elapsed = start.elapsed();
+    if let Some(input) = &report.slowest_input {
+        let path = opts.out_dir.join(format!("{}-slowest.bin", target.name));
+        if std::fs::create_dir_all(&opts.out_dir).is_ok() {
+            let _ = std::fs::write(path, input);
+        }
+    }
     report
 }
 
