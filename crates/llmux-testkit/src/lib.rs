@@ -11,6 +11,9 @@
 //!   (status codes with `Retry-After`, resets, stalls, disconnects, slow
 //!   drip, malformed / truncated / oversized bodies, HTML and Cloudflare pages).
 //! - [`openai::FakeOpenAi`]: a fake OpenAI-compatible upstream.
+//! - Fakes of every provider's upstream: [`gradio`] (Hugging Face Space,
+//!   microsoft-phi-4), [`huggingchat`] (chat-ui), [`hf_inference`] (Hub +
+//!   Inference API), [`amigochat`], [`flowgpt`].
 //! - [`client`]: a tiny test client, for testing the fakes themselves.
 //!
 //! New fakes (one module each) build a [`Router`] from [`Reply`]s, so they
