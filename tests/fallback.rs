@@ -3,18 +3,36 @@
 use llmux::{ChatRequest, Client, Error, ProviderConfig};
 use llmux_e2e::{drain, providers_of, short_timeouts, text_of};
 use llmux_testkit::openai::FakeOpenAi;
-use llmux_testkit::{Fault, FakeServer, closed_port};
+use llmux_testkit::{FakeServer, Fault, closed_port};
 
 async fn two() -> (FakeServer, FakeServer, Client) {
-    let alpha = FakeOpenAi::new().models(["shared-model"]).reply("alpha answers here").chunks(3).start().await;
-    let beta = FakeOpenAi::new().models(["shared-model"]).reply("beta answers here").chunks(3).start().await;
+    let alpha = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("alpha answers here")
+        .chunks(3)
+        .start()
+        .await;
+    let beta = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("beta answers here")
+        .chunks(3)
+        .start()
+        .await;
     let client = Client::builder()
         .ignore_env()
         .registrations(llmux::core::registrations().expect("registry"))
         .timeouts(short_timeouts())
         .max_retries(0)
-        .instance("alpha", "openai-compat", ProviderConfig::default().with_base_url(alpha.url("/v1")))
-        .instance("beta", "openai-compat", ProviderConfig::default().with_base_url(beta.url("/v1")))
+        .instance(
+            "alpha",
+            "openai-compat",
+            ProviderConfig::default().with_base_url(alpha.url("/v1")),
+        )
+        .instance(
+            "beta",
+            "openai-compat",
+            ProviderConfig::default().with_base_url(beta.url("/v1")),
+        )
         .priority(["alpha", "beta"])
         .build()
         .expect("client");
@@ -45,7 +63,11 @@ async fn falls_back_before_first_content() {
         let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
         assert!(err.is_none(), "{fault:?}: {err:?}");
         assert_eq!(providers_of(&chunks), ["alpha", "beta"], "{fault:?}");
-        assert_eq!(text_of(&chunks), "beta answers here", "{fault:?}: no alpha text leaked");
+        assert_eq!(
+            text_of(&chunks),
+            "beta answers here",
+            "{fault:?}: no alpha text leaked"
+        );
     }
 }
 
@@ -55,11 +77,21 @@ async fn never_falls_back_after_first_content() {
     alpha.inject("/v1/chat/completions", Fault::DisconnectAfter { chunks: 3 });
     let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
     let err = err.expect("the mid-stream failure surfaces");
-    assert!(matches!(err, Error::Connect { .. } | Error::Protocol { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::Protocol { .. }),
+        "{err}"
+    );
     assert_eq!(providers_of(&chunks), ["alpha"]);
     let text = text_of(&chunks);
-    assert!(!text.is_empty() && "alpha answers here".starts_with(&text), "{text:?}");
-    assert_eq!(beta.requests_to("/v1/chat/completions").len(), 0, "no duplicate answer from beta");
+    assert!(
+        !text.is_empty() && "alpha answers here".starts_with(&text),
+        "{text:?}"
+    );
+    assert_eq!(
+        beta.requests_to("/v1/chat/completions").len(),
+        0,
+        "no duplicate answer from beta"
+    );
 }
 
 #[tokio::test]
@@ -67,7 +99,10 @@ async fn all_failed_lists_every_attempt() {
     let (alpha, beta, client) = two().await;
     alpha.inject("/v1/chat/completions", Fault::status(502));
     beta.inject("/v1/chat/completions", Fault::rate_limited("120"));
-    let err = client.complete(ChatRequest::user("shared-model", "hi")).await.expect_err("both fail");
+    let err = client
+        .complete(ChatRequest::user("shared-model", "hi"))
+        .await
+        .expect_err("both fail");
     match &err {
         Error::AllFailed { attempts } => {
             let names: Vec<&str> = attempts.iter().map(|a| a.provider.as_str()).collect();
@@ -77,7 +112,10 @@ async fn all_failed_lists_every_attempt() {
         other => panic!("unexpected {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("alpha") && msg.contains("beta") && msg.contains("502"), "{msg}");
+    assert!(
+        msg.contains("alpha") && msg.contains("beta") && msg.contains("502"),
+        "{msg}"
+    );
     assert_eq!(err.retry_after().map(|d| d.as_secs()), Some(120));
 }
 
@@ -91,16 +129,27 @@ async fn retries_connection_failures_then_falls_back() {
         .instance(
             "alpha",
             "openai-compat",
-            ProviderConfig::default().with_base_url(format!("http://127.0.0.1:{}/v1", closed_port())),
+            ProviderConfig::default()
+                .with_base_url(format!("http://127.0.0.1:{}/v1", closed_port())),
         )
-        .instance("beta", "openai-compat", ProviderConfig::default().with_base_url(beta.url("/v1")))
+        .instance(
+            "beta",
+            "openai-compat",
+            ProviderConfig::default().with_base_url(beta.url("/v1")),
+        )
         .priority(["alpha", "beta"])
         .build()
         .expect("client");
-    let resp = client.complete(ChatRequest::user("beta:m", "hi")).await.expect("beta");
+    let resp = client
+        .complete(ChatRequest::user("beta:m", "hi"))
+        .await
+        .expect("beta");
     assert_eq!(resp.text, "beta");
     // alpha is down: routing by model falls back to beta after alpha's discovery fails
-    let resp = client.complete(ChatRequest::user("m", "hi")).await.expect("routed to beta");
+    let resp = client
+        .complete(ChatRequest::user("m", "hi"))
+        .await
+        .expect("routed to beta");
     assert_eq!(resp.provider, "beta");
 }
 
@@ -111,12 +160,22 @@ async fn request_credentials_only_reach_named_providers() {
         .complete(ChatRequest::user("shared-model", "hi").with_api_key("sk-user-secret"))
         .await
         .expect("routed");
-    assert_eq!(alpha.requests_to("/v1/chat/completions")[0].bearer_token(), None);
+    assert_eq!(
+        alpha.requests_to("/v1/chat/completions")[0].bearer_token(),
+        None
+    );
     client
-        .complete(ChatRequest::user("shared-model", "hi").with_provider("alpha").with_api_key("sk-user-secret"))
+        .complete(
+            ChatRequest::user("shared-model", "hi")
+                .with_provider("alpha")
+                .with_api_key("sk-user-secret"),
+        )
         .await
         .expect("named");
-    assert_eq!(alpha.requests_to("/v1/chat/completions")[1].bearer_token(), Some("sk-user-secret"));
+    assert_eq!(
+        alpha.requests_to("/v1/chat/completions")[1].bearer_token(),
+        Some("sk-user-secret")
+    );
 }
 
 #[tokio::test]
@@ -126,5 +185,8 @@ async fn unknown_provider_suggests_names() {
         .complete(ChatRequest::user("x", "hi").with_provider("alpah"))
         .await
         .expect_err("unknown");
-    assert!(matches!(&err, Error::ProviderNotFound { suggestions, .. } if suggestions.contains(&"alpha".to_owned())), "{err}");
+    assert!(
+        matches!(&err, Error::ProviderNotFound { suggestions, .. } if suggestions.contains(&"alpha".to_owned())),
+        "{err}"
+    );
 }

@@ -3,7 +3,7 @@
 use llmux::{ChatRequest, Chunk, Client, Error, FinishReason, Message, ProviderConfig, Reasoning};
 use llmux_e2e::{drain, short_timeouts, text_of};
 use llmux_testkit::openai::FakeOpenAi;
-use llmux_testkit::{Fault, FakeServer};
+use llmux_testkit::{FakeServer, Fault};
 
 async fn client_for(server: &FakeServer, key: Option<&str>) -> Client {
     let mut cfg = ProviderConfig::default().with_base_url(server.url("/v1"));
@@ -30,14 +30,22 @@ async fn streams_through_the_facade() {
         .start()
         .await;
     let client = client_for(&fake, Some("sk-test")).await;
-    let req = ChatRequest::new("fake-model", vec![Message::system("Be brief."), Message::user("Hi")])
-        .with_temperature(0.3)
-        .with_max_tokens(50);
+    let req = ChatRequest::new(
+        "fake-model",
+        vec![Message::system("Be brief."), Message::user("Hi")],
+    )
+    .with_temperature(0.3)
+    .with_max_tokens(50);
     let (chunks, err) = drain(client.chat(req)).await;
     assert!(err.is_none(), "{err:?}");
-    assert!(matches!(&chunks[0], Chunk::Provider(p) if p.provider == "openai-compat" && p.model == "fake-model"));
+    assert!(
+        matches!(&chunks[0], Chunk::Provider(p) if p.provider == "openai-compat" && p.model == "fake-model")
+    );
     assert_eq!(text_of(&chunks), "Hello from the fake upstream!");
-    let text_chunks = chunks.iter().filter(|c| matches!(c, Chunk::Text(_))).count();
+    let text_chunks = chunks
+        .iter()
+        .filter(|c| matches!(c, Chunk::Text(_)))
+        .count();
     assert!(text_chunks >= 2, "streamed in pieces: {chunks:?}");
     let reasoning: String = chunks
         .iter()
@@ -48,7 +56,11 @@ async fn streams_through_the_facade() {
         .collect();
     assert_eq!(reasoning, "Let me think.");
     assert!(chunks.contains(&Chunk::Finish(FinishReason::Stop)));
-    assert!(chunks.iter().any(|c| matches!(c, Chunk::Usage(u) if u.prompt_tokens == 7 && u.completion_tokens == 5)));
+    assert!(
+        chunks.iter().any(
+            |c| matches!(c, Chunk::Usage(u) if u.prompt_tokens == 7 && u.completion_tokens == 5)
+        )
+    );
 
     // what reached the upstream
     let sent = fake.requests_to("/v1/chat/completions");
@@ -59,12 +71,19 @@ async fn streams_through_the_facade() {
     assert_eq!(body["stream"], true);
     assert_eq!(body["temperature"], 0.3);
     assert_eq!(body["max_tokens"], 50);
-    assert_eq!(body["messages"][0], serde_json::json!({"role":"system","content":"Be brief."}));
+    assert_eq!(
+        body["messages"][0],
+        serde_json::json!({"role":"system","content":"Be brief."})
+    );
 }
 
 #[tokio::test]
 async fn completes_without_streaming() {
-    let fake = FakeOpenAi::new().models(["fake-model"]).echo().start().await;
+    let fake = FakeOpenAi::new()
+        .models(["fake-model"])
+        .echo()
+        .start()
+        .await;
     let client = client_for(&fake, None).await;
     let resp = client
         .complete(ChatRequest::user("fake-model", "ping").with_stream(false))
@@ -74,57 +93,119 @@ async fn completes_without_streaming() {
     assert_eq!(resp.provider, "openai-compat");
     assert_eq!(resp.model, "fake-model");
     assert_eq!(resp.finish_reason, Some(FinishReason::Stop));
-    let body = fake.requests_to("/v1/chat/completions")[0].json().expect("json");
+    let body = fake.requests_to("/v1/chat/completions")[0]
+        .json()
+        .expect("json");
     assert_eq!(body["stream"], false);
     assert!(body.get("stream_options").is_none());
 }
 
 #[tokio::test]
 async fn routes_by_discovered_model_and_reports_close_matches() {
-    let fake = FakeOpenAi::new().models(["llama3.2", "qwen2.5"]).echo().start().await;
+    let fake = FakeOpenAi::new()
+        .models(["llama3.2", "qwen2.5"])
+        .echo()
+        .start()
+        .await;
     let client = client_for(&fake, None).await;
-    let resp = client.complete(ChatRequest::user("qwen2.5", "hi")).await.expect("routed");
+    let resp = client
+        .complete(ChatRequest::user("qwen2.5", "hi"))
+        .await
+        .expect("routed");
     assert_eq!(resp.text, "echo: hi");
-    assert_eq!(fake.requests_to("/v1/models").len(), 1, "discovery ran once");
-    let again = client.complete(ChatRequest::user("llama3.2", "x")).await.expect("routed");
+    assert_eq!(
+        fake.requests_to("/v1/models").len(),
+        1,
+        "discovery ran once"
+    );
+    let again = client
+        .complete(ChatRequest::user("llama3.2", "x"))
+        .await
+        .expect("routed");
     assert_eq!(again.model, "llama3.2");
-    assert_eq!(fake.requests_to("/v1/models").len(), 1, "discovery is cached");
+    assert_eq!(
+        fake.requests_to("/v1/models").len(),
+        1,
+        "discovery is cached"
+    );
 
-    let err = client.complete(ChatRequest::user("qwen2", "hi")).await.expect_err("unknown model");
+    let err = client
+        .complete(ChatRequest::user("qwen2", "hi"))
+        .await
+        .expect_err("unknown model");
     match err {
         Error::NoProviderForModel { model, suggestions } => {
             assert_eq!(model, "qwen2");
-            assert!(suggestions.contains(&"qwen2.5".to_owned()), "{suggestions:?}");
+            assert!(
+                suggestions.contains(&"qwen2.5".to_owned()),
+                "{suggestions:?}"
+            );
         }
         other => panic!("unexpected {other}"),
     }
     // provider:model syntax
-    let resp = client.complete(ChatRequest::user("openai-compat:qwen2.5", "yo")).await.expect("ok");
+    let resp = client
+        .complete(ChatRequest::user("openai-compat:qwen2.5", "yo"))
+        .await
+        .expect("ok");
     assert_eq!(resp.model, "qwen2.5");
 }
 
 #[tokio::test]
 async fn upstream_errors_are_typed() {
-    let fake = FakeOpenAi::new().models(["fake-model"]).api_key("right").start().await;
+    let fake = FakeOpenAi::new()
+        .models(["fake-model"])
+        .api_key("right")
+        .start()
+        .await;
     let client = client_for(&fake, Some("wrong")).await;
-    let err = client.complete(ChatRequest::user("fake-model", "hi").with_provider("openai-compat")).await.expect_err("401");
+    let err = client
+        .complete(ChatRequest::user("fake-model", "hi").with_provider("openai-compat"))
+        .await
+        .expect_err("401");
     assert!(matches!(err, Error::MissingAuth { .. }), "{err}");
-    assert!(!err.to_string().contains("wrong"), "no secret in message: {err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "no secret in message: {err}"
+    );
 
     let fake = FakeOpenAi::new().models(["fake-model"]).start().await;
     let client = client_for(&fake, None).await;
     fake.inject("/v1/chat/completions", Fault::rate_limited("600"));
-    let err = client.complete(ChatRequest::user("fake-model", "hi").with_provider("openai-compat")).await.expect_err("429");
-    assert!(matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 600), "{err}");
+    let err = client
+        .complete(ChatRequest::user("fake-model", "hi").with_provider("openai-compat"))
+        .await
+        .expect_err("429");
+    assert!(
+        matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 600),
+        "{err}"
+    );
 
     fake.inject("/v1/chat/completions", Fault::StallAfter { chunks: 1 });
     let started = std::time::Instant::now();
-    let (chunks, err) = drain(client.chat(ChatRequest::user("fake-model", "hi").with_provider("openai-compat"))).await;
-    assert!(matches!(err, Some(Error::Timeout { phase: llmux::TimeoutPhase::Idle, .. })), "{err:?} {chunks:?}");
+    let (chunks, err) =
+        drain(client.chat(ChatRequest::user("fake-model", "hi").with_provider("openai-compat")))
+            .await;
+    assert!(
+        matches!(
+            err,
+            Some(Error::Timeout {
+                phase: llmux::TimeoutPhase::Idle,
+                ..
+            })
+        ),
+        "{err:?} {chunks:?}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 
-    fake.inject("/v1/chat/completions", Fault::Malformed("data: {not json\n\n".into()));
-    let err = client.complete(ChatRequest::user("fake-model", "hi").with_provider("openai-compat")).await.expect_err("malformed");
+    fake.inject(
+        "/v1/chat/completions",
+        Fault::Malformed("data: {not json\n\n".into()),
+    );
+    let err = client
+        .complete(ChatRequest::user("fake-model", "hi").with_provider("openai-compat"))
+        .await
+        .expect_err("malformed");
     assert!(matches!(err, Error::Protocol { .. }), "{err}");
 }
 
@@ -147,7 +228,9 @@ async fn generates_images() {
         .expect("image");
     assert_eq!(resp.images.len(), 1);
     assert_eq!(resp.images[0].alt, "a red cat");
-    let body = fake.requests_to("/v1/images/generations")[0].json().expect("json");
+    let body = fake.requests_to("/v1/images/generations")[0]
+        .json()
+        .expect("json");
     assert_eq!(body["prompt"], "a red cat");
     assert_eq!(body["model"], "dall-e-3");
 }
@@ -160,5 +243,8 @@ async fn unknown_model_on_the_server_is_model_not_supported() {
         .complete(ChatRequest::user("openai-compat:other-model", "hi"))
         .await
         .expect_err("404");
-    assert!(matches!(&err, Error::ModelNotSupported { model, .. } if model == "other-model"), "{err}");
+    assert!(
+        matches!(&err, Error::ModelNotSupported { model, .. } if model == "other-model"),
+        "{err}"
+    );
 }

@@ -62,15 +62,17 @@ impl Capture {
 
     /// Number of recorded texts.
     pub fn texts(&self) -> usize {
-        self.texts.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.texts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Where any of `secrets` appears: `(secret, excerpt)` pairs (empty when none leaked).
     pub fn leaks(&self, secrets: &[&str]) -> Vec<(String, String)> {
-        let logs = String::from_utf8_lossy(
-            &self.logs.lock().unwrap_or_else(PoisonError::into_inner),
-        )
-        .into_owned();
+        let logs =
+            String::from_utf8_lossy(&self.logs.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_owned();
         let texts = self.texts.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::new();
         for secret in secrets {
@@ -78,7 +80,9 @@ impl Capture {
                 if let Some(i) = hay.find(secret) {
                     let start = hay[..i].char_indices().rev().nth(80).map_or(0, |(j, _)| j);
                     let end = (i + secret.len() + 80).min(hay.len());
-                    let end = (end..=hay.len()).find(|e| hay.is_char_boundary(*e)).unwrap_or(hay.len());
+                    let end = (end..=hay.len())
+                        .find(|e| hay.is_char_boundary(*e))
+                        .unwrap_or(hay.len());
                     out.push(((*secret).to_owned(), hay[start..end].to_owned()));
                     break;
                 }

@@ -52,14 +52,15 @@ pub const BACKUP: &str = "backup";
 /// What the fallback instance answers.
 pub const BACKUP_ANSWER: &str = "Backup answer — complete.";
 
-/// Timeouts of every matrix call: short, so stalls end quickly. The first-byte budget of one
-/// request is `connect + first_byte` (0.8 s).
+/// Timeouts of every matrix call: short, so stalls end quickly, yet with room for a fallback
+/// after a stall even on a loaded 2-core machine. The first-byte budget of one request is
+/// `connect + first_byte` (1.2 s).
 pub fn timeouts() -> Timeouts {
     Timeouts {
-        connect: Duration::from_millis(300),
-        first_byte: Duration::from_millis(500),
-        idle: Duration::from_millis(300),
-        total: Duration::from_millis(1500),
+        connect: Duration::from_millis(500),
+        first_byte: Duration::from_millis(700),
+        idle: Duration::from_millis(400),
+        total: Duration::from_millis(3000),
     }
 }
 
@@ -499,7 +500,7 @@ fn openai_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
 }
 
 /// amigochat: as the OpenAI wire; and it retries every failure before content up to 3 times
-/// (protocol §4.6), so two first-byte stalls spend the whole 1.5 s budget.
+/// (protocol §4.6), so three first-byte stalls (3 × 1.2 s) spend the whole 3 s budget.
 fn amigo_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
     match f {
         FaultId::FirstByteStall => Expect::Fails(Kind::Timeout(TimeoutPhase::Total)),
@@ -656,7 +657,12 @@ fn hc_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
 const PHI_MODEL: &str = "phi-4-multimodal";
 const PHI_ANSWER: &str = "Grüße vom Phi — schön, dich zu sehen.";
 const PHI_SPACE_STEPS: [Step; 3] = [
-    Step::new("predict", "/gradio_api/run/predict", Wire::Json, Flow::Whole),
+    Step::new(
+        "predict",
+        "/gradio_api/run/predict",
+        Wire::Json,
+        Flow::Whole,
+    ),
     Step::new("join", "/gradio_api/queue/join", Wire::Json, Flow::Whole),
     Step::new(
         "data",
@@ -671,7 +677,12 @@ const PHI_SPACE_STEPS: [Step; 3] = [
 ];
 const PHI_STEPS: &[Step] = &[
     Step::new("page", "/spaces/{owner}/{name}", Wire::Html, Flow::Whole).best_effort(),
-    Step::new("jwt", "/api/spaces/{owner}/{name}/jwt", Wire::Json, Flow::Whole),
+    Step::new(
+        "jwt",
+        "/api/spaces/{owner}/{name}/jwt",
+        Wire::Json,
+        Flow::Whole,
+    ),
     PHI_SPACE_STEPS[0],
     PHI_SPACE_STEPS[1],
     PHI_SPACE_STEPS[2],

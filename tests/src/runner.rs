@@ -94,7 +94,8 @@ pub fn client(cell: &Cell, origin: &str, backup: Option<&FakeServer>) -> Client 
 
 /// The request of a cell.
 pub fn request(cell: &Cell, mode: Mode) -> ChatRequest {
-    let req = ChatRequest::user(cell.target.model, "Say hello, please.").with_stream(cell.target.stream);
+    let req =
+        ChatRequest::user(cell.target.model, "Say hello, please.").with_stream(cell.target.stream);
     match mode {
         Mode::Explicit => req.with_provider(cell.target.name),
         Mode::Routed => req,
@@ -122,7 +123,9 @@ pub fn check_target_outcome(cell: &Cell, text: &str, error: Option<&Error>) -> R
                 return Err(format!("answer {text:?}, expected {:?}", t.answer));
             }
         }
-        (Expect::Answer, Some(e)) => return Err(format!("expected the answer, got error {e} ({e:?})")),
+        (Expect::Answer, Some(e)) => {
+            return Err(format!("expected the answer, got error {e} ({e:?})"));
+        }
         (Expect::Fails(kind), None) => {
             return Err(format!("expected {kind:?}, got an answer {text:?}"));
         }
@@ -135,7 +138,10 @@ pub fn check_target_outcome(cell: &Cell, text: &str, error: Option<&Error>) -> R
                 return Err(format!("message does not name `{}`: {msg}", t.name));
             }
             if !t.answer.starts_with(text) {
-                return Err(format!("text before the error {text:?} is not a prefix of {:?}", t.answer));
+                return Err(format!(
+                    "text before the error {text:?} is not a prefix of {:?}",
+                    t.answer
+                ));
             }
             match cell.content_before_error {
                 Some(true) if text.is_empty() => {
@@ -194,12 +200,23 @@ pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Resu
     let client = client(cell, &origin, backup.as_ref());
     let limit = timeouts().total + END_SLACK;
     let started = Instant::now();
-    let drained = tokio::time::timeout(limit + Duration::from_secs(5), drain(client.chat(request(cell, mode)))).await;
+    let drained = tokio::time::timeout(
+        limit + Duration::from_secs(5),
+        drain(client.chat(request(cell, mode))),
+    )
+    .await;
     let elapsed = started.elapsed();
-    let (chunks, error) = drained.map_err(|_| format!("the call did not end within {:?}", limit + Duration::from_secs(5)))?;
+    let (chunks, error) = drained.map_err(|_| {
+        format!(
+            "the call did not end within {:?}",
+            limit + Duration::from_secs(5)
+        )
+    })?;
     record(capture, &chunks, error.as_ref());
     if elapsed > limit {
-        return Err(format!("the call took {elapsed:?} (limit {limit:?}); error {error:?}"));
+        return Err(format!(
+            "the call took {elapsed:?} (limit {limit:?}); error {error:?}"
+        ));
     }
     let text = text_of(&chunks);
     let providers = providers_of(&chunks);
@@ -208,10 +225,14 @@ pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Resu
         eprintln!(
             "{} [{mode:?}] {elapsed:.2?} text={text:?} error={}",
             cell.id(),
-            error.as_ref().map_or("-".to_owned(), |e| e.to_string().replace('\n', " | "))
+            error
+                .as_ref()
+                .map_or("-".to_owned(), |e| e.to_string().replace('\n', " | "))
         );
     }
-    let backup_calls = backup.as_ref().map_or(0, |b| b.requests_to("/v1/chat/completions").len());
+    let backup_calls = backup
+        .as_ref()
+        .map_or(0, |b| b.requests_to("/v1/chat/completions").len());
 
     match mode {
         Mode::Explicit => {
@@ -222,7 +243,9 @@ pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Resu
         }
         Mode::Routed => match cell.expect {
             Expect::Fails(kind)
-                if kind.falls_back() && cell.content_before_error != Some(true) && target_text.is_empty() =>
+                if kind.falls_back()
+                    && cell.content_before_error != Some(true)
+                    && target_text.is_empty() =>
             {
                 // failed before any content: the fallback answers, the target's failure is invisible
                 if let Some(e) = &error {
@@ -244,23 +267,32 @@ pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Resu
                     return Err(format!("attempts {attempts:?}"));
                 }
                 if backup_calls != 0 || !text.is_empty() {
-                    return Err(format!("after a total timeout: fallback calls {backup_calls}, text {text:?}"));
+                    return Err(format!(
+                        "after a total timeout: fallback calls {backup_calls}, text {text:?}"
+                    ));
                 }
             }
             _ => {
                 // the answer, or a failure after content: never a second provider
                 check_target_outcome(cell, &text, error.as_ref())?;
                 if backup_calls != 0 || providers != [t.name] {
-                    return Err(format!("fallback after content: {backup_calls} calls, providers {providers:?}"));
+                    return Err(format!(
+                        "fallback after content: {backup_calls} calls, providers {providers:?}"
+                    ));
                 }
             }
         },
     }
 
     drop(client);
-    for (what, s) in std::iter::once(("target", &server)).chain(backup.iter().map(|b| ("fallback", b))) {
+    for (what, s) in
+        std::iter::once(("target", &server)).chain(backup.iter().map(|b| ("fallback", b)))
+    {
         if !s.wait_for_open_connections(0, CLOSE_WAIT).await {
-            return Err(format!("{} {what} connection(s) still open after the client was dropped", s.open_connections()));
+            return Err(format!(
+                "{} {what} connection(s) still open after the client was dropped",
+                s.open_connections()
+            ));
         }
     }
     Ok(Ran { elapsed })
@@ -303,7 +335,11 @@ pub async fn run_facade_matrix(
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok((_, _, Ok(ran))) => slowest = slowest.max(ran.elapsed),
-            Ok((cell, mode, Err(message))) => failures.push(Failure { cell, mode, message }),
+            Ok((cell, mode, Err(message))) => failures.push(Failure {
+                cell,
+                mode,
+                message,
+            }),
             Err(e) => failures.push(Failure {
                 cell: "?".into(),
                 mode: Mode::Explicit,

@@ -172,7 +172,9 @@ llmux_core::inventory::submit! {{
     fs::write(dir.join("src/lib.rs"), lib).map_err(|e| e.to_string())?;
     fs::write(
         dir.join("README.md"),
-        format!("# {krate}\n\nllmux provider `{name}`. Enable it with the `llmux` feature `{name}`.\n"),
+        format!(
+            "# {krate}\n\nllmux provider `{name}`. Enable it with the `llmux` feature `{name}`.\n"
+        ),
     )
     .map_err(|e| e.to_string())?;
 
@@ -212,8 +214,18 @@ llmux_core::inventory::submit! {{
     );
     fs::write(&lib_path, lib).map_err(|e| e.to_string())?;
 
-    run(cargo().args(["build", "-p", "llmux", "--no-default-features", "--features", name]))?;
-    eprintln!("created {} and wired feature `{name}` into llmux", dir.display());
+    run(cargo().args([
+        "build",
+        "-p",
+        "llmux",
+        "--no-default-features",
+        "--features",
+        name,
+    ]))?;
+    eprintln!(
+        "created {} and wired feature `{name}` into llmux",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -249,7 +249,13 @@ mod tests {
 
     #[test]
     fn utm_is_removed() {
-        assert_eq!(clean_source_url("https://a.b/c?utm_source=x"), "https://a.b/c");
-        assert_eq!(clean_source_url("https://a.b/c?q=1&utm_source=x"), "https://a.b/c?q=1");
+        assert_eq!(
+            clean_source_url("https://a.b/c?utm_source=x"),
+            "https://a.b/c"
+        );
+        assert_eq!(
+            clean_source_url("https://a.b/c?q=1&utm_source=x"),
+            "https://a.b/c?q=1"
+        );
     }
 }

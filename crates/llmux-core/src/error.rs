@@ -47,7 +47,10 @@ pub struct Attempt {
 #[non_exhaustive]
 pub enum Error {
     /// The provider does not serve this model.
-    #[error("model `{model}` is not supported by {provider}{}", list_hint("valid models", valid))]
+    #[error(
+        "model `{model}` is not supported by {provider}{}",
+        list_hint("valid models", valid)
+    )]
     ModelNotSupported {
         /// Provider name.
         provider: String,
@@ -57,7 +60,10 @@ pub enum Error {
         valid: Vec<String>,
     },
     /// No provider of that name is compiled in or configured.
-    #[error("provider `{name}` not found{}", list_hint("did you mean", suggestions))]
+    #[error(
+        "provider `{name}` not found{}",
+        list_hint("did you mean", suggestions)
+    )]
     ProviderNotFound {
         /// Requested name.
         name: String,
@@ -65,7 +71,10 @@ pub enum Error {
         suggestions: Vec<String>,
     },
     /// No working provider serves the model.
-    #[error("no provider serves model `{model}`{}", list_hint("close matches", suggestions))]
+    #[error(
+        "no provider serves model `{model}`{}",
+        list_hint("close matches", suggestions)
+    )]
     NoProviderForModel {
         /// Requested model.
         model: String,

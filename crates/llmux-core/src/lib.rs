@@ -55,7 +55,9 @@ pub use provider::{
     BoxFuture, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo, Registration,
     registrations,
 };
-pub use request::{ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Media, Message, Role};
+pub use request::{
+    ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Media, Message, Role,
+};
 pub use response::{Accumulator, ChatResponse, collect};
 pub use secret::{Cookies, Secret};
 

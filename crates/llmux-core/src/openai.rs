@@ -20,7 +20,9 @@ pub fn messages_json(req: &ChatRequest) -> Result<Vec<Value>> {
         let idx = messages
             .iter()
             .rposition(|m| m.role == Role::User)
-            .ok_or_else(|| Error::invalid("media attached but there is no user message to carry it"))?;
+            .ok_or_else(|| {
+                Error::invalid("media attached but there is no user message to carry it")
+            })?;
         let msg = &mut messages[idx];
         let mut parts = match std::mem::take(&mut msg.content) {
             Content::Text(t) => vec![ContentPart::Text { text: t }],
@@ -46,7 +48,10 @@ pub fn messages_json(req: &ChatRequest) -> Result<Vec<Value>> {
     }
     messages
         .iter()
-        .map(|m| serde_json::to_value(m).map_err(|e| Error::invalid(format!("cannot encode message: {e}"))))
+        .map(|m| {
+            serde_json::to_value(m)
+                .map_err(|e| Error::invalid(format!("cannot encode message: {e}")))
+        })
         .collect()
 }
 
@@ -68,8 +73,16 @@ pub fn chat_body(req: &ChatRequest, model: &str) -> Result<Value> {
     opt(&mut body, "temperature", req.temperature.map(|v| json!(v)));
     opt(&mut body, "top_p", req.top_p.map(|v| json!(v)));
     opt(&mut body, "max_tokens", req.max_tokens.map(|v| json!(v)));
-    opt(&mut body, "presence_penalty", req.presence_penalty.map(|v| json!(v)));
-    opt(&mut body, "frequency_penalty", req.frequency_penalty.map(|v| json!(v)));
+    opt(
+        &mut body,
+        "presence_penalty",
+        req.presence_penalty.map(|v| json!(v)),
+    );
+    opt(
+        &mut body,
+        "frequency_penalty",
+        req.frequency_penalty.map(|v| json!(v)),
+    );
     opt(&mut body, "seed", req.seed.map(|v| json!(v)));
     if !req.stop.is_empty() {
         body.insert("stop".into(), json!(req.stop));
@@ -90,7 +103,10 @@ fn usage_of(v: &Value) -> Option<Usage> {
     Some(Usage {
         prompt_tokens: p,
         completion_tokens: c,
-        total_tokens: u.get("total_tokens").and_then(Value::as_u64).unwrap_or(p + c),
+        total_tokens: u
+            .get("total_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(p + c),
     })
 }
 
@@ -103,7 +119,11 @@ fn error_of(provider: &str, v: &Value) -> Option<Error> {
         .get("message")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .unwrap_or_else(|| e.as_str().map(str::to_owned).unwrap_or_else(|| e.to_string()));
+        .unwrap_or_else(|| {
+            e.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.to_string())
+        });
     Some(Error::Upstream {
         provider: provider.to_owned(),
         message,
@@ -124,7 +144,9 @@ pub fn stream_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
     if let Some(choice) = v.get("choices").and_then(|c| c.get(0)) {
         let delta = choice.get("delta").or_else(|| choice.get("message"));
         if let Some(d) = delta {
-            if let Some(r) = text_of(d.get("reasoning_content")).or_else(|| text_of(d.get("reasoning"))) {
+            if let Some(r) =
+                text_of(d.get("reasoning_content")).or_else(|| text_of(d.get("reasoning")))
+            {
                 out.push(Chunk::Reasoning(Reasoning::token(r)));
             }
             if let Some(t) = text_of(d.get("content")) {
@@ -134,7 +156,11 @@ pub fn stream_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
             // completions-style chunk (`choices[0].text`), which g4f's AmigoChat also reads
             out.push(Chunk::text(t));
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str).and_then(FinishReason::parse) {
+        if let Some(f) = choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .and_then(FinishReason::parse)
+        {
             out.push(Chunk::Finish(f));
         }
     }
@@ -155,14 +181,19 @@ pub fn completion_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
         .ok_or_else(|| Error::protocol(provider, "completion without choices", &v.to_string()))?;
     let mut out = Vec::new();
     if let Some(m) = choice.get("message") {
-        if let Some(r) = text_of(m.get("reasoning_content")).or_else(|| text_of(m.get("reasoning"))) {
+        if let Some(r) = text_of(m.get("reasoning_content")).or_else(|| text_of(m.get("reasoning")))
+        {
             out.push(Chunk::Reasoning(Reasoning::token(r)));
         }
         if let Some(t) = text_of(m.get("content")) {
             out.push(Chunk::text(t));
         }
     }
-    if let Some(f) = choice.get("finish_reason").and_then(Value::as_str).and_then(FinishReason::parse) {
+    if let Some(f) = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .and_then(FinishReason::parse)
+    {
         out.push(Chunk::Finish(f));
     }
     if let Some(u) = usage_of(v) {
@@ -174,7 +205,10 @@ pub fn completion_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
 /// Turns a chat-completions response into chunks: SSE when the server streams
 /// (`text/event-stream`), else one JSON completion. A stream that ends without `[DONE]` and
 /// without a finish reason is an error (the connection died mid-answer).
-pub fn response_chunks(provider: String, resp: Response) -> impl Stream<Item = Result<Chunk>> + Send {
+pub fn response_chunks(
+    provider: String,
+    resp: Response,
+) -> impl Stream<Item = Result<Chunk>> + Send {
     async_stream::try_stream! {
         let is_sse = resp.content_type().is_some_and(|c| c.starts_with("text/event-stream"));
         if !is_sse {
@@ -213,10 +247,9 @@ pub fn image_chunk(provider: &str, v: &Value, alt: &str) -> Result<Chunk> {
     if let Some(e) = error_of(provider, v) {
         return Err(e);
     }
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::protocol(provider, "image response without `data`", &v.to_string()))?;
+    let data = v.get("data").and_then(Value::as_array).ok_or_else(|| {
+        Error::protocol(provider, "image response without `data`", &v.to_string())
+    })?;
     let mut images = Vec::new();
     for item in data {
         let media = if let Some(u) = item.get("url").and_then(Value::as_str) {
@@ -224,7 +257,10 @@ pub fn image_chunk(provider: &str, v: &Value, alt: &str) -> Result<Chunk> {
         } else if let Some(b) = item.get("b64_json").and_then(Value::as_str) {
             let bytes = media::b64_decode(b)?;
             let mime = media::sniff_image(&bytes).unwrap_or("image/png").to_owned();
-            MediaData::Bytes { mime, data: bytes.into() }
+            MediaData::Bytes {
+                mime,
+                data: bytes.into(),
+            }
         } else {
             continue;
         };
@@ -233,10 +269,18 @@ pub fn image_chunk(provider: &str, v: &Value, alt: &str) -> Result<Chunk> {
             .and_then(Value::as_str)
             .unwrap_or(alt)
             .to_owned();
-        images.push(Image { data: media, alt, needs_auth: false });
+        images.push(Image {
+            data: media,
+            alt,
+            needs_auth: false,
+        });
     }
     if images.is_empty() {
-        return Err(Error::protocol(provider, "image response without images", &v.to_string()));
+        return Err(Error::protocol(
+            provider,
+            "image response without images",
+            &v.to_string(),
+        ));
     }
     Ok(Chunk::Images(images))
 }
@@ -274,7 +318,11 @@ mod tests {
         assert_eq!(b["stream_options"]["include_usage"], true);
         let parts = b["messages"][1]["content"].as_array().expect("parts");
         assert_eq!(parts[0], json!({"type":"text","text":"look"}));
-        assert!(parts[1]["image_url"]["url"].as_str().is_some_and(|u| u.starts_with("data:image/png;base64,")));
+        assert!(
+            parts[1]["image_url"]["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("data:image/png;base64,"))
+        );
         assert!(b.get("max_tokens").is_none());
     }
 
@@ -286,18 +334,41 @@ mod tests {
         let c = stream_chunks("p", &v).expect("chunks");
         assert_eq!(c[0], Chunk::Reasoning(Reasoning::token("hmm")));
         assert_eq!(c[1], Chunk::Finish(FinishReason::Length));
-        assert_eq!(c[2], Chunk::Usage(Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 }));
+        assert_eq!(
+            c[2],
+            Chunk::Usage(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                total_tokens: 7
+            })
+        );
         let v = json!({"choices":[{"text":"legacy","finish_reason":null}]});
-        assert_eq!(stream_chunks("p", &v).ok(), Some(vec![Chunk::text("legacy")]));
+        assert_eq!(
+            stream_chunks("p", &v).ok(),
+            Some(vec![Chunk::text("legacy")])
+        );
         let v = json!({"choices":[], "usage": null});
         assert_eq!(stream_chunks("p", &v).ok(), Some(vec![]));
-        assert!(matches!(stream_chunks("p", &json!({"error":{"message":"boom"}})), Err(Error::Upstream { .. })));
+        assert!(matches!(
+            stream_chunks("p", &json!({"error":{"message":"boom"}})),
+            Err(Error::Upstream { .. })
+        ));
     }
 
     #[test]
     fn models_and_images() {
-        assert_eq!(model_ids(&json!({"data":[{"id":"a"},{"id":"b"}]})), vec!["a", "b"]);
+        assert_eq!(
+            model_ids(&json!({"data":[{"id":"a"},{"id":"b"}]})),
+            vec!["a", "b"]
+        );
         let c = image_chunk("p", &json!({"data":[{"url":"http://x/i.png"}]}), "cat").expect("img");
-        assert_eq!(c, Chunk::Images(vec![Image { data: MediaData::Url("http://x/i.png".into()), alt: "cat".into(), needs_auth: false }]));
+        assert_eq!(
+            c,
+            Chunk::Images(vec![Image {
+                data: MediaData::Url("http://x/i.png".into()),
+                alt: "cat".into(),
+                needs_auth: false
+            }])
+        );
     }
 }

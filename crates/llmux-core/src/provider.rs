@@ -124,12 +124,15 @@ impl ProviderInfo {
 
     /// The alias target of `name` (case-insensitive), if it is an alias.
     pub fn alias_target(&self, name: &str) -> Option<&str> {
-        self.model_aliases.get(name).map(String::as_str).or_else(|| {
-            self.model_aliases
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        })
+        self.model_aliases
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| {
+                self.model_aliases
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+            })
     }
 
     /// True when the provider lists `model` as an id or alias (case-insensitive).
@@ -194,7 +197,10 @@ pub trait Provider: Send + Sync + 'static {
             let name = &self.info().name;
             let resp = ctx.http.get(url).provider(name).send().await?;
             let resp = resp.error_for_status().await?;
-            let mime = resp.content_type().unwrap_or("application/octet-stream").to_owned();
+            let mime = resp
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
             let data = resp.bytes().await?;
             Ok(Downloaded { mime, data })
         })
@@ -305,8 +311,14 @@ mod tests {
     fn resolves_like_g4f() {
         let i = info();
         assert_eq!(i.resolve_model("", None).ok().as_deref(), Some("d"));
-        assert_eq!(i.resolve_model("BIG", None).ok().as_deref(), Some("Big-Model"));
-        assert_eq!(i.resolve_model("big-model", None).ok().as_deref(), Some("Big-Model"));
+        assert_eq!(
+            i.resolve_model("BIG", None).ok().as_deref(),
+            Some("Big-Model")
+        );
+        assert_eq!(
+            i.resolve_model("big-model", None).ok().as_deref(),
+            Some("Big-Model")
+        );
         assert!(matches!(
             i.resolve_model("nope", None),
             Err(Error::ModelNotSupported { .. })

@@ -329,6 +329,10 @@ pub struct ChatRequest {
         with = "crate::config::opt_secs"
     )]
     pub timeout: Option<Duration>,
+    /// Proxy for this call: `http://[user:pass@]host:port` (CONNECT tunnel) or
+    /// `socks5://` / `socks5h://` (overrides the client's proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Secret>,
     /// Longest silence allowed between two chunks (overrides the client default).
     #[serde(
         default,
@@ -432,6 +436,11 @@ impl ChatRequest {
     /// Sets one provider-specific option.
     pub fn with_extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         self.extra.insert(key.into(), value);
+        self
+    }
+    /// Routes this call through a proxy.
+    pub fn with_proxy(mut self, proxy: impl Into<Secret>) -> Self {
+        self.proxy = Some(proxy.into());
         self
     }
     /// Sets the total time budget.

@@ -90,7 +90,12 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field(
                 "providers",
-                &self.inner.entries.iter().map(|e| &e.info().name).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .entries
+                    .iter()
+                    .map(|e| &e.info().name)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -143,7 +148,26 @@ impl Client {
 
     /// A context for one call with these timeouts and deadline.
     pub(crate) fn context(&self, timeouts: Timeouts, deadline: Instant) -> Context {
-        Context::new(self.inner.http.with_timeouts(timeouts).with_deadline(deadline))
+        Context::new(
+            self.inner
+                .http
+                .with_timeouts(timeouts)
+                .with_deadline(deadline),
+        )
+    }
+
+    /// A context for one chat call: its timeouts, deadline and (optional) proxy.
+    pub(crate) fn call_context(
+        &self,
+        timeouts: Timeouts,
+        deadline: Instant,
+        proxy: Option<&llmux_core::Secret>,
+    ) -> Context {
+        let ctx = self.context(timeouts, deadline);
+        match proxy {
+            Some(p) => Context::new(ctx.http.with_proxy(Proxy::Url(p.clone()))),
+            None => ctx,
+        }
     }
 
     /// The client's default timeouts.
@@ -183,7 +207,9 @@ impl Client {
 
     /// Models of one provider.
     pub async fn provider_models(&self, name: &str) -> Result<Vec<String>> {
-        let entry = self.find(name).ok_or_else(|| resolve::provider_not_found(self, name))?;
+        let entry = self
+            .find(name)
+            .ok_or_else(|| resolve::provider_not_found(self, name))?;
         let ctx = self.discovery_context();
         let mut ids = entry.info().all_models();
         for m in entry.provider.models(&ctx).await? {
@@ -207,7 +233,11 @@ impl Client {
     /// give an empty list.
     pub(crate) async fn discover_all(&self, enabled_only: bool) -> Vec<(Entry, Vec<String>)> {
         let ctx = self.discovery_context();
-        let entries = self.inner.entries.iter().filter(|e| e.enabled || !enabled_only);
+        let entries = self
+            .inner
+            .entries
+            .iter()
+            .filter(|e| e.enabled || !enabled_only);
         let futures = entries.map(|e| {
             let ctx = ctx.clone();
             let e = e.clone();
@@ -383,7 +413,11 @@ impl ClientBuilder {
         for p in &self.explicit {
             providers.push((p.clone(), None));
         }
-        for (name, _) in self.configs.iter().filter(|(n, _)| !regs.iter().any(|r| r.name == *n)) {
+        for (name, _) in self
+            .configs
+            .iter()
+            .filter(|(n, _)| !regs.iter().any(|r| r.name == *n))
+        {
             tracing::warn!(provider = %name, "configuration for a provider that is not compiled in");
         }
 

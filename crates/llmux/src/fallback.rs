@@ -14,7 +14,9 @@ use crate::resolve::{self, Candidate};
 
 /// The conversation state for one provider out of the composite `{provider: state}` object.
 fn provider_state(conv: Option<&Conversation>, provider: &str) -> Option<Conversation> {
-    conv.and_then(|c| c.get(provider)).cloned().map(Conversation)
+    conv.and_then(|c| c.get(provider))
+        .cloned()
+        .map(Conversation)
 }
 
 /// The composite after `provider` returned `state`: other providers' states are kept.
@@ -72,7 +74,7 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
             });
             let mut retries = 0u32;
             loop {
-                let ctx = client.context(timeouts, deadline);
+                let ctx = client.call_context(timeouts, deadline, req.proxy.as_ref());
                 let mut stream = cand.entry.provider.chat(preq.clone(), ctx);
                 let mut started = false;
                 // one timer for the whole attempt (not one per chunk)
@@ -146,7 +148,10 @@ mod tests {
     #[test]
     fn conversation_composite() {
         let prev = Conversation(serde_json::json!({"a": {"x": 1}, "b": {"y": 2}}));
-        assert_eq!(provider_state(Some(&prev), "a").map(|c| c.0), Some(serde_json::json!({"x": 1})));
+        assert_eq!(
+            provider_state(Some(&prev), "a").map(|c| c.0),
+            Some(serde_json::json!({"x": 1}))
+        );
         let merged = merge_state(Some(&prev), "a", Conversation(serde_json::json!({"x": 3})));
         assert_eq!(merged.0, serde_json::json!({"a": {"x": 3}, "b": {"y": 2}}));
         assert_eq!(provider_state(None, "a"), None);

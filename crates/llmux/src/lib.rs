@@ -47,16 +47,16 @@ pub use llmux_core::{
 /// The core crate (provider trait, helpers), for provider authors.
 pub use llmux_core as core;
 
-#[cfg(feature = "openai-compat")]
-pub use llmux_provider_openai_compat as openai_compat;
-#[cfg(feature = "microsoft-phi-4")]
-pub use llmux_provider_microsoft_phi_4 as microsoft_phi_4;
-#[cfg(feature = "huggingchat")]
-pub use llmux_provider_huggingchat as huggingchat;
-#[cfg(feature = "huggingface-inference")]
-pub use llmux_provider_huggingface_inference as huggingface_inference;
 #[cfg(feature = "amigochat")]
 pub use llmux_provider_amigochat as amigochat;
 #[cfg(feature = "flowgpt")]
 pub use llmux_provider_flowgpt as flowgpt;
+#[cfg(feature = "huggingchat")]
+pub use llmux_provider_huggingchat as huggingchat;
+#[cfg(feature = "huggingface-inference")]
+pub use llmux_provider_huggingface_inference as huggingface_inference;
+#[cfg(feature = "microsoft-phi-4")]
+pub use llmux_provider_microsoft_phi_4 as microsoft_phi_4;
+#[cfg(feature = "openai-compat")]
+pub use llmux_provider_openai_compat as openai_compat;
 // @provider-reexports (cargo xtask new-provider inserts lines above this marker)

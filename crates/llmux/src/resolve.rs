@@ -18,7 +18,10 @@ fn order(client: &Client, mut list: Vec<Candidate>) -> Vec<Candidate> {
     list.sort_by_key(|c| c.entry.rank);
     if client.inner.shuffle {
         use rand::seq::SliceRandom;
-        let split = list.iter().position(|c| c.entry.rank == usize::MAX).unwrap_or(list.len());
+        let split = list
+            .iter()
+            .position(|c| c.entry.rank == usize::MAX)
+            .unwrap_or(list.len());
         list[split..].shuffle(&mut rand::rng());
     }
     list
@@ -52,12 +55,21 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
     }
 
     // 1. explicit provider
-    if let Some(name) = req.provider.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    if let Some(name) = req
+        .provider
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         let entry = client
             .find(name)
             .ok_or_else(|| provider_not_found(client, name))?;
         let model = match model.split_once(':') {
-            Some((p, m)) if client.find(p).is_some_and(|e| e.info().name == entry.info().name) => {
+            Some((p, m))
+                if client
+                    .find(p)
+                    .is_some_and(|e| e.info().name == entry.info().name) =>
+            {
                 m.to_owned()
             }
             _ => model,

@@ -9,7 +9,10 @@ fn registry_matches_enabled_features() {
         ("amigochat", cfg!(feature = "amigochat")),
         ("flowgpt", cfg!(feature = "flowgpt")),
         ("huggingchat", cfg!(feature = "huggingchat")),
-        ("huggingface-inference", cfg!(feature = "huggingface-inference")),
+        (
+            "huggingface-inference",
+            cfg!(feature = "huggingface-inference"),
+        ),
         ("microsoft-phi-4", cfg!(feature = "microsoft-phi-4")),
         ("openai-compat", cfg!(feature = "openai-compat")),
     ]
@@ -22,17 +25,29 @@ fn registry_matches_enabled_features() {
         .map(|r| r.name)
         .collect();
     assert_eq!(registered, enabled);
-    let client = llmux::Client::builder().ignore_env().build().expect("client");
-    let listed: Vec<String> = client.providers().into_iter().map(|p| p.info.name).collect();
+    let client = llmux::Client::builder()
+        .ignore_env()
+        .build()
+        .expect("client");
+    let listed: Vec<String> = client
+        .providers()
+        .into_iter()
+        .map(|p| p.info.name)
+        .collect();
     assert_eq!(listed, enabled);
 }
 
 #[test]
 fn providers_are_found_by_g4f_name() {
-    let client = llmux::Client::builder().ignore_env().build().expect("client");
+    let client = llmux::Client::builder()
+        .ignore_env()
+        .build()
+        .expect("client");
     for p in client.providers() {
         if !p.info.g4f_name.is_empty() {
-            let found = client.provider(&p.info.g4f_name.to_uppercase()).expect("by g4f name");
+            let found = client
+                .provider(&p.info.g4f_name.to_uppercase())
+                .expect("by g4f name");
             assert_eq!(found.info().name, p.info.name);
         }
     }

@@ -54,10 +54,7 @@ impl Proxy {
             Proxy::Direct => None,
             Proxy::FromEnv => Some(Arc::new(Matcher::from_env())),
             Proxy::Url(u) => Some(Arc::new(
-                Matcher::builder()
-                    .all(u.expose().to_owned())
-                    .no("")
-                    .build(),
+                Matcher::builder().all(u.expose().to_owned()).no("").build(),
             )),
         }
     }
@@ -126,7 +123,8 @@ impl Service<Uri> for ProxyConnector {
                 let dst = with_port(&dst);
                 match proxy_uri.scheme_str() {
                     Some(s @ ("socks5" | "socks5h")) => {
-                        let mut socks = SocksV5::new(proxy_uri.clone(), http).local_dns(s == "socks5");
+                        let mut socks =
+                            SocksV5::new(proxy_uri.clone(), http).local_dns(s == "socks5");
                         if let Some((user, pass)) = i.raw_auth() {
                             socks = socks.with_auth(user.to_owned(), pass.to_owned());
                         }

@@ -243,7 +243,10 @@ pub fn redact_url(url: &str) -> String {
     let no_query = url.split(['?', '#']).next().unwrap_or_default();
     match no_query.split_once("://") {
         Some((scheme, rest)) => match rest.split_once('/') {
-            Some((auth, path)) => format!("{scheme}://{}/{path}", auth.rsplit('@').next().unwrap_or(auth)),
+            Some((auth, path)) => format!(
+                "{scheme}://{}/{path}",
+                auth.rsplit('@').next().unwrap_or(auth)
+            ),
             None => format!("{scheme}://{}", rest.rsplit('@').next().unwrap_or(rest)),
         },
         None => no_query.to_owned(),
@@ -316,7 +319,8 @@ impl RequestBuilder {
     pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         for (k, v) in pairs {
-            self.url.push(if self.url.contains('?') { '&' } else { '?' });
+            self.url
+                .push(if self.url.contains('?') { '&' } else { '?' });
             self.url
                 .extend(utf8_percent_encode(k, NON_ALPHANUMERIC).map(str::to_owned));
             self.url.push('=');
@@ -393,7 +397,8 @@ impl RequestBuilder {
         let mut body = self.body;
         for _hop in 0..=5 {
             let uri: Uri = url.parse().map_err(|_| {
-                Error::invalid(format!("invalid URL `{}`", redact_url(&url))).with_provider(&provider)
+                Error::invalid(format!("invalid URL `{}`", redact_url(&url)))
+                    .with_provider(&provider)
             })?;
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 return Err(Error::invalid(format!(
@@ -440,7 +445,11 @@ impl RequestBuilder {
                         headers.remove(http::header::COOKIE);
                     }
                     if matches!(status.as_u16(), 301..=303) && method != Method::GET {
-                        method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
+                        method = if method == Method::HEAD {
+                            Method::HEAD
+                        } else {
+                            Method::GET
+                        };
                         body = Bytes::new();
                         headers.remove(http::header::CONTENT_TYPE);
                     }

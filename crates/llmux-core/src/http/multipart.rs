@@ -21,7 +21,10 @@ pub struct Multipart {
 impl std::fmt::Debug for Multipart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Multipart")
-            .field("parts", &self.parts.iter().map(|p| &p.name).collect::<Vec<_>>())
+            .field(
+                "parts",
+                &self.parts.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -119,15 +122,22 @@ mod tests {
 
     #[test]
     fn renders_parts() {
-        let m = Multipart::new()
-            .text("data", "{\"a\":1}")
-            .file("files", "x \"y\".png", "image/png", &b"\x89PNG"[..]);
+        let m = Multipart::new().text("data", "{\"a\":1}").file(
+            "files",
+            "x \"y\".png",
+            "image/png",
+            &b"\x89PNG"[..],
+        );
         let ct = m.content_type();
         let boundary = ct.rsplit('=').next().unwrap_or_default().to_owned();
         let body = m.into_bytes();
         let text = String::from_utf8_lossy(&body);
-        assert!(text.starts_with(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n{{\"a\":1}}\r\n")));
-        assert!(text.contains("name=\"files\"; filename=\"x %22y%22.png\"\r\nContent-Type: image/png\r\n\r\n"));
+        assert!(text.starts_with(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n{{\"a\":1}}\r\n"
+        )));
+        assert!(text.contains(
+            "name=\"files\"; filename=\"x %22y%22.png\"\r\nContent-Type: image/png\r\n\r\n"
+        ));
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
     }
 

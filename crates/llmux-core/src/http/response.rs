@@ -201,7 +201,14 @@ impl Response {
         for s in self.secrets.iter().filter(|s| s.expose().len() >= 4) {
             body = body.replace(s.expose(), "***");
         }
-        status_error(&self.body.provider, status, ct.as_deref(), &body, retry, rules)
+        status_error(
+            &self.body.provider,
+            status,
+            ct.as_deref(),
+            &body,
+            retry,
+            rules,
+        )
     }
 
     /// The whole body (bounded, decompressed).
@@ -250,7 +257,9 @@ pub struct BodyStream {
 
 impl std::fmt::Debug for BodyStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BodyStream").field("read", &self.read).finish()
+        f.debug_struct("BodyStream")
+            .field("read", &self.read)
+            .finish()
     }
 }
 
@@ -368,7 +377,11 @@ impl Stream for BodyStream {
                         }
                         this.armed = true;
                     }
-                    if this.sleep.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready()) {
+                    if this
+                        .sleep
+                        .as_mut()
+                        .is_some_and(|s| s.as_mut().poll(cx).is_ready())
+                    {
                         let err = this.timeout_error(Instant::now());
                         return this.fail(err);
                     }

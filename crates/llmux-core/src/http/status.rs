@@ -34,14 +34,11 @@ pub fn is_cloudflare(body: &str) -> bool {
 /// Parses a `Retry-After` header value given in seconds (HTTP dates are not honoured: `None`).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
-    v.parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-        .or_else(|| {
-            v.parse::<f64>()
-                .ok()
-                .and_then(|f| Duration::try_from_secs_f64(f).ok())
-        })
+    v.parse::<u64>().ok().map(Duration::from_secs).or_else(|| {
+        v.parse::<f64>()
+            .ok()
+            .and_then(|f| Duration::try_from_secs_f64(f).ok())
+    })
 }
 
 fn json_message(body: &str, rules: StatusRules) -> Option<String> {
@@ -92,7 +89,9 @@ pub fn status_error(
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     let trimmed = body.trim();
     let is_html = ct.starts_with("text/html")
-        || trimmed.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("<!DOCTYPE"))
+        || trimmed
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case("<!DOCTYPE"))
         || trimmed.starts_with("<html");
     let mut message = if ct.starts_with("application/json") || trimmed.starts_with('{') {
         json_message(trimmed, rules).unwrap_or_else(|| trimmed.to_owned())
@@ -180,9 +179,23 @@ mod tests {
             StatusRules::Generic,
         );
         assert!(matches!(e, Error::Cloudflare { status: 403, .. }));
-        let e = status_error("p", 429, Some("text/html"), "<!DOCTYPE html>", None, StatusRules::Generic);
+        let e = status_error(
+            "p",
+            429,
+            Some("text/html"),
+            "<!DOCTYPE html>",
+            None,
+            StatusRules::Generic,
+        );
         assert_eq!(e.to_string(), "p: rate limited: Rate limit");
-        let e = status_error("p", 500, Some("text/html"), "<!DOCTYPE html><p>x</p>", None, StatusRules::Generic);
+        let e = status_error(
+            "p",
+            500,
+            Some("text/html"),
+            "<!DOCTYPE html><p>x</p>",
+            None,
+            StatusRules::Generic,
+        );
         assert_eq!(e.to_string(), "p: HTTP 500: HTML content");
         let e = status_error("p", 401, None, "nope", None, StatusRules::Generic);
         assert!(matches!(e, Error::MissingAuth { .. }));
@@ -191,7 +204,14 @@ mod tests {
     #[test]
     fn hf_space_rules_cut_links() {
         let body = r#"{"error":"You have exceeded your GPU quota (60s requested vs. 0s left). <a style=\"x\" href=\"https://huggingface.co/settings/billing\">Upgrade</a> to get more"}"#;
-        let e = status_error("phi", 429, Some("application/json"), body, None, StatusRules::HfSpace);
+        let e = status_error(
+            "phi",
+            429,
+            Some("application/json"),
+            body,
+            None,
+            StatusRules::HfSpace,
+        );
         assert_eq!(
             e.to_string(),
             "phi: rate limited: You have exceeded your GPU quota (60s requested vs. 0s left)."

@@ -55,19 +55,36 @@ struct Inner {
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 impl OpenAiCompat {
     /// An instance for this configuration.
     pub fn new(config: ProviderConfig) -> Self {
-        let name = if config.name.is_empty() { NAME.to_owned() } else { config.name.clone() };
+        let name = if config.name.is_empty() {
+            NAME.to_owned()
+        } else {
+            config.name.clone()
+        };
         let configured = config.origins.contains_key("base") || config.api_key.is_some();
         let image_models = string_list(config.options.get("image_models"));
         let info = ProviderInfo {
-            g4f_name: if name == NAME { "Custom".into() } else { String::new() },
-            label: if name == NAME { "OpenAI-compatible server".into() } else { format!("{name} (OpenAI-compatible)") },
+            g4f_name: if name == NAME {
+                "Custom".into()
+            } else {
+                String::new()
+            },
+            label: if name == NAME {
+                "OpenAI-compatible server".into()
+            } else {
+                format!("{name} (OpenAI-compatible)")
+            },
             url: config.origin("base", DEFAULT_BASE_URL),
             working: configured,
             needs_auth: false,
@@ -79,11 +96,20 @@ impl OpenAiCompat {
             default_image_model: image_models.first().cloned(),
             image_models,
             vision_models: string_list(config.options.get("vision_models")),
-            origins: vec![Origin { key: "base".into(), default: DEFAULT_BASE_URL.into() }],
+            origins: vec![Origin {
+                key: "base".into(),
+                default: DEFAULT_BASE_URL.into(),
+            }],
             name,
             ..ProviderInfo::default()
         };
-        Self { inner: Arc::new(Inner { info, config, models: ModelCache::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                info,
+                config,
+                models: ModelCache::new(),
+            }),
+        }
     }
 }
 
@@ -93,13 +119,19 @@ impl Inner {
     }
 
     fn key<'a>(&'a self, req: &'a ChatRequest) -> Option<&'a llmux_core::Secret> {
-        req.api_key.as_ref().or(self.config.api_key.as_ref()).filter(|k| !k.is_empty())
+        req.api_key
+            .as_ref()
+            .or(self.config.api_key.as_ref())
+            .filter(|k| !k.is_empty())
     }
 
     async fn discover(&self, ctx: &Context) -> Result<Vec<String>> {
         self.models
             .get_or_fetch(|| async {
-                let mut rb = ctx.http.get(format!("{}/models", self.base())).provider(&self.info.name);
+                let mut rb = ctx
+                    .http
+                    .get(format!("{}/models", self.base()))
+                    .provider(&self.info.name);
                 if let Some(k) = self.config.api_key.as_ref().filter(|k| !k.is_empty()) {
                     rb = rb.bearer(k);
                 }
@@ -199,11 +231,15 @@ fn async_stream_impl(
 /// A 404 that names the model (OpenAI's `model_not_found`) means the server does not serve it.
 fn model_error(e: Error, model: &str) -> Error {
     match e {
-        Error::HttpStatus { provider, status: 404, message }
-            if message.to_ascii_lowercase().contains("model") =>
-        {
-            Error::ModelNotSupported { provider, model: model.to_owned(), valid: Vec::new() }
-        }
+        Error::HttpStatus {
+            provider,
+            status: 404,
+            message,
+        } if message.to_ascii_lowercase().contains("model") => Error::ModelNotSupported {
+            provider,
+            model: model.to_owned(),
+            valid: Vec::new(),
+        },
         other => other,
     }
 }
