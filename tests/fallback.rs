@@ -190,3 +190,94 @@ async fn unknown_provider_suggests_names() {
         "{err}"
     );
 }
+
+/// A provider whose session expired: a login prompt, then `MissingAuth`.
+struct NeedsLogin {
+    info: llmux::ProviderInfo,
+}
+
+impl llmux::Provider for NeedsLogin {
+    fn info(&self) -> &llmux::ProviderInfo {
+        &self.info
+    }
+
+    fn chat(&self, _req: ChatRequest, _ctx: llmux::core::Context) -> llmux::ChatStream {
+        let url = "http://127.0.0.1:9/login".to_owned();
+        Box::pin(futures_util::stream::iter([
+            Ok(llmux::Chunk::LoginRequired {
+                label: "Needs Login".into(),
+                url: url.clone(),
+            }),
+            Err(Error::MissingAuth {
+                provider: "needs-login".into(),
+                help: "log in".into(),
+                login_url: Some(url),
+            }),
+        ]))
+    }
+}
+
+fn needs_login() -> std::sync::Arc<NeedsLogin> {
+    std::sync::Arc::new(NeedsLogin {
+        info: llmux::ProviderInfo {
+            name: "needs-login".into(),
+            models: vec!["shared-model".into()],
+            working: true,
+            ..llmux::ProviderInfo::default()
+        },
+    })
+}
+
+fn logins(chunks: &[llmux::Chunk]) -> usize {
+    chunks
+        .iter()
+        .filter(|c| matches!(c, llmux::Chunk::LoginRequired { .. }))
+        .count()
+}
+
+/// Regression (fault matrix, through the gateway): the login prompt of a provider that then
+/// failed reached the caller, followed by the fallback's answer — one answer made of two
+/// providers' output.
+#[tokio::test]
+async fn a_failed_providers_login_prompt_is_not_mixed_into_the_fallback_answer() {
+    let beta = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("beta answers here")
+        .start()
+        .await;
+    let client = Client::builder()
+        .ignore_env()
+        .registrations(llmux::core::registrations().expect("registry"))
+        .timeouts(short_timeouts())
+        .with_provider(needs_login())
+        .instance("beta", "openai-compat", {
+            let mut cfg = ProviderConfig::default().with_base_url(beta.url("/v1"));
+            cfg.models = vec!["shared-model".into()];
+            cfg
+        })
+        .priority(["needs-login", "beta"])
+        .build()
+        .expect("client");
+    let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(providers_of(&chunks), ["needs-login", "beta"]);
+    assert_eq!(logins(&chunks), 0, "{chunks:?}");
+    assert_eq!(text_of(&chunks), "beta answers here");
+
+    // every provider failed: the prompt is shown, right before the error
+    beta.inject_times("/v1/chat/completions", Fault::status(500), 5);
+    let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
+    assert!(matches!(err, Some(Error::AllFailed { .. })), "{err:?}");
+    assert_eq!(logins(&chunks), 1);
+    assert!(
+        matches!(chunks.last(), Some(llmux::Chunk::LoginRequired { .. })),
+        "{chunks:?}"
+    );
+
+    // named explicitly: the prompt, then the error, as the provider sent them
+    let (chunks, err) =
+        drain(client.chat(ChatRequest::user("shared-model", "hi").with_provider("needs-login")))
+            .await;
+    assert!(matches!(err, Some(Error::MissingAuth { .. })), "{err:?}");
+    assert_eq!(logins(&chunks), 1);
+}

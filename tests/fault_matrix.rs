@@ -16,13 +16,23 @@ async fn facade_fault_matrix_and_secrets() {
     tracing::info!("fault matrix starting");
     let cells = matrix::cells();
     let skipped = matrix::not_applicable();
+    if std::env::var_os("LLMUX_MATRIX_ONLY").is_none() {
+        // every (target, step, fault) is a cell or listed as not applicable, with a reason
+        let targets = matrix::targets();
+        let steps: usize = targets.iter().map(|t| t.steps.len()).sum();
+        assert_eq!(
+            cells.len() + skipped.len(),
+            steps * matrix::STEP_FAULTS.len() + targets.len(),
+            "{skipped:?}"
+        );
+    }
     let fds_before = open_fds();
     let tasks_before = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
 
     let started = Instant::now();
-    let (failures, slowest) = runner::run_facade_matrix(&cells, 32, &capture).await;
+    let (failures, slowest) = runner::run_matrix(runner::Via::Facade, &cells, 32, &capture).await;
     let took = started.elapsed();
     eprintln!(
         "facade matrix: {} cells × 2 modes in {took:?} (slowest call {slowest:?}); {} cells not applicable",

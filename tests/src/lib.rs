@@ -1,6 +1,20 @@
 //! Shared helpers of the workspace-level end-to-end tests.
+//!
+//! The reliability suite (all loopback, all bounded in count and time):
+//!
+//! | test binary | what |
+//! |---|---|
+//! | `fault_matrix` | every provider fake × protocol step × fault ([`matrix`]) through the facade, target named explicitly (its typed error) and routed with a fallback (fallback only before content); no task, connection or fd left; no secret in any log line, error or `Debug` output ([`capture`]) |
+//! | `gateway_matrix` | the same cells through the gateway over HTTP: statuses and OpenAI error bodies, SSE error event + `[DONE]` after output; the gateway key never reaches a fake |
+//! | `gateway_soak` | 2,000 mixed requests, random upstream faults and client disconnects; memory, upstream connections, tasks and fds afterwards |
+//! | `gateway_abuse` | slowloris, invalid JSON and wrong types at every nesting level, unknown fields, oversized chunked bodies |
+//!
+//! Debugging: `LLMUX_MATRIX_ONLY=<substring of target/step/fault>` runs matching cells only,
+//! `LLMUX_MATRIX_VERBOSE=1` prints every facade run (with `--nocapture`),
+//! `LLMUX_SOAK_SEED=<n>` replays a soak run.
 
 pub mod capture;
+pub mod gateway;
 pub mod matrix;
 pub mod runner;
 

@@ -106,7 +106,7 @@ fn usage_of(v: &Value) -> Option<Usage> {
         total_tokens: u
             .get("total_tokens")
             .and_then(Value::as_u64)
-            .unwrap_or(p + c),
+            .unwrap_or(p.saturating_add(c)),
     })
 }
 
@@ -170,6 +170,77 @@ pub fn stream_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
     Ok(out)
 }
 
+/// [`stream_chunks`] of one SSE `data` payload, appended to `out` (which is not cleared).
+///
+/// Equivalent to parsing `data` into a [`Value`] and calling [`stream_chunks`], but the usual
+/// shapes are read by a typed, borrowing parser that skips the fields it does not need (no
+/// `Value` tree, no allocation besides the text itself); anything unusual takes the `Value`
+/// path. Invalid JSON is a protocol error ("malformed SSE JSON").
+pub fn stream_chunks_from_str(provider: &str, data: &str, out: &mut Vec<Chunk>) -> Result<()> {
+    if let Some(doc) = fast::parse(data.as_bytes()) {
+        if let Some(choice) = doc.choice {
+            match choice.delta.or(choice.message) {
+                Some(d) => d.push_into(out),
+                None => {
+                    if let Some(t) = fast::text(choice.text) {
+                        out.push(Chunk::Text(t));
+                    }
+                }
+            }
+            if let Some(f) = choice
+                .finish_reason
+                .as_deref()
+                .and_then(FinishReason::parse)
+            {
+                out.push(Chunk::Finish(f));
+            }
+        }
+        if let Some(u) = doc.usage {
+            out.push(Chunk::Usage(u));
+        }
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| Error::protocol(provider, format!("malformed SSE JSON: {e}"), data))?;
+    out.extend(stream_chunks(provider, &v)?);
+    Ok(())
+}
+
+/// [`completion_chunks`] of a whole response body: the typed fast path of
+/// [`stream_chunks_from_str`], else the `Value` path. Invalid JSON is a protocol error
+/// ("invalid JSON", as [`Response::json`] reports it).
+pub fn completion_chunks_from_slice(provider: &str, body: &[u8]) -> Result<Vec<Chunk>> {
+    if let Some(fast::Doc {
+        choice: Some(choice),
+        usage,
+    }) = fast::parse(body)
+    {
+        let mut out = Vec::with_capacity(3);
+        if let Some(m) = choice.message {
+            m.push_into(&mut out);
+        }
+        if let Some(f) = choice
+            .finish_reason
+            .as_deref()
+            .and_then(FinishReason::parse)
+        {
+            out.push(Chunk::Finish(f));
+        }
+        if let Some(u) = usage {
+            out.push(Chunk::Usage(u));
+        }
+        return Ok(out);
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        Error::protocol(
+            provider,
+            format!("invalid JSON: {e}"),
+            &String::from_utf8_lossy(body),
+        )
+    })?;
+    completion_chunks(provider, &v)
+}
+
 /// Chunks of a non-streaming `chat.completion` response.
 pub fn completion_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
     if let Some(e) = error_of(provider, v) {
@@ -212,14 +283,15 @@ pub fn response_chunks(
     async_stream::try_stream! {
         let is_sse = resp.content_type().is_some_and(|c| c.starts_with("text/event-stream"));
         if !is_sse {
-            let v: Value = resp.json().await?;
-            for c in completion_chunks(&provider, &v)? {
+            let body = resp.bytes().await?;
+            for c in completion_chunks_from_slice(&provider, &body)? {
                 yield c;
             }
             return;
         }
         let mut events = std::pin::pin!(sse_events(resp.into_stream()));
         let mut finished = false;
+        let mut chunks = Vec::new();
         while let Some(ev) = events.next().await {
             let ev = ev.map_err(|e| e.with_provider(&provider))?;
             let data = ev.data.trim();
@@ -229,9 +301,8 @@ pub fn response_chunks(
             if data.is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(data)
-                .map_err(|e| Error::protocol(&provider, format!("malformed SSE JSON: {e}"), data))?;
-            for c in stream_chunks(&provider, &v)? {
+            stream_chunks_from_str(&provider, data, &mut chunks)?;
+            for c in chunks.drain(..) {
                 finished |= matches!(c, Chunk::Finish(_));
                 yield c;
             }
@@ -298,6 +369,360 @@ pub fn model_ids(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The typed fast path of [`stream_chunks_from_str`] and [`completion_chunks_from_slice`]: reads
+/// `choices[0]` (`delta`, `message`, `text`, `finish_reason`), `usage` and `error` of a
+/// chat-completions object, borrowing unescaped strings and skipping every other field unparsed.
+/// It accepts only the usual shapes and gives up (`None`) on anything else (an `error` object,
+/// `delta: null`, a first choice that is no object, a token count that is no unsigned
+/// integer…), so that the `Value` path decides those cases exactly as before.
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{
+        self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
+
+    use crate::chunk::{Chunk, Reasoning, Usage};
+
+    /// `delta` / `message`.
+    #[derive(Default)]
+    pub(super) struct Msg<'a> {
+        content: Option<Cow<'a, str>>,
+        reasoning_content: Option<Cow<'a, str>>,
+        reasoning: Option<Cow<'a, str>>,
+    }
+
+    impl Msg<'_> {
+        /// Reasoning (`reasoning_content`, else `reasoning`), then content; empty texts skipped.
+        pub(super) fn push_into(self, out: &mut Vec<Chunk>) {
+            if let Some(r) = text(self.reasoning_content).or_else(|| text(self.reasoning)) {
+                out.push(Chunk::Reasoning(Reasoning::token(r)));
+            }
+            if let Some(t) = text(self.content) {
+                out.push(Chunk::Text(t));
+            }
+        }
+    }
+
+    /// A non-empty text, owned.
+    pub(super) fn text(s: Option<Cow<'_, str>>) -> Option<String> {
+        s.filter(|s| !s.is_empty()).map(Cow::into_owned)
+    }
+
+    /// `choices[0]`; `delta` / `message` are `Some` exactly when present.
+    #[derive(Default)]
+    pub(super) struct Choice<'a> {
+        pub delta: Option<Msg<'a>>,
+        pub message: Option<Msg<'a>>,
+        pub text: Option<Cow<'a, str>>,
+        pub finish_reason: Option<Cow<'a, str>>,
+    }
+
+    /// The fields read from one object.
+    #[derive(Default)]
+    pub(super) struct Doc<'a> {
+        pub choice: Option<Choice<'a>>,
+        pub usage: Option<Usage>,
+    }
+
+    /// Parses `json` (one whole JSON document), or `None` to take the `Value` path.
+    pub(super) fn parse(json: &[u8]) -> Option<Doc<'_>> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let doc = (&mut de).deserialize_map(DocVisitor).ok()?;
+        de.end().ok()?;
+        Some(doc)
+    }
+
+    /// Gives up on this document (the message is never shown).
+    fn give_up<E: de::Error>() -> E {
+        E::custom("unusual shape")
+    }
+
+    #[derive(Clone, Copy)]
+    enum Key {
+        Choices,
+        Usage,
+        Error,
+        Delta,
+        Message,
+        Text,
+        FinishReason,
+        Content,
+        ReasoningContent,
+        Reasoning,
+        PromptTokens,
+        CompletionTokens,
+        TotalTokens,
+        Other,
+    }
+
+    struct KeyVisitor;
+
+    impl Visitor<'_> for KeyVisitor {
+        type Value = Key;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+            Ok(match v {
+                "choices" => Key::Choices,
+                "usage" => Key::Usage,
+                "error" => Key::Error,
+                "delta" => Key::Delta,
+                "message" => Key::Message,
+                "text" => Key::Text,
+                "finish_reason" => Key::FinishReason,
+                "content" => Key::Content,
+                "reasoning_content" => Key::ReasoningContent,
+                "reasoning" => Key::Reasoning,
+                "prompt_tokens" => Key::PromptTokens,
+                "completion_tokens" => Key::CompletionTokens,
+                "total_tokens" => Key::TotalTokens,
+                _ => Key::Other,
+            })
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+            d.deserialize_identifier(KeyVisitor)
+        }
+    }
+
+    /// A string or null, borrowed when unescaped.
+    struct OptStr;
+
+    impl<'de> DeserializeSeed<'de> for OptStr {
+        type Value = Option<Cow<'de, str>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OptStr {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+    }
+
+    /// An unsigned integer or null (`None`).
+    struct OptU64;
+
+    impl<'de> DeserializeSeed<'de> for OptU64 {
+        type Value = Option<u64>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OptU64 {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an unsigned integer or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_u64(self)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+    }
+
+    /// The top-level object.
+    struct DocVisitor;
+
+    impl<'de> Visitor<'de> for DocVisitor {
+        type Value = Doc<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+            let mut doc = Doc::default();
+            // a repeated key overwrites the earlier one, as in a `Value` map
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Choices => doc.choice = map.next_value_seed(Choices)?,
+                    Key::Usage => doc.usage = map.next_value_seed(OptUsage)?,
+                    Key::Error => {
+                        // `null` is usual; an error object takes the `Value` path
+                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                            return Err(give_up());
+                        }
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(doc)
+        }
+    }
+
+    /// `choices`: null, or an array whose first element (if any) is an object.
+    struct Choices;
+
+    impl<'de> DeserializeSeed<'de> for Choices {
+        type Value = Option<Choice<'de>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Choices {
+        type Value = Option<Choice<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let first = seq.next_element_seed(ChoiceSeed)?;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+    }
+
+    struct ChoiceSeed;
+
+    impl<'de> DeserializeSeed<'de> for ChoiceSeed {
+        type Value = Choice<'de>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ChoiceSeed {
+        type Value = Choice<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a choice object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Choice<'de>, A::Error> {
+            let mut c = Choice::default();
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Delta => c.delta = Some(map.next_value_seed(MsgSeed)?),
+                    Key::Message => c.message = Some(map.next_value_seed(MsgSeed)?),
+                    Key::Text => c.text = map.next_value_seed(OptStr)?,
+                    Key::FinishReason => c.finish_reason = map.next_value_seed(OptStr)?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(c)
+        }
+    }
+
+    /// `delta` / `message`: an object (`null` or any other type gives up).
+    struct MsgSeed;
+
+    impl<'de> DeserializeSeed<'de> for MsgSeed {
+        type Value = Msg<'de>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for MsgSeed {
+        type Value = Msg<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a message object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Msg<'de>, A::Error> {
+            let mut m = Msg::default();
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Content => m.content = map.next_value_seed(OptStr)?,
+                    Key::ReasoningContent => m.reasoning_content = map.next_value_seed(OptStr)?,
+                    Key::Reasoning => m.reasoning = map.next_value_seed(OptStr)?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(m)
+        }
+    }
+
+    /// `usage`: null, or an object of unsigned integer (or null) counts.
+    struct OptUsage;
+
+    impl<'de> DeserializeSeed<'de> for OptUsage {
+        type Value = Option<Usage>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OptUsage {
+        type Value = Option<Usage>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a usage object or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut p, mut c, mut t) = (None, None, None);
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::PromptTokens => p = map.next_value_seed(OptU64)?,
+                    Key::CompletionTokens => c = map.next_value_seed(OptU64)?,
+                    Key::TotalTokens => t = map.next_value_seed(OptU64)?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let (p, c) = (p.unwrap_or(0), c.unwrap_or(0));
+            Ok(Some(Usage {
+                prompt_tokens: p,
+                completion_tokens: c,
+                total_tokens: t.unwrap_or(p.saturating_add(c)),
+            }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +749,159 @@ mod tests {
                 .is_some_and(|u| u.starts_with("data:image/png;base64,"))
         );
         assert!(b.get("max_tokens").is_none());
+    }
+
+    /// The slow (`Value`) path the fast path must agree with.
+    fn via_value(data: &str) -> Result<Vec<Chunk>> {
+        let v: Value = serde_json::from_str(data)
+            .map_err(|e| Error::protocol("p", format!("malformed SSE JSON: {e}"), data))?;
+        stream_chunks("p", &v)
+    }
+
+    fn via_fast(data: &str) -> Result<Vec<Chunk>> {
+        let mut out = vec![Chunk::text("kept")];
+        stream_chunks_from_str("p", data, &mut out)?;
+        assert_eq!(out.remove(0), Chunk::text("kept"), "out is appended to");
+        Ok(out)
+    }
+
+    fn same(data: &str) {
+        let (fast, slow) = (via_fast(data), via_value(data));
+        assert_eq!(
+            format!("{fast:?}"),
+            format!("{slow:?}"),
+            "fast and Value paths differ on {data}"
+        );
+    }
+
+    #[test]
+    fn fast_path_agrees_with_value_path() {
+        for data in [
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"tok "},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":9}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":4}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":-1}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1.5}}"#,
+            r#"{"choices":[],"usage":5}"#,
+            r#"{"choices":[{"delta":{"content":"Hi","reasoning_content":null},"finish_reason":""}]}"#,
+            r#"{"choices":[{"delta":{"reasoning":"hmm","reasoning_content":""},"finish_reason":"length"}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"a","reasoning":"b","content":"c"}}]}"#,
+            r#"{"choices":[{"text":"legacy","finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":null,"text":"x"}]}"#,
+            r#"{"choices":[{"delta":"s","text":"x"}]}"#,
+            r#"{"choices":[{"message":{"content":"m"},"text":"x"}]}"#,
+            r#"{"choices":[{"delta":{"content":"d"},"message":{"content":"m"}}]}"#,
+            r#"{"choices":[null]}"#,
+            r#"{"choices":[5,{"delta":{"content":"second"}}]}"#,
+            r#"{"choices":{"0":{"delta":{"content":"obj"}}}}"#,
+            r#"{"choices":null}"#,
+            r#"{"choices":[{"delta":{"content":["part"]}}]}"#,
+            r#"{"choices":[{"delta":{"content":"esc\"aped \u00e9\n"}}]}"#,
+            r#"{"ch\u006fices":[{"delta":{"c\u006fntent":"escaped keys"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"first"}}],"choices":[{"delta":{"content":"last"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"x"}}],"choices":null}"#,
+            r#"{"choices":[{"finish_reason":7}]}"#,
+            r#"{"choices":[{"finish_reason":"weird"}]}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"{"error":"plain","choices":[]}"#,
+            r#"{"error":null,"choices":[{"delta":{"content":"ok"}}]}"#,
+            r#"{"error":false}"#,
+            r#"[{"choices":[{"delta":{"content":"array"}}]}]"#,
+            r#""just a string""#,
+            r#"42"#,
+            r#"{"choices":[{"delta":{"content":"x"}}]} trailing"#,
+            r#"{"choices":[{"delta":{"content":"x"}}]"#,
+            r#"{"choices":[{"delta":{"content":"\ud800"}}]}"#,
+            "",
+        ] {
+            same(data);
+        }
+    }
+
+    #[test]
+    fn completion_fast_path_agrees_with_value_path() {
+        for body in [
+            r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":12,"total_tokens":22}}"#,
+            r#"{"choices":[{"message":{"reasoning_content":"think","content":"answer"},"finish_reason":"length"}]}"#,
+            r#"{"choices":[{"delta":{"content":"not read"},"text":"nor this"}]}"#,
+            r#"{"choices":[]}"#,
+            r#"{"choices":[{"message":null}]}"#,
+            r#"{"error":{"message":"bad"}}"#,
+            r#"{"usage":{"prompt_tokens":1}}"#,
+            r#"not json"#,
+        ] {
+            let fast = completion_chunks_from_slice("p", body.as_bytes());
+            let slow = serde_json::from_slice::<Value>(body.as_bytes())
+                .map_err(|e| Error::protocol("p", format!("invalid JSON: {e}"), body))
+                .and_then(|v| completion_chunks("p", &v));
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{slow:?}"),
+                "fast and Value paths differ on {body}"
+            );
+        }
+    }
+
+    /// JSON documents made of the keys the parsers look at, with every kind of value.
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("choices"),
+            Just("delta"),
+            Just("message"),
+            Just("text"),
+            Just("content"),
+            Just("reasoning"),
+            Just("reasoning_content"),
+            Just("finish_reason"),
+            Just("usage"),
+            Just("prompt_tokens"),
+            Just("completion_tokens"),
+            Just("total_tokens"),
+            Just("error"),
+            Just("index"),
+            Just("x"),
+        ]
+        .prop_map(str::to_owned);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<i64>().prop_map(|n| json!(n)),
+            (-1e6f64..1e6).prop_map(|f| json!(f)),
+            prop_oneof![
+                Just(""),
+                Just("stop"),
+                Just("length"),
+                Just("tok "),
+                Just("é\"\n")
+            ]
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(5, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn fast_path_agrees_on_generated_documents(v in arb_json()) {
+            let text = v.to_string();
+            same(&text);
+            let fast = completion_chunks_from_slice("p", text.as_bytes());
+            // (the document as parsed back, not `v`: floats need not round-trip exactly)
+            let reparsed: Value = serde_json::from_str(&text).expect("valid JSON");
+            let slow = completion_chunks("p", &reparsed);
+            proptest::prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
     }
 
     #[test]

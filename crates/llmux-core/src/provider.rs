@@ -137,12 +137,16 @@ impl ProviderInfo {
 
     /// True when the provider lists `model` as an id or alias (case-insensitive).
     pub fn serves(&self, model: &str, discovered: &[String]) -> bool {
-        self.alias_target(model).is_some()
-            || self
-                .all_models()
-                .iter()
-                .chain(discovered)
-                .any(|m| m.eq_ignore_ascii_case(model))
+        // the lists of `all_models`, walked in place (routing calls this for every provider on
+        // every request: no allocation)
+        let mut listed = std::iter::once(&self.default_model)
+            .filter(|m| !m.is_empty())
+            .chain(&self.models)
+            .chain(&self.image_models)
+            .chain(&self.vision_models)
+            .chain(&self.audio_models)
+            .chain(discovered);
+        self.alias_target(model).is_some() || listed.any(|m| m.eq_ignore_ascii_case(model))
     }
 }
 

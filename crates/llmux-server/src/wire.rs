@@ -14,10 +14,27 @@ use crate::error::ApiError;
 
 /// Parses a JSON body; errors name the offending field (`messages[0].content`).
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // valid bodies take the plain parser; the path-tracking one (which costs about as much
+    // again) only runs to explain an error
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        // serde_json reports a wrong type where an enum (e.g. `role`) is expected as a syntax
+        // error; when the document itself is valid JSON, it is the field that is wrong
+        if inner.is_syntax()
+            && path != "."
+            && serde_json::from_slice::<de::IgnoredAny>(body).is_ok()
+        {
+            return ApiError::bad_request(
+                "invalid_type",
+                format!("invalid `{path}`: wrong type or value for this field"),
+            )
+            .with_param(path);
+        }
         json_error(&path, &inner)
     })?;
     de.end().map_err(|e| json_error(".", &e))?;
@@ -442,6 +459,18 @@ mod tests {
             .expect("error");
         assert_eq!(e.param.as_deref(), Some("messages[0].content"));
         let e = parse::<ChatCompletionRequest>(br#"{"messages": ["#)
+            .err()
+            .expect("error");
+        assert_eq!(e.code, "invalid_json");
+        // regression (e2e abuse tests): a wrong type for an enum was "not valid JSON"
+        let e = parse::<ChatCompletionRequest>(br#"{"messages":[{"role":5,"content":"x"}]}"#)
+            .err()
+            .expect("error");
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("invalid_type", Some("messages[0].role"))
+        );
+        let e = parse::<ChatCompletionRequest>(br#"{"messages":[{"role":5,"content":"x"}"#)
             .err()
             .expect("error");
         assert_eq!(e.code, "invalid_json");

@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub shuffle: bool,
     pub max_retries: u32,
     pub aliases: BTreeMap<String, String>,
+    /// Routing results that needed discovery (see [`resolve::RouteCache`]).
+    pub routes: resolve::RouteCache,
 }
 
 /// The llmux client: picks providers by name or model, streams chunks, falls back.
@@ -459,6 +461,7 @@ impl ClientBuilder {
                 shuffle: self.shuffle,
                 max_retries: self.max_retries.unwrap_or(1),
                 aliases: self.aliases,
+                routes: resolve::RouteCache::default(),
             }),
         })
     }

@@ -59,6 +59,12 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
         let single = cands.len() == 1;
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut tried: Vec<String> = Vec::new();
+        // Login prompts of attempts that may still be followed by another provider: shown once
+        // their attempt produces content, dropped when it falls back (its error keeps the login
+        // URL), and shown before the final error when every provider failed. Otherwise the
+        // caller would see one provider's prompt followed by another provider's answer.
+        let mut held: Vec<Chunk> = Vec::new();
+        let mut failed_prompts: Vec<Chunk> = Vec::new();
 
         'candidates: for cand in &cands {
             let info = cand.entry.info();
@@ -89,19 +95,30 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
                         None if started => return,
                         None => {
                             tracing::debug!(provider = %name, "provider finished without content");
+                            failed_prompts.append(&mut held);
                             continue 'candidates;
                         }
                         Some(Ok(chunk)) => {
                             started |= chunk.is_content();
                             let chunk = match chunk {
                                 Chunk::Conversation(state) => Chunk::Conversation(merge_state(req.conversation.as_ref(), &name, state)),
+                                Chunk::LoginRequired { .. } if !single && !started => {
+                                    held.push(chunk);
+                                    continue;
+                                }
                                 other => other,
                             };
+                            if started {
+                                for prompt in held.drain(..) {
+                                    yield prompt;
+                                }
+                            }
                             yield chunk;
                         }
                         Some(Err(e)) => break e.with_provider(&name),
                     }
                 };
+                failed_prompts.append(&mut held);
                 if started {
                     // output already reached the caller: another attempt would duplicate it
                     Err(failure)?;
@@ -109,6 +126,9 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
                 }
                 match failure.action() {
                     Action::GiveUp => {
+                        for prompt in failed_prompts.drain(..) {
+                            yield prompt;
+                        }
                         Err(failure)?;
                         return;
                     }
@@ -128,6 +148,9 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
                     }
                 }
             }
+        }
+        for prompt in failed_prompts {
+            yield prompt;
         }
         if single && attempts.len() == 1 {
             if let Some(a) = attempts.pop() {

@@ -1,8 +1,48 @@
 //! Resolution: from a request's provider / model strings to an ordered list of candidates.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use llmux_core::{ChatRequest, Error, Result};
 
 use crate::client::{Client, Entry};
+
+/// How long a routing result that needed model discovery is reused: as long as a provider
+/// remembers a failed discovery before it tries again, so a provider whose discovery recovers
+/// joins the routing for the model within twice that time at most.
+const ROUTE_TTL: Duration = llmux_core::provider::DISCOVERY_RETRY_AFTER;
+/// Most models remembered (model ids come from callers: the cache must stay bounded).
+const ROUTE_CACHE_MAX: usize = 256;
+
+/// The providers serving a model that no enabled provider lists statically, found by running
+/// discovery on every enabled provider. Discovery (a boxed future and list copies per provider,
+/// network on a cache miss) would otherwise run on every request for such a model, e.g. every
+/// request to an OpenAI-compatible upstream whose models are only known from its `/models`.
+#[derive(Default)]
+pub(crate) struct RouteCache {
+    map: Mutex<HashMap<String, (Instant, Vec<Entry>)>>,
+}
+
+impl RouteCache {
+    fn get(&self, model: &str) -> Option<Vec<Entry>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(model)
+            .filter(|(at, _)| at.elapsed() < ROUTE_TTL)
+            .map(|(_, entries)| entries.clone())
+    }
+
+    fn put(&self, model: &str, entries: Vec<Entry>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= ROUTE_CACHE_MAX {
+            map.retain(|_, (at, _)| at.elapsed() < ROUTE_TTL);
+            if map.len() >= ROUTE_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(model.to_owned(), (Instant::now(), entries));
+    }
+}
 
 /// One provider to try, with the model to ask it for.
 #[derive(Clone)]
@@ -134,15 +174,30 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
         }
     }
     if list.is_empty() {
-        for (e, discovered) in client.discover_all(true).await {
-            if e.info().serves(&model, &discovered) {
-                list.push(Candidate {
-                    entry: e.clone(),
+        if let Some(entries) = client.inner.routes.get(&model) {
+            list = entries
+                .into_iter()
+                .map(|entry| Candidate {
+                    entry,
                     model: model.clone(),
                     explicit: false,
-                });
+                })
+                .collect();
+        } else {
+            for (e, discovered) in client.discover_all(true).await {
+                if e.info().serves(&model, &discovered) {
+                    list.push(Candidate {
+                        entry: e.clone(),
+                        model: model.clone(),
+                        explicit: false,
+                    });
+                }
+                known.extend(discovered);
             }
-            known.extend(discovered);
+            if !list.is_empty() {
+                let entries = list.iter().map(|c| c.entry.clone()).collect();
+                client.inner.routes.put(&model, entries);
+            }
         }
     }
     if list.is_empty() {

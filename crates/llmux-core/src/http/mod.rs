@@ -421,7 +421,7 @@ impl RequestBuilder {
                     let (phase, after) = if Instant::now() >= deadline {
                         (TimeoutPhase::Total, timeouts.total)
                     } else {
-                        (TimeoutPhase::FirstByte, timeouts.first_byte)
+                        (TimeoutPhase::FirstByte, budget)
                     };
                     return Err(Error::Timeout {
                         provider,

@@ -900,8 +900,9 @@ mod tests {
         assert!(err.message().contains("deeper"), "{err}");
     }
 
-    /// Found with the `devalue` fuzz target (llmux-fuzz): a long string referenced many times was copied once per
-    /// reference (only values were counted), so a 60 KiB payload could decode to gigabytes.
+    /// Found while building the `devalue` fuzz target (llmux-fuzz): a long string referenced
+    /// many times was copied once per reference (only values were counted, not their size), so
+    /// a 60 KiB payload could decode to gigabytes.
     #[test]
     fn repeated_long_strings_are_bounded_by_bytes() {
         let long = "x".repeat(40_000);

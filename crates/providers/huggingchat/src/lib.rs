@@ -61,7 +61,8 @@
 //! * The conversation state is returned on every turn (with the refreshed message id), as in
 //!   newer g4f. A conversation deleted upstream is replaced by a new one (with the whole
 //!   history) instead of failing.
-//! * A failed model discovery is not cached (g4f keeps the fallback list for good), and the
+//! * A failed model discovery is retried after a short backoff (30 s, core's `ModelCache`)
+//!   instead of keeping the fallback list for good as g4f does, and the
 //!   default text model follows the server's list when the server does not serve g4f's default.
 //! * `__data.json` answers that redirect to the login page, and create-conversation answers that
 //!   are HTML instead of JSON, are reported as expired cookies.
