@@ -177,7 +177,7 @@ pub fn stream_chunks(provider: &str, v: &Value) -> Result<Vec<Chunk>> {
 /// `Value` tree, no allocation besides the text itself); anything unusual takes the `Value`
 /// path. Invalid JSON is a protocol error ("malformed SSE JSON").
 pub fn stream_chunks_from_str(provider: &str, data: &str, out: &mut Vec<Chunk>) -> Result<()> {
-    if let Some(doc) = fast::parse(data.as_bytes()) {
+    if let Some(doc) = fast::parse_str(data) {
         if let Some(choice) = doc.choice {
             match choice.delta.or(choice.message) {
                 Some(d) => d.push_into(out),
@@ -428,7 +428,17 @@ mod fast {
 
     /// Parses `json` (one whole JSON document), or `None` to take the `Value` path.
     pub(super) fn parse(json: &[u8]) -> Option<Doc<'_>> {
-        let mut de = serde_json::Deserializer::from_slice(json);
+        run(serde_json::Deserializer::from_slice(json))
+    }
+
+    /// [`parse`] of text known to be UTF-8 (not validated again).
+    pub(super) fn parse_str(json: &str) -> Option<Doc<'_>> {
+        run(serde_json::Deserializer::from_str(json))
+    }
+
+    fn run<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Option<Doc<'de>> {
         let doc = (&mut de).deserialize_map(DocVisitor).ok()?;
         de.end().ok()?;
         Some(doc)

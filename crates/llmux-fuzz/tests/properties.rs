@@ -239,17 +239,14 @@ proptest! {
     }
 
     /// Long conversations go through the shortening rule; the result stays proportional to the
-    /// conversation (g4f's rule may make a Mistral prompt longer: the pairs change).
+    /// conversation (g4f's rule may even make it longer: Mistral pairs change, and a trailing
+    /// user message is added even when empty).
     #[test]
     fn long_conversations_stay_bounded(messages in prop::collection::vec((role(), "[a-z ]{200,900}").prop_map(|((_, r), t)| Message::new(r, t)), 1..12)) {
         let chars: usize = messages.iter().map(|m| m.text().chars().count()).sum();
         for t in templates() {
             let inputs = t.inputs(&messages, false);
             prop_assert!(inputs.chars().count() <= 4 * chars + 64 * (messages.len() + 2), "{:?}", t);
-            if !matches!(t, Template::Mistral) {
-                let full = t.render(&messages, false);
-                prop_assert!(inputs.chars().count() <= full.chars().count(), "{:?}", t);
-            }
         }
     }
 
