@@ -2,8 +2,12 @@
 //!
 //! - `ci` — `cargo fmt --check`, `cargo clippy --all-targets --all-features -D warnings`, tests.
 //! - `fuzz [target|all] [--seconds N]` — runs the `llmux-fuzz` targets (default: all, 30 s each).
+//! - `bench [--peers] [--quick]` — the benchmarks (relay, memory, cold start, micro-benchmarks)
+//!   as one table; `--peers` also runs `../shared/bench/peers/peers.sh` with llmux as a target.
 //! - `new-provider <name>` — scaffolds `crates/providers/<name>` (package `llmux-provider-<name>`),
 //!   wires its feature and re-export into the `llmux` facade, and builds the facade.
+
+mod bench;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -251,8 +255,9 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["new-provider", name] => new_provider(name),
         ["fuzz", rest @ ..] => fuzz(rest),
+        ["bench", rest @ ..] => bench::bench(rest),
         _ => Err(
-            "usage: cargo xtask ci | cargo xtask new-provider <name> | cargo xtask fuzz [target|all] [--seconds N] [llmux-fuzz options]"
+            "usage: cargo xtask ci | cargo xtask new-provider <name> | cargo xtask fuzz [target|all] [--seconds N] [llmux-fuzz options] | cargo xtask bench [--peers] [--quick] [--dur S] [--reps N] [--no-micro] [--no-relay]"
                 .into(),
         ),
     };

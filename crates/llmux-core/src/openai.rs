@@ -283,7 +283,7 @@ pub fn response_chunks(
     async_stream::try_stream! {
         let is_sse = resp.content_type().is_some_and(|c| c.starts_with("text/event-stream"));
         if !is_sse {
-            let body = resp.bytes().await?;
+            let body = Box::pin(resp.bytes()).await?;
             for c in completion_chunks_from_slice(&provider, &body)? {
                 yield c;
             }
@@ -369,19 +369,16 @@ pub fn model_ids(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The typed fast path of [`stream_chunks_from_str`] and [`completion_chunks_from_slice`]: reads
-/// `choices[0]` (`delta`, `message`, `text`, `finish_reason`), `usage` and `error` of a
-/// chat-completions object, borrowing unescaped strings and skipping every other field unparsed.
-/// It accepts only the usual shapes and gives up (`None`) on anything else (an `error` object,
-/// `delta: null`, a first choice that is no object, a token count that is no unsigned
-/// integer…), so that the `Value` path decides those cases exactly as before.
+/// The fast path of [`stream_chunks_from_str`] and [`completion_chunks_from_slice`]: a
+/// hand-written scanner for one chat-completions object. It reads `choices[0]` (`delta`,
+/// `message`, `text`, `finish_reason`), `usage` and `error`, borrows unescaped strings, and
+/// checks everything else against the JSON grammar without building it. It accepts only the
+/// usual shapes and gives up (`None`) on anything else (an `error` object, `delta: null`, a first
+/// choice that is no object, a token count that is no unsigned integer, a lone surrogate escape,
+/// a number with an exponent, nesting deeper than 64…), so that the `Value` path decides those
+/// cases (and every syntax error) exactly as before.
 mod fast {
     use std::borrow::Cow;
-    use std::fmt;
-
-    use serde::de::{
-        self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-    };
 
     use crate::chunk::{Chunk, Reasoning, Usage};
 
@@ -428,303 +425,377 @@ mod fast {
 
     /// Parses `json` (one whole JSON document), or `None` to take the `Value` path.
     pub(super) fn parse(json: &[u8]) -> Option<Doc<'_>> {
-        run(serde_json::Deserializer::from_slice(json))
+        parse_str(std::str::from_utf8(json).ok()?)
     }
 
-    /// [`parse`] of text known to be UTF-8 (not validated again).
+    /// [`parse`] of text.
     pub(super) fn parse_str(json: &str) -> Option<Doc<'_>> {
-        run(serde_json::Deserializer::from_str(json))
+        let mut p = Scanner { s: json, i: 0 };
+        let doc = p.doc()?;
+        p.ws();
+        (p.i == json.len()).then_some(doc)
     }
 
-    fn run<'de, R: serde_json::de::Read<'de>>(
-        mut de: serde_json::Deserializer<R>,
-    ) -> Option<Doc<'de>> {
-        let doc = (&mut de).deserialize_map(DocVisitor).ok()?;
-        de.end().ok()?;
-        Some(doc)
+    /// Offset of the first `"`, `\\` or control character (below 0x20) in `hay`; `None` when
+    /// there is none. Eight bytes at a time (SWAR): for a match the lowest flagged byte is exact
+    /// (the borrow of the "less than" test can only flag bytes above a real match).
+    pub(super) fn special(hay: &[u8]) -> Option<usize> {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        let eq = |w: u64, b: u8| {
+            let x = w ^ (LO * u64::from(b));
+            x.wrapping_sub(LO) & !x & HI
+        };
+        let mut words = hay.chunks_exact(8);
+        let mut offset = 0;
+        for chunk in &mut words {
+            let w = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?);
+            let m = eq(w, b'"') | eq(w, b'\\') | (w.wrapping_sub(LO * 0x20) & !w & HI);
+            if m != 0 {
+                return Some(offset + (m.trailing_zeros() / 8) as usize);
+            }
+            offset += 8;
+        }
+        words
+            .remainder()
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|i| offset + i)
     }
 
-    /// Gives up on this document (the message is never shown).
-    fn give_up<E: de::Error>() -> E {
-        E::custom("unusual shape")
+    /// Deepest nesting checked here (serde_json allows 128; deeper documents take its path).
+    const MAX_DEPTH: usize = 64;
+    /// Longest number checked here (longer ones take serde_json's path, which decides whether
+    /// they are in range).
+    const MAX_NUMBER: usize = 64;
+
+    struct Scanner<'a> {
+        s: &'a str,
+        i: usize,
     }
 
-    #[derive(Clone, Copy)]
-    enum Key {
-        Choices,
-        Usage,
-        Error,
-        Delta,
-        Message,
-        Text,
-        FinishReason,
-        Content,
-        ReasoningContent,
-        Reasoning,
-        PromptTokens,
-        CompletionTokens,
-        TotalTokens,
-        Other,
-    }
+    impl<'a> Scanner<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.s.as_bytes().get(self.i).copied()
+        }
 
-    struct KeyVisitor;
+        fn ws(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.i += 1;
+            }
+        }
 
-    impl Visitor<'_> for KeyVisitor {
-        type Value = Key;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a key")
+        /// Skips whitespace, then consumes `c`.
+        fn eat(&mut self, c: u8) -> Option<()> {
+            self.ws();
+            (self.peek() == Some(c)).then(|| self.i += 1)
         }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-            Ok(match v {
-                "choices" => Key::Choices,
-                "usage" => Key::Usage,
-                "error" => Key::Error,
-                "delta" => Key::Delta,
-                "message" => Key::Message,
-                "text" => Key::Text,
-                "finish_reason" => Key::FinishReason,
-                "content" => Key::Content,
-                "reasoning_content" => Key::ReasoningContent,
-                "reasoning" => Key::Reasoning,
-                "prompt_tokens" => Key::PromptTokens,
-                "completion_tokens" => Key::CompletionTokens,
-                "total_tokens" => Key::TotalTokens,
-                _ => Key::Other,
-            })
-        }
-    }
 
-    impl<'de> de::Deserialize<'de> for Key {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
-            d.deserialize_identifier(KeyVisitor)
+        /// Consumes `lit` (`true`, `false`, `null`).
+        fn literal(&mut self, lit: &str) -> Option<()> {
+            let end = self.i.checked_add(lit.len())?;
+            (self.s.as_bytes().get(self.i..end)? == lit.as_bytes()).then(|| self.i = end)
         }
-    }
 
-    /// A string or null, borrowed when unescaped.
-    struct OptStr;
+        /// A string at the cursor (after whitespace), borrowed unless it has escapes.
+        fn string(&mut self) -> Option<Cow<'a, str>> {
+            self.eat(b'"')?;
+            let bytes = self.s.as_bytes();
+            let start = self.i;
+            self.i += special(bytes.get(start..)?)?;
+            match bytes.get(self.i)? {
+                b'"' => {
+                    let s = self.s.get(start..self.i)?;
+                    self.i += 1;
+                    Some(Cow::Borrowed(s))
+                }
+                b'\\' => self.escaped(start),
+                _ => None,
+            }
+        }
 
-    impl<'de> DeserializeSeed<'de> for OptStr {
-        type Value = Option<Cow<'de, str>>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_option(self)
+        /// The rest of a string with escapes (the cursor is on the first backslash).
+        fn escaped(&mut self, start: usize) -> Option<Cow<'a, str>> {
+            let bytes = self.s.as_bytes();
+            let mut out = String::with_capacity(self.i - start + 16);
+            out.push_str(self.s.get(start..self.i)?);
+            loop {
+                let run = self.i;
+                self.i += special(bytes.get(run..)?)?;
+                out.push_str(self.s.get(run..self.i)?);
+                match *bytes.get(self.i)? {
+                    b'"' => {
+                        self.i += 1;
+                        return Some(Cow::Owned(out));
+                    }
+                    b'\\' => {
+                        let e = *bytes.get(self.i + 1)?;
+                        self.i += 2;
+                        out.push(match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => self.unicode_escape()?,
+                            _ => return None,
+                        });
+                    }
+                    _ => return None,
+                }
+            }
         }
-    }
 
-    impl<'de> Visitor<'de> for OptStr {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string or null")
+        /// The character of `\uXXXX` (after `\u`), with a surrogate pair's second half; a lone
+        /// surrogate gives up.
+        fn unicode_escape(&mut self) -> Option<char> {
+            let hi = self.hex4()?;
+            if (0xD800..0xDC00).contains(&hi) {
+                let bytes = self.s.as_bytes();
+                if bytes.get(self.i) != Some(&b'\\') || bytes.get(self.i + 1) != Some(&b'u') {
+                    return None;
+                }
+                self.i += 2;
+                let lo = self.hex4()?;
+                if !(0xDC00..0xE000).contains(&lo) {
+                    return None;
+                }
+                char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+            } else {
+                char::from_u32(hi)
+            }
         }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_str(self)
-        }
-        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_owned())))
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v)))
-        }
-    }
 
-    /// An unsigned integer or null (`None`).
-    struct OptU64;
+        fn hex4(&mut self) -> Option<u32> {
+            let digits = self.s.get(self.i..self.i.checked_add(4)?)?;
+            if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            self.i += 4;
+            u32::from_str_radix(digits, 16).ok()
+        }
 
-    impl<'de> DeserializeSeed<'de> for OptU64 {
-        type Value = Option<u64>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_option(self)
+        /// A number (the cursor is on its first byte): its text, checked against the grammar.
+        fn number(&mut self) -> Option<&'a str> {
+            let bytes = self.s.as_bytes();
+            let start = self.i;
+            let digits = |p: &mut Self| {
+                let from = p.i;
+                while matches!(bytes.get(p.i), Some(b'0'..=b'9')) {
+                    p.i += 1;
+                }
+                p.i - from
+            };
+            if bytes.get(self.i) == Some(&b'-') {
+                self.i += 1;
+            }
+            match bytes.get(self.i) {
+                Some(b'0') => self.i += 1,
+                Some(b'1'..=b'9') => {
+                    digits(self);
+                }
+                _ => return None,
+            }
+            if bytes.get(self.i) == Some(&b'.') {
+                self.i += 1;
+                if digits(self) == 0 {
+                    return None;
+                }
+            }
+            if matches!(bytes.get(self.i), Some(b'e' | b'E')) || self.i - start > MAX_NUMBER {
+                return None;
+            }
+            self.s.get(start..self.i)
         }
-    }
 
-    impl<'de> Visitor<'de> for OptU64 {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an unsigned integer or null")
+        /// Skips one value of any type, checking its syntax.
+        fn skip(&mut self, depth: usize) -> Option<()> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            self.ws();
+            match self.peek()? {
+                b'"' => self.string().map(drop),
+                b'{' => {
+                    self.i += 1;
+                    if self.eat(b'}').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.string()?;
+                        self.eat(b':')?;
+                        self.skip(depth + 1)?;
+                        if self.more(b'}')? {
+                            continue;
+                        }
+                        return Some(());
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    if self.eat(b']').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.skip(depth + 1)?;
+                        if self.more(b']')? {
+                            continue;
+                        }
+                        return Some(());
+                    }
+                }
+                b't' => self.literal("true"),
+                b'f' => self.literal("false"),
+                b'n' => self.literal("null"),
+                _ => self.number().map(drop),
+            }
         }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_u64(self)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-    }
 
-    /// The top-level object.
-    struct DocVisitor;
-
-    impl<'de> Visitor<'de> for DocVisitor {
-        type Value = Doc<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object")
+        /// After a member or element: `,` → `Some(true)`, `close` → `Some(false)`.
+        fn more(&mut self, close: u8) -> Option<bool> {
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    Some(true)
+                }
+                c if c == close => {
+                    self.i += 1;
+                    Some(false)
+                }
+                _ => None,
+            }
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+
+        /// `null` → `Some(true)` (consumed); anything else → `Some(false)` (not consumed).
+        fn null(&mut self) -> Option<bool> {
+            self.ws();
+            if self.peek()? == b'n' {
+                self.literal("null")?;
+                return Some(true);
+            }
+            Some(false)
+        }
+
+        /// The members of an object (the cursor before its `{`), each handed to `member`
+        /// with the key; `member` consumes the value.
+        fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+            self.eat(b'{')?;
+            if self.eat(b'}').is_some() {
+                return Some(());
+            }
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                member(self, &key)?;
+                if !self.more(b'}')? {
+                    return Some(());
+                }
+            }
+        }
+
+        /// A string or null.
+        fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+            if self.null()? {
+                Some(None)
+            } else {
+                self.string().map(Some)
+            }
+        }
+
+        /// An unsigned integer or null.
+        fn opt_u64(&mut self) -> Option<Option<u64>> {
+            if self.null()? {
+                return Some(None);
+            }
+            self.ws();
+            let n = self.number()?;
+            if n.contains(['-', '.']) {
+                return None;
+            }
+            n.parse().ok().map(Some)
+        }
+
+        fn doc(&mut self) -> Option<Doc<'a>> {
             let mut doc = Doc::default();
             // a repeated key overwrites the earlier one, as in a `Value` map
-            while let Some(key) = map.next_key::<Key>()? {
+            self.object(|p, key| {
                 match key {
-                    Key::Choices => doc.choice = map.next_value_seed(Choices)?,
-                    Key::Usage => doc.usage = map.next_value_seed(OptUsage)?,
-                    Key::Error => {
-                        // `null` is usual; an error object takes the `Value` path
-                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
-                            return Err(give_up());
-                        }
-                    }
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
+                    "choices" => p.choices(&mut doc.choice)?,
+                    "usage" => doc.usage = p.usage()?,
+                    // `null` is usual; an error object takes the `Value` path
+                    "error" => return p.null()?.then_some(()),
+                    _ => p.skip(1)?,
                 }
+                Some(())
+            })?;
+            Some(doc)
+        }
+
+        /// `choices`: null, or an array whose first element (if any) is an object. (Filled in
+        /// place: the structures are large enough for moves to show in a profile.)
+        fn choices(&mut self, slot: &mut Option<Choice<'a>>) -> Option<()> {
+            *slot = None;
+            if self.null()? {
+                return Some(());
             }
-            Ok(doc)
+            self.eat(b'[')?;
+            if self.eat(b']').is_some() {
+                return Some(());
+            }
+            self.choice(slot.insert(Choice::default()))?;
+            while self.more(b']')? {
+                self.skip(2)?;
+            }
+            Some(())
         }
-    }
 
-    /// `choices`: null, or an array whose first element (if any) is an object.
-    struct Choices;
-
-    impl<'de> DeserializeSeed<'de> for Choices {
-        type Value = Option<Choice<'de>>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_option(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Choices {
-        type Value = Option<Choice<'de>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an array or null")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let first = seq.next_element_seed(ChoiceSeed)?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(first)
-        }
-    }
-
-    struct ChoiceSeed;
-
-    impl<'de> DeserializeSeed<'de> for ChoiceSeed {
-        type Value = Choice<'de>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for ChoiceSeed {
-        type Value = Choice<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a choice object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Choice<'de>, A::Error> {
-            let mut c = Choice::default();
-            while let Some(key) = map.next_key::<Key>()? {
+        fn choice(&mut self, c: &mut Choice<'a>) -> Option<()> {
+            self.object(|p, key| {
                 match key {
-                    Key::Delta => c.delta = Some(map.next_value_seed(MsgSeed)?),
-                    Key::Message => c.message = Some(map.next_value_seed(MsgSeed)?),
-                    Key::Text => c.text = map.next_value_seed(OptStr)?,
-                    Key::FinishReason => c.finish_reason = map.next_value_seed(OptStr)?,
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
+                    "delta" => p.msg(c.delta.insert(Msg::default()))?,
+                    "message" => p.msg(c.message.insert(Msg::default()))?,
+                    "text" => c.text = p.opt_string()?,
+                    "finish_reason" => c.finish_reason = p.opt_string()?,
+                    _ => p.skip(3)?,
                 }
-            }
-            Ok(c)
+                Some(())
+            })
         }
-    }
 
-    /// `delta` / `message`: an object (`null` or any other type gives up).
-    struct MsgSeed;
-
-    impl<'de> DeserializeSeed<'de> for MsgSeed {
-        type Value = Msg<'de>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for MsgSeed {
-        type Value = Msg<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a message object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Msg<'de>, A::Error> {
-            let mut m = Msg::default();
-            while let Some(key) = map.next_key::<Key>()? {
+        /// `delta` / `message`: an object (`null` or any other type gives up).
+        fn msg(&mut self, m: &mut Msg<'a>) -> Option<()> {
+            self.object(|p, key| {
                 match key {
-                    Key::Content => m.content = map.next_value_seed(OptStr)?,
-                    Key::ReasoningContent => m.reasoning_content = map.next_value_seed(OptStr)?,
-                    Key::Reasoning => m.reasoning = map.next_value_seed(OptStr)?,
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
+                    "content" => m.content = p.opt_string()?,
+                    "reasoning_content" => m.reasoning_content = p.opt_string()?,
+                    "reasoning" => m.reasoning = p.opt_string()?,
+                    _ => p.skip(4)?,
                 }
+                Some(())
+            })
+        }
+
+        /// `usage`: null, or an object of unsigned integer (or null) counts.
+        fn usage(&mut self) -> Option<Option<Usage>> {
+            if self.null()? {
+                return Some(None);
             }
-            Ok(m)
-        }
-    }
-
-    /// `usage`: null, or an object of unsigned integer (or null) counts.
-    struct OptUsage;
-
-    impl<'de> DeserializeSeed<'de> for OptUsage {
-        type Value = Option<Usage>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_option(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for OptUsage {
-        type Value = Option<Usage>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a usage object or null")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let (mut p, mut c, mut t) = (None, None, None);
-            while let Some(key) = map.next_key::<Key>()? {
+            self.object(|s, key| {
                 match key {
-                    Key::PromptTokens => p = map.next_value_seed(OptU64)?,
-                    Key::CompletionTokens => c = map.next_value_seed(OptU64)?,
-                    Key::TotalTokens => t = map.next_value_seed(OptU64)?,
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
+                    "prompt_tokens" => p = s.opt_u64()?,
+                    "completion_tokens" => c = s.opt_u64()?,
+                    "total_tokens" => t = s.opt_u64()?,
+                    _ => s.skip(2)?,
                 }
-            }
+                Some(())
+            })?;
             let (p, c) = (p.unwrap_or(0), c.unwrap_or(0));
-            Ok(Some(Usage {
+            Some(Some(Usage {
                 prompt_tokens: p,
                 completion_tokens: c,
                 total_tokens: t.unwrap_or(p.saturating_add(c)),
@@ -908,6 +979,190 @@ mod tests {
             same(&text);
             let fast = completion_chunks_from_slice("p", text.as_bytes());
             // (the document as parsed back, not `v`: floats need not round-trip exactly)
+            let reparsed: Value = serde_json::from_str(&text).expect("valid JSON");
+            let slow = completion_chunks("p", &reparsed);
+            proptest::prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+    }
+
+    #[test]
+    fn special_byte_search_matches_naive() {
+        let alphabet = [
+            b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xa2, 0xff, 0x00, b'x',
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..40 {
+            for _ in 0..60 {
+                let v: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        *alphabet.get((seed % 40) as usize).unwrap_or(&b'q')
+                    })
+                    .collect();
+                let naive = v.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+                assert_eq!(fast::special(&v), naive, "{v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn scanner_edge_cases_agree_with_value_path() {
+        let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+        let long = "9".repeat(80);
+        for data in [
+            r#"{"choices":[{"delta":{"content":"\ud83d\ude00 pair"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"lone \udc00"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"\u00"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"bad \q escape"}}]}"#,
+            "{\"choices\":[{\"delta\":{\"content\":\"raw \u{1} control\"}}]}",
+            r#"{"x":1e5,"choices":[{"delta":{"content":"exp"}}]}"#,
+            r#"{"x":-0.5,"y":0,"z":-0,"choices":[{"delta":{"content":"nums"}}]}"#,
+            r#"{"x":01,"choices":[]}"#,
+            r#"{"x":1.,"choices":[]}"#,
+            r#"{"x":-,"choices":[]}"#,
+            r#"{"x":tru,"choices":[]}"#,
+            r#"{"x":truex,"choices":[]}"#,
+            r#"{"x":[1,2,],"choices":[]}"#,
+            r#"{"x":{"a":1,},"choices":[]}"#,
+            r#"{"x":{"a" 1},"choices":[]}"#,
+            r#"{"choices":[{"delta":{"content":"x"}},]}"#,
+            r#"{,"choices":[]}"#,
+            r#"{}"#,
+            " \t\r\n{ \"choices\" : [ { \"delta\" : { \"content\" : \"spaced\" } , \"finish_reason\" : \"stop\" } ] , \"usage\" : { \"prompt_tokens\" : 1 , \"completion_tokens\" : 2 } } \n",
+            "\u{feff}{\"choices\":[]}",
+            r#"{"choices":[],"usage":{"prompt_tokens":18446744073709551616}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":null,"completion_tokens":7}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1e2}}"#,
+            r#"{"choices":[{"delta":{"content":"é ü 中文 😀"}}]}"#,
+        ] {
+            same(data);
+        }
+        same(&format!(r#"{{"x":{deep},"choices":[]}}"#));
+        same(&format!(r#"{{"x":{long},"choices":[]}}"#));
+    }
+
+    /// Realistic chunk documents (random texts with every kind of character, optional and null
+    /// fields, unknown fields of any shape, compact or pretty) — the scanner's own ground.
+    fn arb_chunk() -> impl proptest::strategy::Strategy<Value = (Value, bool)> {
+        use proptest::prelude::*;
+        let text = proptest::collection::vec(
+            prop_oneof![
+                Just('a'),
+                Just(' '),
+                Just('"'),
+                Just('\\'),
+                Just('\n'),
+                Just('\u{1}'),
+                Just('/'),
+                Just('é'),
+                Just('中'),
+                Just('😀'),
+                Just('\u{7f}'),
+            ],
+            0..12,
+        )
+        .prop_map(|v| v.into_iter().collect::<String>());
+        let opt_text = prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            text.clone().prop_map(|t| Some(json!(t)))
+        ];
+        let count = prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            (0u64..1_000_000).prop_map(|n| Some(json!(n)))
+        ];
+        let msg = (
+            opt_text.clone(),
+            opt_text.clone(),
+            opt_text.clone(),
+            arb_json(),
+        )
+            .prop_map(|(c, rc, r, extra)| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in [("content", c), ("reasoning_content", rc), ("reasoning", r)] {
+                    if let Some(v) = v {
+                        m.insert(k.into(), v);
+                    }
+                }
+                m.insert("role_or_other".into(), extra);
+                Value::Object(m)
+            })
+            .boxed();
+        let choice = (
+            proptest::option::of(msg.clone()),
+            proptest::option::of(msg),
+            opt_text.clone(),
+            opt_text,
+        )
+            .prop_map(|(d, m, t, f)| {
+                let mut c = serde_json::Map::new();
+                c.insert("index".into(), json!(0));
+                for (k, v) in [
+                    ("delta", d),
+                    ("message", m),
+                    ("text", t),
+                    ("finish_reason", f),
+                ] {
+                    if let Some(v) = v {
+                        c.insert(k.into(), v);
+                    }
+                }
+                Value::Object(c)
+            });
+        let usage = prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            (count.clone(), count.clone(), count).prop_map(|(p, c, t)| {
+                let mut u = serde_json::Map::new();
+                for (k, v) in [
+                    ("prompt_tokens", p),
+                    ("completion_tokens", c),
+                    ("total_tokens", t),
+                ] {
+                    if let Some(v) = v {
+                        u.insert(k.into(), v);
+                    }
+                }
+                Some(Value::Object(u))
+            })
+        ];
+        (
+            proptest::collection::vec(choice, 0..3),
+            usage,
+            arb_json(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(choices, usage, extra, error_null, pretty)| {
+                let mut d = serde_json::Map::new();
+                d.insert("id".into(), json!("chatcmpl-x"));
+                d.insert("extra".into(), extra);
+                d.insert("choices".into(), Value::Array(choices));
+                if let Some(u) = usage {
+                    d.insert("usage".into(), u);
+                }
+                if error_null {
+                    d.insert("error".into(), Value::Null);
+                }
+                (Value::Object(d), pretty)
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn scanner_agrees_on_realistic_chunks((v, pretty) in arb_chunk()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&v).expect("json")
+            } else {
+                v.to_string()
+            };
+            same(&text);
+            let fast = completion_chunks_from_slice("p", text.as_bytes());
             let reparsed: Value = serde_json::from_str(&text).expect("valid JSON");
             let slow = completion_chunks("p", &reparsed);
             proptest::prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"));

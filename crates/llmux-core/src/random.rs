@@ -8,14 +8,30 @@ const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const HEX: &[u8] = b"abcdef0123456789";
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
+/// `len` characters drawn uniformly from `alphabet` (ASCII, at most 64 characters): indices of
+/// the fewest bits that cover the alphabet, cut from one 64-bit draw after another, out-of-range
+/// ones rejected (so every character stays equally likely). The gateway makes one such id per
+/// request; a range draw per character cost ten times as much.
 fn from_alphabet(alphabet: &[u8], len: usize) -> String {
+    let n = alphabet.len().clamp(1, 64);
+    let bits = usize::BITS - (n - 1).leading_zeros();
+    let mask = (1u64 << bits) - 1;
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| {
-            let i = rng.random_range(0..alphabet.len());
-            char::from(alphabet.get(i).copied().unwrap_or(b'0'))
-        })
-        .collect()
+    let mut out = String::with_capacity(len);
+    let (mut word, mut left) = (0u64, 0u32);
+    while out.len() < len {
+        if left < bits.max(1) {
+            word = rng.random::<u64>();
+            left = 64;
+        }
+        let i = usize::try_from(word & mask).unwrap_or(usize::MAX);
+        word >>= bits;
+        left -= bits.max(1);
+        if let Some(&c) = alphabet.get(i).filter(|_| i < n) {
+            out.push(char::from(c));
+        }
+    }
+    out
 }
 
 /// `len` characters drawn uniformly from `[a-z0-9]` (g4f `get_random_string`).
@@ -74,6 +90,31 @@ mod tests {
         assert!(a.bytes().any(|c| c.is_ascii_uppercase()));
         assert_eq!(random_string(0), "");
         assert_ne!(random_hex(32), random_hex(32));
+    }
+
+    #[test]
+    fn characters_are_equally_likely() {
+        for (alphabet, draw) in [
+            (ALNUM, random_alnum as fn(usize) -> String),
+            (LOWER_ALNUM, random_string),
+            (HEX, random_hex),
+        ] {
+            let n = alphabet.len();
+            let s = draw(n * 2000);
+            let mut counts = [0usize; 256];
+            for b in s.bytes() {
+                counts[usize::from(b)] += 1;
+            }
+            for &c in alphabet {
+                let k = counts[usize::from(c)];
+                // expected 2000 each; 6 standard deviations is about ±270
+                assert!(
+                    (1700..=2300).contains(&k),
+                    "{} drawn {k} times",
+                    char::from(c)
+                );
+            }
+        }
     }
 
     #[test]

@@ -286,7 +286,9 @@ where
         Some(r) => match state.authorize(req.headers()) {
             Err(e) => body::error(&e),
             Ok(()) => match r {
-                Route::Chat => chat(state, req, &mut access).await,
+                // boxed: hyper keeps room for the handler future for the whole connection, and
+                // a streamed answer outlives the handler (a few KiB less per open stream)
+                Route::Chat => Box::pin(chat(state, req, &mut access)).await,
                 Route::Images => images(state, req, &mut access).await,
                 Route::Models => models(state).await,
                 Route::Model(id) => model(state, &id).await,
@@ -372,6 +374,44 @@ fn error_with_overhead(e: &ApiError, overhead: Duration) -> Response<Body> {
     r
 }
 
+/// The `chat.completion` object, written directly (the same bytes serde writes for
+/// [`Completion`], about three times faster; checked by a test).
+fn completion_json(answer: &Answer, content: &str, reasoning: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(320 + content.len() + reasoning.len());
+    out.extend_from_slice(b"{\"id\":");
+    put(answer.id.as_str(), &mut out);
+    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
+    put(&answer.created, &mut out);
+    out.extend_from_slice(b",\"model\":");
+    put(answer.model.as_str(), &mut out);
+    out.extend_from_slice(b",\"provider\":");
+    put(answer.provider.as_str(), &mut out);
+    out.extend_from_slice(
+        b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+    );
+    put(content, &mut out);
+    if !reasoning.is_empty() {
+        out.extend_from_slice(b",\"reasoning_content\":");
+        put(reasoning, &mut out);
+    }
+    out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+    put(answer.finish_reason(), &mut out);
+    out.extend_from_slice(b"}],\"usage\":");
+    put(&answer.usage(), &mut out);
+    if let Some(c) = &answer.conversation {
+        out.extend_from_slice(b",\"conversation\":");
+        put(c, &mut out);
+    }
+    out.push(b'}');
+    out
+}
+
+/// Appends `v` as JSON (strings escaped as serde_json does; writing to a `Vec` cannot fail).
+fn put<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(out, v);
+}
+
+#[cfg(test)]
 #[derive(Serialize)]
 struct Completion<'a> {
     id: &'a str,
@@ -385,6 +425,7 @@ struct Completion<'a> {
     conversation: Option<&'a llmux::Conversation>,
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct Choice<'a> {
     index: u32,
@@ -393,6 +434,7 @@ struct Choice<'a> {
     finish_reason: &'a str,
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct OutMessage<'a> {
     role: &'static str,
@@ -481,26 +523,10 @@ where
     }
     drop(stream);
     let build_start = Instant::now();
-    let out = Completion {
-        id: &answer.id,
-        object: "chat.completion",
-        created: answer.created,
-        model: &answer.model,
-        provider: &answer.provider,
-        choices: [Choice {
-            index: 0,
-            message: OutMessage {
-                role: "assistant",
-                content: &content,
-                reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
-            },
-            logprobs: None,
-            finish_reason: answer.finish_reason(),
-        }],
-        usage: answer.usage(),
-        conversation: answer.conversation.as_ref(),
-    };
-    let mut resp = body::json(StatusCode::OK, &out);
+    let mut resp = body::json_bytes(
+        StatusCode::OK,
+        completion_json(&answer, &content, &reasoning),
+    );
     access.model.clone_from(&answer.model);
     access.provider.clone_from(&answer.provider);
     overhead += build_start.elapsed();
@@ -827,6 +853,47 @@ async fn provider(state: &State, name: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_bytes_are_what_serde_writes() {
+        let mut answer = Answer::new("m\"x".into(), 7);
+        answer.provider = "p".into();
+        for (content, reasoning, conversation) in [
+            ("Hello \u{1} é \"q\"\n", "", None),
+            (
+                "",
+                "thinking",
+                Some(serde_json::json!({"p": {"k": [1, "x"]}})),
+            ),
+        ] {
+            answer.conversation = conversation.map(llmux::Conversation);
+            answer.finish = Some(llmux::FinishReason::Length);
+            let expected = serde_json::to_vec(&Completion {
+                id: &answer.id,
+                object: "chat.completion",
+                created: answer.created,
+                model: &answer.model,
+                provider: &answer.provider,
+                choices: [Choice {
+                    index: 0,
+                    message: OutMessage {
+                        role: "assistant",
+                        content,
+                        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+                    },
+                    logprobs: None,
+                    finish_reason: answer.finish_reason(),
+                }],
+                usage: answer.usage(),
+                conversation: answer.conversation.as_ref(),
+            })
+            .expect("serde");
+            assert_eq!(
+                String::from_utf8(completion_json(&answer, content, reasoning)).expect("utf-8"),
+                String::from_utf8(expected).expect("utf-8")
+            );
+        }
+    }
 
     #[test]
     fn routes_and_query_keys() {

@@ -21,8 +21,9 @@ const FLUSH_AT: usize = 16 * 1024;
 const MAX_YIELDS: u8 = 16;
 /// Most yields in a row that bring no new chunk before the frame is flushed.
 const MAX_FUTILE_YIELDS: u8 = 2;
-/// Initial buffer capacity (split frames share it until it is used up).
-const BUF_CAPACITY: usize = 2 * 1024;
+/// Initial buffer capacity (split frames share it until it is used up; it grows as needed, and
+/// what is left stays with an open stream, so it is kept small).
+const BUF_CAPACITY: usize = 512;
 
 /// SSE body of one streamed chat completion.
 pub(crate) struct SseBody {

@@ -52,7 +52,9 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
         };
         let deadline = Instant::now() + timeouts.total;
         let total_timeout = || Error::Timeout { provider: String::new(), phase: TimeoutPhase::Total, after: timeouts.total };
-        let cands = match tokio::time::timeout_at(deadline, resolve::candidates(&client, &req)).await {
+        // (boxed: resolution may run discovery, whose futures need not take room in this
+        // generator for the whole answer)
+        let cands = match tokio::time::timeout_at(deadline, Box::pin(resolve::candidates(&client, &req))).await {
             Ok(c) => c?,
             Err(_) => Err(total_timeout())?,
         };

@@ -8,9 +8,12 @@ use llmux_core::{ChatRequest, Error, Result};
 
 use crate::client::{Client, Entry};
 
-/// How long a routing result that needed model discovery is reused: as long as a provider
-/// remembers a failed discovery before it tries again, so a provider whose discovery recovers
-/// joins the routing for the model within twice that time at most.
+/// How long a routing result that needed model discovery is fresh: as long as a provider
+/// remembers a failed discovery before it tries again. A stale result is still used, while one
+/// background task runs discovery again and replaces it, so no request waits for discovery of a
+/// model that was already routed (a provider whose discovery fails can take seconds: DNS or
+/// connect timeouts). A provider whose discovery recovers joins the routing for the model within
+/// about twice this time.
 const ROUTE_TTL: Duration = llmux_core::provider::DISCOVERY_RETRY_AFTER;
 /// Most models remembered (model ids come from callers: the cache must stay bounded).
 const ROUTE_CACHE_MAX: usize = 256;
@@ -21,27 +24,80 @@ const ROUTE_CACHE_MAX: usize = 256;
 /// request to an OpenAI-compatible upstream whose models are only known from its `/models`.
 #[derive(Default)]
 pub(crate) struct RouteCache {
-    map: Mutex<HashMap<String, (Instant, Vec<Entry>)>>,
+    map: Mutex<HashMap<String, Route>>,
+}
+
+struct Route {
+    at: Instant,
+    entries: Vec<Entry>,
+    /// A background refresh is under way.
+    refreshing: bool,
 }
 
 impl RouteCache {
-    fn get(&self, model: &str) -> Option<Vec<Entry>> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(model)
-            .filter(|(at, _)| at.elapsed() < ROUTE_TTL)
-            .map(|(_, entries)| entries.clone())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Route>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The cached providers of `model`, and whether the caller should refresh them (stale, and
+    /// no refresh under way: the caller now owns it).
+    fn get(&self, model: &str) -> Option<(Vec<Entry>, bool)> {
+        let mut map = self.lock();
+        let route = map.get_mut(model)?;
+        let refresh = !route.refreshing && route.at.elapsed() >= ROUTE_TTL;
+        route.refreshing |= refresh;
+        Some((route.entries.clone(), refresh))
+    }
+
+    /// Stores (or, for an empty list, forgets) the providers of `model`.
     fn put(&self, model: &str, entries: Vec<Entry>) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= ROUTE_CACHE_MAX {
-            map.retain(|_, (at, _)| at.elapsed() < ROUTE_TTL);
+        let mut map = self.lock();
+        if entries.is_empty() {
+            map.remove(model);
+            return;
+        }
+        if map.len() >= ROUTE_CACHE_MAX && !map.contains_key(model) {
+            map.retain(|_, r| r.at.elapsed() < ROUTE_TTL);
             if map.len() >= ROUTE_CACHE_MAX {
                 map.clear();
             }
         }
-        map.insert(model.to_owned(), (Instant::now(), entries));
+        let route = Route {
+            at: Instant::now(),
+            entries,
+            refreshing: false,
+        };
+        map.insert(model.to_owned(), route);
     }
+}
+
+/// Runs discovery on every enabled provider: the ones serving `model`, and every model id found.
+async fn discover_route(client: &Client, model: &str) -> (Vec<Entry>, Vec<String>) {
+    let mut serving = Vec::new();
+    let mut known = Vec::new();
+    for (e, discovered) in client.discover_all(true).await {
+        if e.info().serves(model, &discovered) {
+            serving.push(e);
+        }
+        known.extend(discovered);
+    }
+    (serving, known)
+}
+
+/// Refreshes the cached route of `model` in the background (inline outside a tokio runtime).
+fn refresh_route(client: &Client, model: &str) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        // no runtime to run it on: keep the stale route, try again on the next request
+        if let Some(r) = client.inner.routes.lock().get_mut(model) {
+            r.refreshing = false;
+        }
+        return;
+    };
+    let (client, model) = (client.clone(), model.to_owned());
+    rt.spawn(async move {
+        let (entries, _) = discover_route(&client, &model).await;
+        client.inner.routes.put(&model, entries);
+    });
 }
 
 /// One provider to try, with the model to ask it for.
@@ -174,31 +230,28 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
         }
     }
     if list.is_empty() {
-        if let Some(entries) = client.inner.routes.get(&model) {
-            list = entries
-                .into_iter()
-                .map(|entry| Candidate {
-                    entry,
-                    model: model.clone(),
-                    explicit: false,
-                })
-                .collect();
-        } else {
-            for (e, discovered) in client.discover_all(true).await {
-                if e.info().serves(&model, &discovered) {
-                    list.push(Candidate {
-                        entry: e.clone(),
-                        model: model.clone(),
-                        explicit: false,
-                    });
+        let entries = match client.inner.routes.get(&model) {
+            Some((entries, refresh)) => {
+                if refresh {
+                    refresh_route(client, &model);
                 }
-                known.extend(discovered);
+                entries
             }
-            if !list.is_empty() {
-                let entries = list.iter().map(|c| c.entry.clone()).collect();
-                client.inner.routes.put(&model, entries);
+            None => {
+                let (entries, discovered) = discover_route(client, &model).await;
+                known = discovered;
+                client.inner.routes.put(&model, entries.clone());
+                entries
             }
-        }
+        };
+        list = entries
+            .into_iter()
+            .map(|entry| Candidate {
+                entry,
+                model: model.clone(),
+                explicit: false,
+            })
+            .collect();
     }
     if list.is_empty() {
         for e in &client.inner.entries {
@@ -255,6 +308,34 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_routes_are_served_and_refreshed_once() {
+        let cache = RouteCache::default();
+        assert!(cache.get("m").is_none());
+        let old = Instant::now()
+            .checked_sub(ROUTE_TTL + Duration::from_secs(1))
+            .expect("a past instant");
+        cache.lock().insert(
+            "m".into(),
+            Route {
+                at: old,
+                entries: Vec::new(),
+                refreshing: false,
+            },
+        );
+        assert_eq!(cache.get("m").map(|(_, r)| r), Some(true), "stale: refresh");
+        assert_eq!(
+            cache.get("m").map(|(_, r)| r),
+            Some(false),
+            "one refresh at a time"
+        );
+        cache.put("m", Vec::new());
+        assert!(
+            cache.get("m").is_none(),
+            "a model no provider serves is forgotten"
+        );
+    }
 
     #[test]
     fn suggestions() {

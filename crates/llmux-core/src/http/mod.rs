@@ -87,6 +87,9 @@ impl Default for HttpConfig {
 struct Shared {
     config: HttpConfig,
     tls: rustls::ClientConfig,
+    /// The pool of the configured proxy (looked up on every request: no lock, no key).
+    default: std::sync::OnceLock<HyperClient>,
+    /// Pools of other proxies (per-call proxies), by [`Proxy::key`].
     clients: Mutex<HashMap<String, HyperClient>>,
 }
 
@@ -95,6 +98,8 @@ struct Shared {
 pub struct HttpClient {
     shared: Arc<Shared>,
     proxy: Proxy,
+    /// `proxy` is the configured one (its pool is `shared.default`).
+    default_proxy: bool,
     timeouts: Timeouts,
     deadline: Option<Instant>,
 }
@@ -114,11 +119,13 @@ impl HttpClient {
         let tls = tls_config().map_err(|e| Error::invalid(format!("TLS setup failed: {e}")))?;
         Ok(Self {
             proxy: config.proxy.clone(),
+            default_proxy: true,
             timeouts: config.timeouts,
             deadline: None,
             shared: Arc::new(Shared {
                 config,
                 tls,
+                default: std::sync::OnceLock::new(),
                 clients: Mutex::new(HashMap::new()),
             }),
         })
@@ -143,6 +150,7 @@ impl HttpClient {
     /// The same client with another proxy.
     pub fn with_proxy(&self, proxy: Proxy) -> Self {
         Self {
+            default_proxy: proxy.key() == self.shared.config.proxy.key(),
             proxy,
             ..self.clone()
         }
@@ -160,30 +168,33 @@ impl HttpClient {
     }
 
     fn hyper(&self) -> HyperClient {
+        if self.default_proxy {
+            return self.shared.default.get_or_init(|| self.build()).clone();
+        }
         let key = self.proxy.key();
         let mut clients = self
             .shared
             .clients
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        clients
-            .entry(key)
-            .or_insert_with(|| {
-                let cfg = &self.shared.config;
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(self.shared.tls.clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .enable_http2()
-                    .wrap_connector(ProxyConnector::new(&self.proxy, cfg.timeouts.connect));
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(cfg.pool_idle_timeout)
-                    .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-                    .build(connector)
-            })
-            .clone()
+        clients.entry(key).or_insert_with(|| self.build()).clone()
+    }
+
+    /// A pooled hyper client for this handle's proxy.
+    fn build(&self) -> HyperClient {
+        let cfg = &self.shared.config;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(self.shared.tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(ProxyConnector::new(&self.proxy, cfg.timeouts.connect));
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .build(connector)
     }
 
     /// Starts a request.

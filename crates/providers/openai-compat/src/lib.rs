@@ -51,6 +51,8 @@ struct Inner {
     info: ProviderInfo,
     config: ProviderConfig,
     models: ModelCache,
+    /// `{base}/chat/completions` (the configuration does not change after construction).
+    chat_url: String,
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
@@ -103,11 +105,16 @@ impl OpenAiCompat {
             name,
             ..ProviderInfo::default()
         };
+        let chat_url = format!(
+            "{}/chat/completions",
+            config.origin("base", DEFAULT_BASE_URL)
+        );
         Self {
             inner: Arc::new(Inner {
                 info,
                 config,
                 models: ModelCache::new(),
+                chat_url,
             }),
         }
     }
@@ -188,7 +195,9 @@ fn async_stream_impl(
 ) -> impl llmux_core::futures_util::Stream<Item = Result<llmux_core::Chunk>> + Send {
     llmux_core::async_stream::try_stream! {
         let name = inner.info.name.clone();
-        let model = inner.model(&req, &ctx).await?;
+        // one-shot futures are boxed: the generator then only keeps room for the stream state
+        // (it lives as long as the answer; a few KiB less per open stream)
+        let model = Box::pin(inner.model(&req, &ctx)).await?;
         let wants_image = inner.info.image_models.contains(&model)
             || req.extra.get(IMAGE_GENERATION).and_then(Value::as_bool).unwrap_or(false);
         if wants_image {
@@ -201,24 +210,27 @@ fn async_stream_impl(
             if let Some(k) = inner.key(&req) {
                 rb = rb.bearer(k);
             }
-            let v: Value = rb.send().await?.error_for_status().await?.json().await?;
+            let v: Value = Box::pin(async { rb.send().await?.error_for_status().await?.json().await }).await?;
             yield openai::image_chunk(&name, &v, &prompt)?;
             return;
         }
-        let mut body = openai::chat_body(&req, &model)?;
-        if let Some(o) = body.as_object_mut() {
-            o.remove(IMAGE_GENERATION);
-        }
-        let mut rb = ctx.http.post(format!("{}/chat/completions", inner.base())).provider(&name).json(&body);
+        // (the body is serialised at once and not kept for the life of the stream)
+        let mut rb = {
+            let mut body = openai::chat_body(&req, &model)?;
+            if let Some(o) = body.as_object_mut() {
+                o.remove(IMAGE_GENERATION);
+            }
+            ctx.http.post(inner.chat_url.as_str()).provider(&name).json(&body)
+        };
         if req.stream {
             rb = rb.header("accept", "text/event-stream");
         }
         if let Some(k) = inner.key(&req) {
             rb = rb.bearer(k);
         }
-        let resp = rb.send().await?;
+        let resp = Box::pin(rb.send()).await?;
         if !resp.status().is_success() {
-            Err(model_error(resp.into_error(StatusRules::Generic).await, &model))?;
+            Err(model_error(Box::pin(resp.into_error(StatusRules::Generic)).await, &model))?;
             return;
         }
         let mut chunks = std::pin::pin!(openai::response_chunks(name, resp));
