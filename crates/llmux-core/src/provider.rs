@@ -66,6 +66,55 @@ pub struct ProviderInfo {
     pub audio_models: Vec<String>,
     /// Upstream origins (each overridable by configuration / environment).
     pub origins: Vec<Origin>,
+    /// What the provider honours beyond plain chat.
+    pub capabilities: Capabilities,
+}
+
+/// What a provider honours beyond plain chat. Routing uses it so that a request field is
+/// either honoured or refused, never dropped silently (see the facade's `capability` module).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Speaks OpenAI's chat-completions wire format: every request field, modelled or not
+    /// (`logprobs`, `modalities`, `metadata`, …), reaches the upstream verbatim, and so do
+    /// every response field back.
+    pub openai_wire: bool,
+    /// Native function calling (`tools`, `tool_choice`, `parallel_tool_calls`, tool messages).
+    pub tools: bool,
+    /// Native structured output (`response_format` `json_object` / `json_schema`).
+    pub structured_output: bool,
+    /// Sampling fields the upstream takes (`temperature`, `top_p`, `max_tokens`, `stop`,
+    /// `seed`, `presence_penalty`, `frequency_penalty`, `user`); the others are ignored and named
+    /// in the gateway's `x-llmux-ignored-params`. Unused when `openai_wire` is set.
+    pub params: &'static [&'static str],
+    /// Keys of [`ChatRequest::extra`] the provider understands (image `width`, …). Unused when
+    /// `openai_wire` is set (everything is forwarded).
+    pub options: &'static [&'static str],
+}
+
+impl Capabilities {
+    /// An upstream that speaks OpenAI's wire format with native tools and structured output.
+    pub const OPENAI: Capabilities = Capabilities {
+        openai_wire: true,
+        tools: true,
+        structured_output: true,
+        params: &[],
+        options: &[],
+    };
+
+    /// A provider without tools or structured output that takes these sampling fields and
+    /// `extra` options.
+    pub const fn plain(
+        params: &'static [&'static str],
+        options: &'static [&'static str],
+    ) -> Capabilities {
+        Capabilities {
+            openai_wire: false,
+            tools: false,
+            structured_output: false,
+            params,
+            options,
+        }
+    }
 }
 
 impl ProviderInfo {

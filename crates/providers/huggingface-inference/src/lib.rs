@@ -105,8 +105,9 @@ use llmux_core::futures_util::StreamExt;
 use llmux_core::http::{RequestBuilder, Response, StatusRules, status_error};
 use llmux_core::provider::Origin;
 use llmux_core::{
-    BoxFuture, ChatRequest, ChatStream, Chunk, Context, Error, Image, MediaData, ModelCache,
-    Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, media, openai, prompt,
+    BoxFuture, Capabilities, ChatRequest, ChatStream, Chunk, Context, Error, Image, MediaData,
+    ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, media,
+    prompt,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
@@ -249,6 +250,10 @@ impl HuggingFaceInference {
             image_models: models::owned(models::IMAGE_MODELS),
             vision_models: models::owned(models::VISION_MODELS),
             audio_models: Vec::new(),
+            capabilities: Capabilities::plain(
+                &["temperature", "top_p", "max_tokens", "stop", "seed"],
+                options::ALL,
+            ),
             origins: vec![
                 origin("base", DEFAULT_BASE_URL),
                 origin("hub", DEFAULT_HUB_URL),
@@ -632,7 +637,7 @@ impl Inner {
             return Ok(None);
         }
         let v: Value = resp.error_for_status().await?.json().await?;
-        openai::image_chunk(&call.name, &v, &prompt).map(Some)
+        llmux_openai::images::image_chunk(&call.name, &v, &prompt).map(Some)
     }
 
     /// The text-generation payload (g4f parameter rules: `temperature` null when unset, the gpt2
@@ -674,7 +679,7 @@ impl Inner {
     fn image_payload(req: &ChatRequest, call: &Call, prompt: &str) -> Value {
         let seed = req
             .seed
-            .unwrap_or_else(|| rand::random_range(0..=(1u64 << 32)));
+            .unwrap_or_else(|| rand::random_range(0..=(1i64 << 32)));
         let mut params = Map::new();
         params.insert("seed".into(), json!(seed));
         params.extend(call.image_extra.clone());
@@ -684,14 +689,13 @@ impl Inner {
     /// The router body: OpenAI chat-completions, without this provider's own options,
     /// `extra_data` merged in.
     fn router_body(req: &ChatRequest, call: &Call) -> Result<Value> {
-        let mut body = openai::chat_body(req, &call.model)?;
-        if let Some(o) = body.as_object_mut() {
-            for k in options::ALL {
-                o.remove(*k);
-            }
-            o.extend(call.extra_data.clone());
+        let mut body = llmux_openai::chat_body(req, &call.model)?;
+        for k in options::ALL {
+            body.extra.remove(*k);
         }
-        Ok(body)
+        body.extra.extend(call.extra_data.clone());
+        serde_json::to_value(body)
+            .map_err(|e| Error::invalid(format!("{NAME}: cannot encode the request: {e}")))
     }
 }
 
@@ -714,7 +718,7 @@ fn chat_stream(
         if call.mode == Mode::Router {
             let url = format!("{}/v1/chat/completions", inner.config.origin("router", DEFAULT_ROUTER_URL));
             let resp = inner.post(&ctx, &url, &Inner::router_body(&req, &call)?, &call).await?;
-            let mut chunks = std::pin::pin!(openai::response_chunks(name, resp));
+            let mut chunks = std::pin::pin!(llmux_openai::response_chunks(name, resp));
             while let Some(c) = chunks.next().await {
                 yield c?;
             }

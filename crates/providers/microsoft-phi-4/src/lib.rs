@@ -71,8 +71,8 @@ use llmux_core::media::{audio_mime, extension_for_mime, sniff_image};
 use llmux_core::provider::Origin;
 use llmux_core::serde_json::{Value, json};
 use llmux_core::{
-    ChatRequest, ChatStream, Chunk, Context, Conversation, Error, FinishReason, Media, Provider,
-    ProviderConfig, ProviderInfo, Registration, Result, Secret, prompt,
+    Capabilities, ChatRequest, ChatStream, Chunk, Context, Conversation, Error, FinishReason,
+    Media, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, prompt,
 };
 
 /// Provider name.
@@ -137,6 +137,7 @@ impl MicrosoftPhi4 {
             image_models: Vec::new(),
             vision_models: multimodal.clone(),
             audio_models: multimodal,
+            capabilities: Capabilities::plain(&[], &[]),
             origins: vec![
                 Origin {
                     key: "base".into(),

@@ -606,9 +606,7 @@ async fn invalid_media_fails_before_any_request() {
     let remote = ChatRequest::new(
         "phi-4",
         vec![Message::user(Content::Parts(vec![ContentPart::ImageUrl {
-            image_url: llmux::ImageUrl {
-                url: "https://example.com/cat.png".into(),
-            },
+            image_url: llmux::ImageUrl::new("https://example.com/cat.png"),
         }]))],
     )
     .with_provider(NAME);
