@@ -656,7 +656,9 @@ fn hc_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
 
 const PHI_MODEL: &str = "phi-4-multimodal";
 const PHI_ANSWER: &str = "Grüße vom Phi — schön, dich zu sehen.";
-const PHI_SPACE_STEPS: [Step; 3] = [
+const PHI_SPACE_STEPS: [Step; 4] = [
+    // the Space's Gradio version (read once per client)
+    Step::new("config", "/config", Wire::Json, Flow::Whole),
     Step::new(
         "predict",
         "/gradio_api/run/predict",
@@ -686,6 +688,7 @@ const PHI_STEPS: &[Step] = &[
     PHI_SPACE_STEPS[0],
     PHI_SPACE_STEPS[1],
     PHI_SPACE_STEPS[2],
+    PHI_SPACE_STEPS[3],
 ];
 
 fn phi_start() -> BoxFuture<'static, FakeServer> {

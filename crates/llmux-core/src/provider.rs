@@ -299,27 +299,39 @@ pub fn registrations() -> Result<Vec<&'static Registration>> {
 /// How long a failed discovery is remembered before the next attempt.
 pub const DISCOVERY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A per-instance cache of discovered models: one fetch at a time, successes kept for the
-/// process lifetime; a failure is remembered for [`DISCOVERY_RETRY_AFTER`] so that routing does
-/// not hit a dead upstream on every request.
-#[derive(Debug, Default)]
-pub struct ModelCache {
-    cell: OnceCell<Vec<String>>,
+/// A per-instance cache of discovered models (see [`DiscoveryCache`]).
+pub type ModelCache = DiscoveryCache<Vec<String>>;
+
+/// A cache of one discovered value (models, a Space's Gradio version…): one fetch at a time,
+/// successes kept for the process lifetime; a failure is remembered for
+/// [`DISCOVERY_RETRY_AFTER`] so that routing does not hit a dead upstream on every request.
+#[derive(Debug)]
+pub struct DiscoveryCache<T> {
+    cell: OnceCell<T>,
     failed: std::sync::Mutex<Option<(std::time::Instant, Error)>>,
 }
 
-impl ModelCache {
+impl<T> Default for DiscoveryCache<T> {
+    fn default() -> Self {
+        Self {
+            cell: OnceCell::new(),
+            failed: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Clone> DiscoveryCache<T> {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The cached list, or runs `fetch` (concurrent callers wait for the same fetch). A failure
-    /// is returned again without fetching for [`DISCOVERY_RETRY_AFTER`].
-    pub async fn get_or_fetch<F, Fut>(&self, fetch: F) -> Result<Vec<String>>
+    /// The cached value, or runs `fetch` (concurrent callers wait for the same fetch). A
+    /// failure is returned again without fetching for [`DISCOVERY_RETRY_AFTER`].
+    pub async fn get_or_fetch<F, Fut>(&self, fetch: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<String>>>,
+        Fut: Future<Output = Result<T>>,
     {
         if let Some(v) = self.cell.get() {
             return Ok(v.clone());
@@ -340,8 +352,8 @@ impl ModelCache {
         self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached list, if any.
-    pub fn get(&self) -> Option<&Vec<String>> {
+    /// The cached value, if any.
+    pub fn get(&self) -> Option<&T> {
         self.cell.get()
     }
 }

@@ -34,7 +34,7 @@ enum Command {
     HfInference(HfInferenceArgs),
     /// A fake HuggingChat / chat-ui (page models, conversations, __data.json, JSONL answers, /api/v2).
     Huggingchat(HuggingChatArgs),
-    /// A fake Gradio 5 chat Space on ZeroGPU + its Hub routes (upload, run/predict, queue/join, queue/data SSE).
+    /// A fake Gradio 5 or 6 chat Space on ZeroGPU + its Hub routes (config, upload, run/predict, queue/join, queue/data SSE).
     Gradio(GradioArgs),
 }
 
@@ -63,12 +63,21 @@ struct GradioArgs {
     /// Close the stream after generating, without process_completed.
     #[arg(long)]
     no_completion: bool,
+    /// The Gradio major version to behave as (5 or 6; 6 puts message content in typed blocks).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(5..=6))]
+    gradio_version: u8,
 }
 
 impl GradioArgs {
     fn router(self) -> Router {
-        use llmux_testkit::gradio::{Ending, FakeGradio};
+        use llmux_testkit::gradio::{Ending, FakeGradio, Version};
+        let version = if self.gradio_version >= 6 {
+            Version::Gradio6
+        } else {
+            Version::Gradio5
+        };
         let mut fake = FakeGradio::new()
+            .version(version)
             .space(&self.space)
             .chunk_delay(Duration::from_millis(self.chunk_delay_ms))
             .heartbeat_interval(Duration::from_millis(self.heartbeat_ms));

@@ -73,6 +73,13 @@
 //!   decoding), because TGI refuses it with a 422.
 //! * Images attached to the request are not sent in inference mode, as in g4f (the vision
 //!   models receive the text of the conversation); router mode sends them as `image_url` parts.
+//! * Text generation asks TGI for `parameters.details: true` (g4f does not), and maps what it
+//!   reports: the finish reason (`length` → `length`; `eos_token` and `stop_sequence` →
+//!   `stop`) and a [`Chunk::Usage`] (`generated_tokens`; prompt tokens from the stream's
+//!   `input_length`, else a non-empty `prefill`, else the `x-prompt-tokens` header). So an
+//!   answer cut by `max_tokens` reports `length` also when not streamed, and a stream ended by a
+//!   stop sequence reports `stop`. Without `details` in the answer, the finish reason of a stream
+//!   is still guessed from its special end token (g4f's rule), and a whole answer reports none.
 //! * The model-data cache lives as long as the provider instance (g4f: the process).
 //! * Router mode and the `tgi` / `template` options do not exist in g4f.
 //!
@@ -657,6 +664,8 @@ impl Inner {
         // is TGI's default without a temperature.
         let temperature = req.temperature.filter(|t| *t > 0.0);
         params.insert("temperature".into(), json!(temperature));
+        // TGI then reports the finish reason and token counts (`details`)
+        params.insert("details".into(), json!(true));
         // TGI accepts top_p only strictly between 0 and 1 (1 is its default).
         if let Some(p) = req.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
             params.insert("top_p".into(), json!(p));
@@ -742,7 +751,9 @@ fn chat_stream(
                 let resp = inner.post(&ctx, &url, &payload, &call).await?;
                 let ct = resp.content_type().map(str::to_owned);
                 let data = resp.bytes().await?;
-                yield tgi::complete_chunk(&name, ct.as_deref(), &data, &prompt)?;
+                for c in tgi::complete_chunks(&name, ct.as_deref(), None, &data, &prompt)? {
+                    yield c;
+                }
             }
             "text-generation" | "image-text-to-text" => {
                 let payload = Inner::text_payload(&req, &call, &template, model_type.as_deref());
@@ -751,8 +762,11 @@ fn chat_stream(
                 let whole = !req.stream || mime.contains("json") || mime.starts_with("image/") || mime.starts_with("audio/");
                 if whole {
                     let ct = resp.content_type().map(str::to_owned);
+                    let prompt_tokens = resp.header("x-prompt-tokens").and_then(|v| v.trim().parse().ok());
                     let data = resp.bytes().await?;
-                    yield tgi::complete_chunk(&name, ct.as_deref(), &data, "")?;
+                    for c in tgi::complete_chunks(&name, ct.as_deref(), prompt_tokens, &data, "")? {
+                        yield c;
+                    }
                 } else {
                     let mut chunks = std::pin::pin!(tgi::stream_chunks(name, resp.into_stream(), call.do_continue));
                     while let Some(c) = chunks.next().await {
@@ -863,7 +877,7 @@ mod tests {
         assert_eq!(
             v,
             json!({"inputs": "<|im_start|>user\nHi\n<|im_end|>\n<|im_start|>assistant\n",
-                   "parameters": {"return_full_text": false, "max_new_tokens": 1024, "temperature": null},
+                   "parameters": {"return_full_text": false, "max_new_tokens": 1024, "temperature": null, "details": true},
                    "stream": true})
         );
         // gpt2 rule beats extra_data; seed only when given.
@@ -876,7 +890,7 @@ mod tests {
         let v = Inner::text_payload(&req, &call, &Template::Generic, Some("gpt2"));
         assert_eq!(
             v["parameters"],
-            json!({"return_full_text": false, "max_new_tokens": 512, "temperature": 0.5, "top_k": 3, "seed": 5})
+            json!({"return_full_text": false, "max_new_tokens": 512, "temperature": 0.5, "details": true, "top_k": 3, "seed": 5})
         );
         assert_eq!(v["stream"], json!(false));
         let req = ChatRequest::user("m", "Hi")
@@ -886,7 +900,7 @@ mod tests {
         let v = Inner::text_payload(&req, &call, &Template::Generic, None);
         assert_eq!(
             v["parameters"],
-            json!({"return_full_text": false, "max_new_tokens": 1024, "temperature": null})
+            json!({"return_full_text": false, "max_new_tokens": 1024, "temperature": null, "details": true})
         );
         let req = ChatRequest::user("m", "Hi")
             .with_top_p(0.9)
