@@ -68,7 +68,8 @@ fn etags() -> &'static [HeaderValue] {
             .map(|a| {
                 let digest = Sha256::digest(a.bytes);
                 let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-                HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+                HeaderValue::from_str(&format!("\"{hex}\""))
+                    .unwrap_or(HeaderValue::from_static("\"0\""))
             })
             .collect()
     })
@@ -96,11 +97,11 @@ fn matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 }
 
 fn security_headers(h: &mut HeaderMap) {
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(CSP),
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -136,4 +137,137 @@ pub(crate) fn respond(
         *resp.body_mut() = Body::Full(Some(Bytes::from_static(asset.bytes)));
     }
     Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::Request;
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+    use crate::routes::{State, handle};
+
+    fn get(method: Method, path: &str, etag: Option<&HeaderValue>) -> Request<Full<Bytes>> {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = etag {
+            b = b.header(IF_NONE_MATCH, t);
+        }
+        b.body(Full::new(Bytes::new())).expect("request")
+    }
+
+    fn state(config: ServerConfig) -> Arc<State> {
+        let client = llmux::Client::builder()
+            .ignore_env()
+            .registrations(Vec::new())
+            .build()
+            .expect("client");
+        Arc::new(State::new(client, config))
+    }
+
+    async fn body(resp: Response<Body>) -> Bytes {
+        resp.into_body().collect().await.expect("body").to_bytes()
+    }
+
+    #[tokio::test]
+    async fn page_has_strict_headers_and_a_strong_etag() {
+        let s = state(ServerConfig::default());
+        for path in ["/", "/chat", "/chat/", "/ui/index.html"] {
+            let resp = handle(s.clone(), get(Method::GET, path, None)).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let h = resp.headers();
+            assert_eq!(h[CONTENT_TYPE], HTML);
+            assert_eq!(h["content-security-policy"], CSP);
+            assert!(!CSP.contains("unsafe") && !CSP.contains("http"));
+            assert_eq!(h["x-content-type-options"], "nosniff");
+            let etag = h[ETAG].to_str().expect("etag");
+            assert!(etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"));
+            let b = body(resp).await;
+            assert!(b.starts_with(b"<!doctype html>"));
+        }
+    }
+
+    #[tokio::test]
+    async fn if_none_match_gives_304_and_head_has_no_body() {
+        let s = state(ServerConfig::default());
+        let resp = handle(s.clone(), get(Method::GET, "/ui/app.js", None)).await;
+        assert_eq!(resp.headers()[CONTENT_TYPE], JS);
+        let etag = resp.headers()[ETAG].clone();
+        let len = body(resp).await.len();
+        let resp = handle(s.clone(), get(Method::GET, "/ui/app.js", Some(&etag))).await;
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(resp.headers()[ETAG], etag);
+        assert!(body(resp).await.is_empty());
+        let weak = HeaderValue::from_str(&format!("\"x\", W/{}", etag.to_str().expect("ascii")))
+            .expect("header");
+        let resp = handle(s.clone(), get(Method::GET, "/ui/app.js", Some(&weak))).await;
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+        let other = HeaderValue::from_static("\"other\"");
+        let resp = handle(s.clone(), get(Method::GET, "/ui/app.js", Some(&other))).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        let resp = handle(s.clone(), get(Method::HEAD, "/ui/app.js", None)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[CONTENT_LENGTH], len.to_string().as_str());
+        assert_eq!(resp.headers()[ETAG], etag);
+        assert!(body(resp).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_asset_has_its_type() {
+        let s = state(ServerConfig::default());
+        for a in ASSETS {
+            let resp = handle(s.clone(), get(Method::GET, a.path, None)).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{}", a.path);
+            assert_eq!(resp.headers()[CONTENT_TYPE], a.mime, "{}", a.path);
+            assert_eq!(body(resp).await.len(), a.bytes.len());
+        }
+        let tags = etags();
+        let distinct: std::collections::HashSet<_> = tags.iter().collect();
+        assert_eq!(distinct.len(), ASSETS.len());
+    }
+
+    #[tokio::test]
+    async fn page_needs_no_key_but_the_api_does() {
+        let s = state(ServerConfig {
+            api_key: Some("k".into()),
+            ..ServerConfig::default()
+        });
+        let resp = handle(s.clone(), get(Method::GET, "/", None)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = handle(s.clone(), get(Method::GET, "/v1/models", None)).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let b = body(resp).await;
+        assert!(String::from_utf8_lossy(&b).contains("missing_api_key"));
+    }
+
+    #[tokio::test]
+    async fn no_ui_gives_404_and_other_paths_fall_through() {
+        let s = state(ServerConfig {
+            ui: false,
+            ..ServerConfig::default()
+        });
+        for path in ["/", "/chat", "/ui/app.js"] {
+            let resp = handle(s.clone(), get(Method::GET, path, None)).await;
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let s = state(ServerConfig::default());
+        let resp = handle(s.clone(), get(Method::GET, "/ui/nope.js", None)).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let resp = handle(s.clone(), get(Method::POST, "/", None)).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            respond(
+                &ServerConfig::default(),
+                &Method::DELETE,
+                "/",
+                &HeaderMap::new()
+            )
+            .map(|r| r.status()),
+            None
+        );
+        let resp = handle(s, get(Method::GET, "/health", None)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
 }

@@ -409,8 +409,11 @@ function attachmentPreview(a) {
 function errorElement(err) {
   const box = el('div', 'msg-error');
   box.setAttribute('role', 'alert');
-  const head = [`HTTP ${err.status || '?'}`, err.code].filter(Boolean).join(' · ');
-  box.append(el('strong', '', err.provider ? `${err.provider} failed (${head})` : `Request failed (${head})`));
+  // status 200: the stream had begun when the provider failed
+  const status = err.status === 200 ? 'during the stream' : err.status ? `HTTP ${err.status}` : 'no answer';
+  const head = [status, err.code].filter(Boolean).join(' · ');
+  const named = err.provider && (err.pinned || String(err.message).includes(err.provider));
+  box.append(el('strong', '', named ? `${err.provider} failed (${head})` : `Request failed (${head})`));
   box.append(el('div', 'error-message', err.message));
   if (err.retryAfter != null) {
     const at = new Date(err.at + err.retryAfter * 1000);
@@ -481,7 +484,8 @@ function setBusy(controller) {
 
 function failureOf(e) {
   if (e instanceof api.ApiError) {
-    return { status: e.status, code: e.code, message: e.message, retryAfter: e.retryAfter, at: Date.now(), provider: state.settings.provider };
+    const { provider, pinned } = state.settings;
+    return { status: e.status, code: e.code, message: e.message, retryAfter: e.retryAfter, at: Date.now(), provider, pinned };
   }
   return { status: 0, code: 'network', message: `The gateway could not be reached: ${e.message}`, at: Date.now() };
 }

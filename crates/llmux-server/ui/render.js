@@ -84,7 +84,7 @@ function remoteLink(node) {
   const url = node.getAttribute('data-remote');
   const a = document.createElement('a');
   a.className = 'remote-media';
-  a.textContent = `${node.nodeName === 'IMG' ? '🖼' : '♪'} ${node.getAttribute('alt') || url}`;
+  a.textContent = `${node.nodeName === 'IMG' ? 'Image:' : 'Audio:'} ${node.getAttribute('alt') || url}`;
   if (/^https?:/i.test(url)) {
     a.href = url;
     a.target = '_blank';

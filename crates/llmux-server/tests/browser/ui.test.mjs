@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as h from './harness.mjs';
 
@@ -49,6 +49,7 @@ const PNG = Buffer.from(
 let fakes;
 let gw;
 let keyed;
+let noUi;
 let b;
 const KEY = 'ui-test-gateway-key';
 
@@ -86,9 +87,10 @@ kind = "openai-compat"
 base_url = "${limited.url}/v1"
 `;
   const upstream = ['--upstream', `${main.url}/v1`];
-  [gw, keyed] = await Promise.all([
+  [gw, keyed, noUi] = await Promise.all([
     h.gateway('llmux', config, upstream),
     h.gateway('llmux-keyed', config, upstream, { LLMUX_API_KEY: KEY }),
+    h.gateway('llmux-no-ui', config, [...upstream, '--no-ui']),
   ]);
   b = await h.browser();
 });
@@ -139,6 +141,9 @@ test('assets: served without a key, strong ETags, 304, CSP, nosniff, HEAD, under
   const head = await fetch(`${keyed.url}/chat`, { method: 'HEAD' });
   assert.equal(head.status, 200);
   assert.equal(head.headers.get('etag'), etag);
+  for (const p of ['/', '/chat', '/ui/app.js']) {
+    assert.equal((await fetch(`${noUi.url}${p}`)).status, 404, `--no-ui: ${p}`);
+  }
   const api = await fetch(`${keyed.url}/v1/models`);
   assert.equal(api.status, 401);
   assert.equal((await api.json()).error.code, 'missing_api_key');
@@ -180,6 +185,35 @@ test('a message streams in and renders as Markdown (code highlighted + copy, tab
   await page.context().close();
 });
 
+test('the model picker groups by provider, searches, and shows health when /v1/providers has it', async () => {
+  const page = await h.open(b, gw.url);
+  // a gateway that reports health (another change may add it): the page must render it
+  await page.context().route('**/v1/providers', async (route) => {
+    const resp = await route.fetch();
+    const json = await resp.json();
+    for (const p of json.data) {
+      if (p.id === 'openai-compat') p.health = { status: 'ok', latency_ms: 120 };
+      if (p.id === 'limited') p.health = { status: 'down', error: 'rate limited' };
+    }
+    await route.fulfill({ response: resp, json });
+  });
+  await page.reload();
+  await page.waitForSelector('body[data-ready="1"]');
+  await page.click('#model-button');
+  const groups = await page.locator('.model-group').evaluateAll((gs) => gs.map((g) => g.dataset.provider));
+  for (const p of ['openai-compat', 'slow', 'evil', 'limited', 'huggingchat']) assert.ok(groups.includes(p), `${p} in ${groups}`);
+  assert.match(await page.locator('.model-group[data-provider="openai-compat"] .badge.health.good').textContent(), /ok/);
+  assert.match(await page.locator('.model-group[data-provider="limited"] .badge.health.bad').textContent(), /down/);
+  assert.ok(await page.locator('.model-group[data-provider="openai-compat"] .model-item[data-model="image-model"] .badge', { hasText: 'image' }).count());
+  await page.fill('#model-search', 'slow');
+  assert.deepEqual(await page.locator('.model-item').evaluateAll((xs) => xs.map((x) => x.dataset.model)), ['slow-model']);
+  await page.screenshot({ path: h.shotPath('picker-light.png') });
+  await page.keyboard.press('Enter');
+  assert.match(await page.locator('#model-label').textContent(), /^slow-model · slow/);
+  assertClean(page);
+  await page.context().close();
+});
+
 test('switching model; an attached image reaches the vision model as a data URI; kept after reload', async () => {
   const page = await h.open(b, gw.url);
   await pick(page, 'vision', 'vision-model');
@@ -203,6 +237,110 @@ test('switching model; an attached image reaches the vision model as a data URI;
   assert.match(await page.locator('#model-label').textContent(), /^vision-model/);
   assertClean(page);
   await page.context().close();
+});
+
+test('paste, drop and audio attachments become image_url / input_audio parts', async () => {
+  const page = await h.open(b, gw.url);
+  await pick(page, 'vision', 'vision-model');
+  const png = PNG.toString('base64');
+  await page.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const pasted = new DataTransfer();
+    pasted.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+    document.getElementById('input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true, cancelable: true }));
+    const dropped = new DataTransfer();
+    dropped.items.add(new File([new Uint8Array([82, 73, 70, 70, 0, 0, 0, 0])], 'clip.wav', { type: 'audio/wav' }));
+    document.querySelector('.messages').dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+  }, png);
+  await page.waitForFunction(() => document.querySelectorAll('#attachments .chip').length === 2);
+  await say(page, 'two files');
+  await waitDone(page);
+  const parts = (await fakes.main.requests((r) => r.path === '/v1/chat/completions')).at(-1).body.messages.at(-1).content;
+  assert.deepEqual(parts.map((p) => p.type), ['text', 'image_url', 'input_audio']);
+  assert.equal(parts[1].image_url.url, `data:image/png;base64,${png}`);
+  assert.deepEqual(parts[2].input_audio, { data: 'UklGRgAAAAA=', format: 'wav' });
+  assert.equal(await page.locator('.msg.user audio').count(), 1);
+  assertClean(page);
+  await page.context().close();
+});
+
+test('system prompt, temperature and web search reach the request; edit and resend; regenerate', async () => {
+  const page = await h.open(b, gw.url);
+  await pick(page, 'fake', 'fake-model');
+  await page.click('#open-settings');
+  await page.fill('#system-prompt', 'Answer in one line.');
+  await page.locator('#temperature').evaluate((r) => {
+    r.value = '0.3';
+    r.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await page.click('#settings button[value="ok"]');
+  await page.check('#web-search');
+  await say(page, 'first try');
+  await waitDone(page);
+  const chats = () => fakes.main.requests((r) => r.path === '/v1/chat/completions');
+  let sent = (await chats()).at(-1).body;
+  assert.deepEqual(sent.messages[0], { role: 'system', content: 'Answer in one line.' });
+  assert.equal(sent.temperature, 0.3);
+  // web_search is a gateway field: it is not passed on as-is, so check the page's own request
+  const bodies = [];
+  page.on('request', (r) => { if (r.url().endsWith('/v1/chat/completions')) bodies.push(r.postDataJSON()); });
+
+  await page.locator('.msg.user .msg-actions button[data-action="edit"]').click();
+  await page.fill('.msg.user .edit-area', 'second try');
+  await page.locator('.msg.user .msg-actions button', { hasText: 'Send' }).click();
+  await waitDone(page);
+  sent = (await chats()).at(-1).body;
+  assert.deepEqual(sent.messages.map((m) => m.content), ['Answer in one line.', 'second try']);
+  assert.equal(await page.locator('.msg').count(), 2);
+
+  const before = (await chats()).length;
+  await page.locator(`${lastAssistant} button[data-action="regenerate"]`).click();
+  await page.waitForFunction(() => !document.querySelector('.msg.assistant .typing'));
+  await waitDone(page);
+  assert.equal((await chats()).length, before + 1);
+  assert.deepEqual((await chats()).at(-1).body.messages.map((m) => m.content), ['Answer in one line.', 'second try']);
+  assert.equal(await page.locator('.msg').count(), 2);
+  assert.ok(bodies.length >= 2 && bodies.every((x) => x.web_search === true && x.stream === true), JSON.stringify(bodies));
+  assertClean(page);
+  await page.context().close();
+});
+
+test('conversations: new, rename, delete, export and import as JSON', async () => {
+  const page = await h.open(b, gw.url);
+  await pick(page, 'fake', 'fake-model');
+  await say(page, 'keep me');
+  await waitDone(page);
+  await page.click('#new-chat');
+  await say(page, 'delete me');
+  await waitDone(page);
+  assert.equal(await page.locator('#conversations li').count(), 2);
+  const first = page.locator('#conversations li', { hasText: 'keep me' });
+  await first.locator('button[data-action="rename"]').click();
+  await page.fill('#conversations input.rename', 'Renamed chat');
+  await page.press('#conversations input.rename', 'Enter');
+  await page.waitForSelector('#conversations li:has-text("Renamed chat")');
+  const doomed = page.locator('#conversations li', { hasText: 'delete me' });
+  await doomed.locator('button[data-action="delete"]').click();
+  await doomed.locator('button[data-action="delete"]').click();
+  await page.waitForFunction(() => document.querySelectorAll('#conversations li').length === 1);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  // the download is deleted with its context: keep a copy
+  const file = h.shotPath('export.json');
+  await download.saveAs(file);
+  const exported = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(exported.conversations.length, 1);
+  assert.equal(exported.conversations[0].title, 'Renamed chat');
+  await page.context().close();
+
+  const fresh = await h.open(b, gw.url);
+  assert.equal(await fresh.locator('#conversations li').count(), 0);
+  await fresh.setInputFiles('#import', file);
+  await fresh.waitForSelector('#conversations li:has-text("Renamed chat")');
+  await fresh.click('#conversations li .conv-title');
+  assert.match(await fresh.locator('.msg.user .content').textContent(), /keep me/);
+  assert.match(await fresh.locator('.msg.assistant .content').textContent(), /nutshell/);
+  assertClean(fresh);
+  await fresh.context().close();
 });
 
 test('a follow-up carries the provider conversation state (HuggingChat, pinned)', async () => {
