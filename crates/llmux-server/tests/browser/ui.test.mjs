@@ -37,6 +37,8 @@ const EVIL_REPLY = [
   '<iframe src="https://tracker.invalid/frame"></iframe>',
   '<div style="background:url(https://tracker.invalid/bg.png)" onclick="window.__pwned=5">styled</div>',
   '<svg><image href="https://tracker.invalid/svg.png"/></svg>',
+  '<audio controls src="https://tracker.invalid/a.mp3"></audio>',
+  '<audio controls src="data:audio/wav;base64,UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA="></audio>',
   'end of evil',
 ].join('\n');
 
@@ -54,7 +56,7 @@ let b;
 const KEY = 'ui-test-gateway-key';
 
 before(async () => {
-  const [main, slow, evil, limited, hc] = await Promise.all([
+  const [main, slow, evil, limited, hc, think] = await Promise.all([
     h.mock('mock-main', 'openai', ['--model', 'fake-model', '--model', 'vision-model', '--model', 'image-model',
       '--reply', MAIN_REPLY, '--reasoning', 'Thinking about the nutshell.', '--chunks', '6', '--chunk-delay-ms', '20']),
     h.mock('mock-slow', 'openai', ['--model', 'slow-model', '--reply', 'word '.repeat(200).trim(),
@@ -62,8 +64,10 @@ before(async () => {
     h.mock('mock-evil', 'openai', ['--model', 'evil-model', '--reply', EVIL_REPLY, '--chunks', '3']),
     h.mock('mock-limited', 'openai', ['--model', 'limited-model', '--rate-limit', '7']),
     h.mock('mock-hc', 'huggingchat', ['--reply', 'Hello from the fake HuggingChat', '--chunks', '3']),
+    h.mock('mock-think', 'openai', ['--model', 'think-model', '--reasoning', 'first this, then that, and finally the rest',
+      '--reply', 'Thought it through.', '--chunks', '8', '--chunk-delay-ms', '150']),
   ]);
-  fakes = { main, slow, evil, limited, hc };
+  fakes = { main, slow, evil, limited, hc, think };
   const config = `
 [providers.openai-compat.options]
 image_models = ["image-model"]
@@ -81,6 +85,10 @@ base_url = "${slow.url}/v1"
 [instances.evil]
 kind = "openai-compat"
 base_url = "${evil.url}/v1"
+
+[instances.think]
+kind = "openai-compat"
+base_url = "${think.url}/v1"
 
 [instances.limited]
 kind = "openai-compat"
@@ -210,6 +218,22 @@ test('the model picker groups by provider, searches, and shows health when /v1/p
   await page.screenshot({ path: h.shotPath('picker-light.png') });
   await page.keyboard.press('Enter');
   assert.match(await page.locator('#model-label').textContent(), /^slow-model · slow/);
+  assertClean(page);
+  await page.context().close();
+});
+
+test('reasoning streams behind a "Thinking…" indicator and ends collapsed', async () => {
+  const page = await h.open(b, gw.url);
+  await pick(page, 'think', 'think-model');
+  await say(page, 'think first');
+  await page.waitForSelector(`${lastAssistant} details.reasoning summary.thinking`, { timeout: 10_000 });
+  assert.match(await page.locator(`${lastAssistant} details.reasoning summary`).textContent(), /Thinking…/);
+  await waitDone(page);
+  const details = page.locator(`${lastAssistant} details.reasoning`);
+  assert.equal(await details.locator('summary').textContent(), 'Reasoning');
+  assert.equal(await details.getAttribute('open'), null);
+  assert.match(await details.locator('.reasoning-text').textContent(), /finally the rest/);
+  assert.match(await page.locator(`${lastAssistant} .content`).textContent(), /Thought it through/);
   assertClean(page);
   await page.context().close();
 });
@@ -442,7 +466,8 @@ test('model-written HTML runs nothing and loads nothing remote', async () => {
     assert.match(await a.getAttribute('href'), /^(https?:|mailto:|#)/);
   }
   assert.equal(await msg.locator('img[src]').count(), 0, 'no model-written image has a src');
-  assert.ok(await msg.locator('a.remote-media').count() >= 2, 'remote images became links');
+  assert.ok(await msg.locator('a.remote-media').count() >= 3, 'remote images and audio became links');
+  assert.equal(await msg.locator('audio[controls][src^="data:audio/wav"]').count(), 1, 'data: audio is playable');
   const remote = page.urls.filter((u) => !u.startsWith(gw.url) && !u.startsWith('data:'));
   assert.deepEqual(remote, [], 'no request left the gateway origin');
   assert.ok(!page.urls.some((u) => u === `${gw.url}/x`), 'the img src=x was not fetched');
