@@ -69,9 +69,18 @@ export async function importText(text) {
     if (!c || typeof c !== 'object' || !Array.isArray(c.messages)) continue;
     const conv = { ...create(), ...c };
     conv.id = typeof c.id === 'string' && c.id ? c.id : crypto.randomUUID();
+    // an imported file is untrusted too: media only as data: URLs, so nothing loads remotely
+    const local = (u) => typeof u === 'string' && /^data:(image|audio)\//.test(u);
     conv.messages = c.messages
       .filter((m) => m && (m.role === 'user' || m.role === 'assistant'))
-      .map((m) => ({ ...m, content: String(m.content ?? '') }));
+      .map((m) => ({
+        ...m,
+        content: String(m.content ?? ''),
+        pending: false,
+        attachments: Array.isArray(m.attachments) ? m.attachments.filter((a) => a && local(a.url)) : [],
+        images: Array.isArray(m.images) ? m.images.filter(local) : undefined,
+      }));
+    conv.title = String(conv.title || 'Imported chat');
     await tx('readwrite', (s) => s.put(conv));
     n++;
   }
