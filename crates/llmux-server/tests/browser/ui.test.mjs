@@ -483,10 +483,16 @@ test('the key prompt appears when the gateway has a key, and the key is used', a
   await page.click('#key-dialog button[value="ok"]');
   await page.waitForFunction(() => document.getElementById('model-label').textContent.includes('·'));
   assert.equal(await page.evaluate(() => localStorage.getItem('llmux.apiKey')), 'ui-test-gateway-key');
-  await say(page, 'with a key');
+  // Shift+Enter is a new line, Enter sends
+  await page.click('#input');
+  await page.keyboard.type('with a key');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('second line');
+  await page.keyboard.press('Enter');
   await waitDone(page);
   assert.match(await page.locator(lastAssistant).textContent(), /nutshell/);
   const sent = (await fakes.main.requests((r) => r.path === '/v1/chat/completions')).at(-1);
+  assert.equal(sent.body.messages.at(-1).content, 'with a key\nsecond line');
   assert.equal(JSON.stringify(sent.body).includes(KEY), false, 'the gateway key is not forwarded');
   assertClean(page);
   await page.context().close();
