@@ -254,6 +254,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let method = req.method().clone();
+    if let Some(page) = crate::ui::respond(&state.config, &method, req.uri().path(), req.headers())
+    {
+        return page;
+    }
     let route = route(req.uri().path());
     let mut access = Access::new(
         method.clone(),
