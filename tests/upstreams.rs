@@ -150,14 +150,7 @@ async fn tgi_details_give_finish_reasons_and_usage_through_the_facade_and_the_ga
     assert_eq!(cut.text, "one two");
     assert_eq!(cut.finish_reason, Some(FinishReason::Length));
     // ChatML inputs of "count": 4 whitespace-separated words (the fake's prompt tokens)
-    assert_eq!(
-        cut.usage,
-        Some(Usage {
-            prompt_tokens: 4,
-            completion_tokens: 2,
-            total_tokens: 6
-        })
-    );
+    assert_eq!(cut.usage, Some(Usage::new(4, 2)));
 
     let gw = Gw::start(c, ServerConfig::default()).await;
     let ask = |stream: bool, max: u32| {

@@ -36,6 +36,10 @@ pub(crate) struct ServeArgs {
     /// Open the web chat page in the default browser once listening.
     #[arg(long, conflicts_with = "no_ui")]
     open: bool,
+    /// Emulate `tools` and `response_format` with a prompt on providers that lack them, for
+    /// requests that do not set `tool_emulation` themselves.
+    #[arg(long)]
+    pub tool_emulation: bool,
 }
 
 /// Gateway settings given on the command line or in the environment.

@@ -47,11 +47,7 @@ impl Details {
         let usage = d
             .get("generated_tokens")
             .and_then(Value::as_u64)
-            .map(|completion| Usage {
-                prompt_tokens: prompt,
-                completion_tokens: completion,
-                total_tokens: prompt.saturating_add(completion),
-            });
+            .map(|completion| Usage::new(prompt, completion));
         Some(Self { finish, usage })
     }
 
@@ -380,11 +376,7 @@ mod tests {
     }
 
     fn usage(prompt: u64, completion: u64) -> Chunk {
-        Chunk::Usage(Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt + completion,
-        })
+        Chunk::Usage(Usage::new(prompt, completion))
     }
 
     /// TGI's `Details` (non-streaming, `parameters.details: true`).
@@ -447,14 +439,7 @@ mod tests {
         }
         assert_eq!(
             (s.finish(), s.usage()),
-            (
-                FinishReason::Length,
-                Some(Usage {
-                    prompt_tokens: 9,
-                    completion_tokens: 2,
-                    total_tokens: 11
-                })
-            )
+            (FinishReason::Length, Some(Usage::new(9, 2)))
         );
         // a stop sequence ends without a special token: still `stop`
         let stop = r#"data:{"index":1,"token":{"id":7,"text":"END","logprob":-0.2,"special":false},"generated_text":"END","details":{"finish_reason":"stop_sequence","generated_tokens":1,"seed":null,"input_length":4}}"#;

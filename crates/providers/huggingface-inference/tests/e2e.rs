@@ -106,11 +106,7 @@ async fn transcript_a_streams_a_chatml_model() {
         vec![
             Chunk::text("Hello"),
             Chunk::text("!"),
-            Chunk::Usage(Usage {
-                prompt_tokens: 4,
-                completion_tokens: 3,
-                total_tokens: 7
-            }),
+            Chunk::Usage(Usage::new(4, 3)),
             Chunk::Finish(FinishReason::Stop)
         ]
     );
@@ -263,11 +259,7 @@ async fn non_streaming_finish_reason_and_usage_come_from_details() {
     assert_eq!(cut.finish_reason, Some(FinishReason::Length));
     // the prompt count is TGI's `x-prompt-tokens` header (`prefill` is empty unless asked):
     // the ChatML inputs of "count to four" are 6 whitespace-separated words, the fake's tokens
-    let usage = |completion| Usage {
-        prompt_tokens: 6,
-        completion_tokens: completion,
-        total_tokens: 6 + completion,
-    };
+    let usage = |completion| Usage::new(6, completion);
     assert_eq!(cut.usage, Some(usage(2)));
     let whole = client.complete(ask(100)).await.expect("whole");
     assert_eq!(
