@@ -480,3 +480,23 @@ async fn response_format_is_forwarded_or_emulated() {
     );
     gw.stop().await.expect("stops");
 }
+
+/// An OpenAI-shaped upstream error keeps its status, type, code, param and message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_openai_errors_keep_their_meaning() {
+    let fake = FakeOpenAi::new().start().await;
+    let gw = Gw::start(openai_client(&fake), ServerConfig::default()).await;
+    let upstream = json!({"error": {"message": "This model's maximum context length is 8192 tokens.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}});
+    for stream in [false, true] {
+        fake.inject(CHAT, Fault::Reply(Reply::json(400, &upstream)));
+        let body = json!({"model": "fake-model", "stream": stream, "messages": [{"role": "user", "content": "long"}]});
+        let resp = llmux_testkit::client::post_json(&gw.url(CHAT), &[], &body)
+            .await
+            .expect("response");
+        assert_eq!(resp.status, 400);
+        let v = resp.json().await.expect("json");
+        assert_eq!(v, upstream, "relayed unchanged");
+    }
+    gw.stop().await.expect("stops");
+}

@@ -121,6 +121,24 @@ pub enum Error {
         /// A short, cleaned message (upstream error text, or "HTML content").
         message: String,
     },
+    /// The upstream refused the request with an OpenAI-shaped error body
+    /// (`{"error":{"message","type","code","param"}}`), kept as it said it so that a gateway can
+    /// relay it unchanged (`context_length_exceeded` on `messages`, …).
+    #[error("{provider}: HTTP {status}: {message}")]
+    UpstreamApi {
+        /// Provider name.
+        provider: String,
+        /// Status code.
+        status: u16,
+        /// The upstream's message (credentials it echoed are scrubbed).
+        message: String,
+        /// The upstream's error `type`.
+        kind: Option<String>,
+        /// The upstream's error `code`.
+        code: Option<String>,
+        /// The request field the upstream names.
+        param: Option<String>,
+    },
     /// A Cloudflare (or similar bot-protection) challenge page.
     #[error(
         "{provider}: blocked by a Cloudflare challenge (HTTP {status}); try again later, use a proxy, or supply browser cookies"
@@ -288,7 +306,7 @@ impl Error {
             Error::MissingAuth { .. } => "missing_auth",
             Error::RateLimited { .. } => "rate_limited",
             Error::ModelLoading { .. } => "model_loading",
-            Error::HttpStatus { .. } => "upstream_status",
+            Error::HttpStatus { .. } | Error::UpstreamApi { .. } => "upstream_status",
             Error::Cloudflare { .. } => "cloudflare",
             Error::Timeout { .. } => "timeout",
             Error::Connect { .. } => "connect",
@@ -335,6 +353,7 @@ impl Error {
             | Error::RateLimited { provider, .. }
             | Error::ModelLoading { provider, .. }
             | Error::HttpStatus { provider, .. }
+            | Error::UpstreamApi { provider, .. }
             | Error::Cloudflare { provider, .. }
             | Error::Timeout { provider, .. }
             | Error::Connect { provider, .. }
