@@ -241,7 +241,8 @@ fn phase_text(kind: Kind) -> Option<String> {
 /// Checks an error object against the expected kind for `provider`.
 fn check_error(error: &Value, kind: Kind, provider: &str) -> Result<(), String> {
     if let Kind::UpstreamApi(s) = kind {
-        return if error["code"] == s.to_string() && error["type"] == "fake_fault" {
+        let code = error["code"].as_str().and_then(|c| c.parse::<u16>().ok());
+        return if code == Some(s) && error["type"] == "fake_fault" {
             Ok(())
         } else {
             Err(format!(

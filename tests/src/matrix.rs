@@ -508,7 +508,7 @@ fn openai_adjust(f: FaultId, _step: &Step, e: Expect) -> Expect {
 
 /// amigochat: as the OpenAI wire; and it retries every failure before content up to 3 times
 /// (protocol §4.6), so three first-byte stalls (3 × 1.2 s) spend the whole 3 s budget.
-fn amigo_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
+fn amigo_adjust(f: FaultId, _step: &Step, e: Expect) -> Expect {
     match f {
         FaultId::FirstByteStall => Expect::Fails(Kind::Timeout(TimeoutPhase::Total)),
         _ => e,

@@ -31,6 +31,17 @@ impl fmt::Display for TimeoutPhase {
     }
 }
 
+/// The `type`, `code` and `param` of an OpenAI-shaped upstream error ([`Error::UpstreamApi`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiErrorDetail {
+    /// The error `type`.
+    pub kind: Option<String>,
+    /// The error `code`.
+    pub code: Option<String>,
+    /// The request field it names.
+    pub param: Option<String>,
+}
+
 /// One provider attempt recorded by fallback.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -132,12 +143,8 @@ pub enum Error {
         status: u16,
         /// The upstream's message (credentials it echoed are scrubbed).
         message: String,
-        /// The upstream's error `type`.
-        kind: Option<String>,
-        /// The upstream's error `code`.
-        code: Option<String>,
-        /// The request field the upstream names.
-        param: Option<String>,
+        /// The upstream's `type`, `code` and `param`.
+        detail: Box<ApiErrorDetail>,
     },
     /// A Cloudflare (or similar bot-protection) challenge page.
     #[error(

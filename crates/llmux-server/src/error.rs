@@ -144,9 +144,7 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
     if let Error::UpstreamApi {
         status: up,
         message,
-        kind: up_kind,
-        code: up_code,
-        param: up_param,
+        detail,
         ..
     } = e
     {
@@ -160,9 +158,9 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
             kind,
             code: e.code(),
             message: message.clone(),
-            param: up_param.clone(),
+            param: detail.param.clone(),
             retry_after: None,
-            upstream: Some(Box::new((up_kind.clone(), up_code.clone()))),
+            upstream: Some(Box::new((detail.kind.clone(), detail.code.clone()))),
         };
     }
     let retry_after = match status {

@@ -84,9 +84,7 @@ fn openai_error(provider: &str, status: u16, body: &str) -> Option<Error> {
         provider: provider.to_owned(),
         status,
         message: snippet(&text("message").unwrap_or_default(), 2000),
-        kind,
-        code,
-        param,
+        detail: Box::new(crate::error::ApiErrorDetail { kind, code, param }),
     })
 }
 

@@ -266,10 +266,9 @@ fn model_error(e: Error, model: &str) -> Error {
         Error::UpstreamApi {
             provider,
             status: 404,
-            code,
+            detail,
             message,
-            ..
-        } if code.as_deref() == Some("model_not_found")
+        } if detail.code.as_deref() == Some("model_not_found")
             || message.to_ascii_lowercase().contains("model") =>
         {
             Error::ModelNotSupported {
