@@ -500,3 +500,73 @@ async fn upstream_openai_errors_keep_their_meaning() {
     }
     gw.stop().await.expect("stops");
 }
+
+/// Dialects of OpenAI-compatible servers in the wild, through the facade and the gateway:
+/// keep-alive comments while the request waits, a role-only first chunk, `logprobs: null` on
+/// every choice, tool-call pieces that repeat id, type and name, a last `delta: {}`, and an SSE
+/// body sent without a content type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialects_of_servers_in_the_wild() {
+    let piece = |args: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "logprobs": null, "finish_reason": null, "delta": {"tool_calls": [
+                {"index": 0, "id": "call_x", "type": "function", "function": {"name": "get_weather", "arguments": args}}]}}]})
+        )
+    };
+    let body = vec![
+        ": ping - 2026-12-02 06:00:00\n\n".to_owned(),
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "logprobs": null, "delta": {"role": "assistant"}}]})
+        ),
+        ": ping\n\n".to_owned(),
+        piece("{\"city\""),
+        piece(":\"Paris\"}"),
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "logprobs": null, "delta": {}, "finish_reason": "tool_calls"}]})
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    let fake = FakeOpenAi::new().start().await;
+    let client = openai_client(&fake);
+    for content_type in ["text/event-stream", ""] {
+        let mut reply = Reply::chunked("text/event-stream", body.clone());
+        if content_type.is_empty() {
+            reply = Reply::new(200).chunks(body.clone());
+        }
+        fake.inject(CHAT, Fault::Reply(reply));
+        let (chunks, err) = drain(client.chat(tool_request())).await;
+        assert!(err.is_none(), "{content_type:?}: {err:?}");
+        let mut acc = Accumulator::new();
+        chunks.iter().for_each(|c| acc.push(c));
+        let r = acc.finish();
+        assert_eq!(
+            r.tool_calls,
+            [ToolCall {
+                id: "call_x".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }],
+            "{content_type:?}: names are not concatenated"
+        );
+    }
+    let gw = Gw::start(client, ServerConfig::default()).await;
+    fake.inject(
+        CHAT,
+        Fault::Reply(Reply::chunked("text/event-stream", body)),
+    );
+    let ask = json!({"model": "fake-model", "stream": true, "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "Weather?"}]});
+    let text = llmux_testkit::client::post_json(&gw.url(CHAT), &[], &ask)
+        .await
+        .expect("response")
+        .text()
+        .await
+        .expect("body");
+    let names = text.matches("\"name\":\"get_weather\"").count();
+    assert_eq!(names, 1, "the name is sent once: {text}");
+    assert!(text.contains("\"finish_reason\":\"tool_calls\""), "{text}");
+    gw.stop().await.expect("stops");
+}
