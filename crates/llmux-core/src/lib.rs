@@ -35,7 +35,6 @@ pub mod chunk;
 pub mod config;
 pub mod decode;
 pub mod error;
-pub mod gradio;
 pub mod http;
 pub mod media;
 pub mod prompt;

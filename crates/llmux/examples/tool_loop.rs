@@ -26,9 +26,13 @@ impl Provider for TinyModel {
     fn chat(&self, req: ChatRequest, _ctx: Context) -> ChatStream {
         let last = req.messages.last().map(Message::text).unwrap_or_default();
         let reply = if last.contains("returned:") {
-            format!("Here is what I found: {}", last.rsplit('\n').next().unwrap_or_default())
+            format!(
+                "Here is what I found: {}",
+                last.rsplit('\n').next().unwrap_or_default()
+            )
         } else {
-            r#"{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}"#.to_owned()
+            r#"{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}"#
+                .to_owned()
         };
         Box::pin(futures_util::stream::iter([
             Ok(Chunk::text(reply)),
@@ -76,13 +80,14 @@ async fn main() -> llmux::Result<()> {
             println!("assistant: {}", answer.text);
             return Ok(());
         }
-        req.messages.push(Message::tool_calls(answer.tool_calls.clone()));
+        req.messages
+            .push(Message::tool_calls(answer.tool_calls.clone()));
         for call in answer.tool_calls {
-            let args: serde_json::Value =
-                serde_json::from_str(&call.arguments).unwrap_or_default();
+            let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
             let city = args["city"].as_str().unwrap_or("nowhere");
             println!("tool call {}: {}({})", call.id, call.name, call.arguments);
-            req.messages.push(Message::tool_result(call.id, weather(city)));
+            req.messages
+                .push(Message::tool_result(call.id, weather(city)));
         }
         debug_assert!(req.messages.iter().any(|m| m.role == Role::Tool));
     }
