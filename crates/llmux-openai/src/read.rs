@@ -185,7 +185,7 @@ fn nonempty(s: Option<Cow<'_, str>>) -> Option<String> {
 }
 
 /// An `error` object (or string) inside a response body.
-fn upstream_error(provider: &str, e: &Value) -> Error {
+pub(crate) fn upstream_error(provider: &str, e: &Value) -> Error {
     let message = e
         .get("message")
         .and_then(Value::as_str)
