@@ -111,7 +111,7 @@ def test_two_parallel_tool_calls_round_trip(client):
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.role == "assistant"
-    assert choice.message.content is None
+    assert choice.message.content is None and "content" in choice.message.model_fields_set, "content: null must be kept"
     check_calls(choice.message.tool_calls, ["get_weather", "get_time"])
     # The tool definitions reached the upstream verbatim.
     assert extra(r, "x_fake_received")["tools"] == TOOLS
@@ -364,12 +364,17 @@ def test_unknown_response_fields_reach_the_client(client):
     r = client.chat.completions.create(model=MODEL, messages=say())
     assert r.system_fingerprint == "fp_fake"
     assert r.service_tier == "default"
-    message = r.model_dump()["choices"][0]["message"]
-    assert "refusal" in message and message["refusal"] is None
-    assert message["annotations"] == []
+    # Fields the upstream sent as null/empty must arrive as sent, not be left out.
+    message = r.choices[0].message
+    assert "refusal" in message.model_fields_set and message.refusal is None
+    assert message.annotations == []
+    assert "logprobs" in r.choices[0].model_fields_set and r.choices[0].logprobs is None
 
     chunks = list(client.chat.completions.create(model=MODEL, messages=say(), stream=True))
     assert all(c.system_fingerprint == "fp_fake" and c.service_tier == "default" for c in chunks)
+    first = chunks[0].choices[0].delta
+    assert first.role == "assistant"
+    assert "refusal" in first.model_fields_set and first.refusal is None
 
 
 def test_logprobs_reach_the_client(client):

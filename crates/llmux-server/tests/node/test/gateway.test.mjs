@@ -97,6 +97,7 @@ describe('openai npm SDK through llmux', { skip }, () => {
     for await (const c of await client.chat.completions.create({ model: MODEL, messages: say(), stream: true })) chunks.push(c);
     assert.ok(chunks.length >= 2);
     assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+    assert.ok(chunks.every((c) => c.system_fingerprint === 'fp_fake' && c.service_tier === 'default'));
     checkReply(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''));
     assert.equal(chunks.at(-1).choices[0].finish_reason, 'stop');
     assert.ok(chunks.every((c) => c.usage == null), 'usage streamed without include_usage');
@@ -120,7 +121,7 @@ describe('openai npm SDK through llmux', { skip }, () => {
     const r = await client.chat.completions.create({ model: MODEL, messages, tools: TOOLS });
     const choice = r.choices[0];
     assert.equal(choice.finish_reason, 'tool_calls');
-    assert.equal(choice.message.content, null);
+    assert.ok('content' in choice.message && choice.message.content === null, 'content: null must be kept');
     checkCalls(choice.message.tool_calls, ['get_weather', 'get_time']);
     assert.deepEqual(r.x_fake_received?.tools, TOOLS, 'tools did not reach the upstream verbatim');
 
