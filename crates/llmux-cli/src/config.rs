@@ -81,7 +81,13 @@ fn key_part(key: &Option<String>) -> String {
 }
 
 /// Keys allowed at the top level of the file (used for hints when one lands in a table).
-const TOP_LEVEL_KEYS: &[&str] = &["priority", "proxy", "shuffle", "max_retries"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "priority",
+    "proxy",
+    "shuffle",
+    "max_retries",
+    "tool_emulation",
+];
 
 /// Phase timeouts in seconds; unset ones keep the library defaults (connect 10, first_byte 60,
 /// idle 60, total 600).
@@ -217,6 +223,8 @@ pub struct ProviderSection {
     pub default_model: Option<String>,
     /// Extra model ids this instance serves.
     pub models: Vec<String>,
+    /// Emulate `tools` / `response_format` on this provider when a request does not say.
+    pub tool_emulation: Option<bool>,
     /// Provider-specific options.
     pub options: toml::Table,
 }
@@ -236,6 +244,10 @@ impl ProviderSection {
         cfg.models = self.models.clone();
         if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&self.options) {
             cfg.options = map;
+        }
+        if let Some(on) = self.tool_emulation {
+            cfg.options
+                .insert("tool_emulation".into(), serde_json::Value::Bool(on));
         }
         cfg
     }
@@ -257,6 +269,9 @@ pub struct FileConfig {
     pub shuffle: Option<bool>,
     /// Retries on one provider before falling back.
     pub max_retries: Option<u32>,
+    /// Emulate `tools` / `response_format` on providers without them, unless a request or the
+    /// provider's section says otherwise (default off).
+    pub tool_emulation: Option<bool>,
     /// Timeouts in seconds.
     pub timeouts: TimeoutsSection,
     /// Gateway settings.
@@ -504,6 +519,8 @@ pub struct Overrides {
     pub upstream: Option<String>,
     /// `--proxy`.
     pub proxy: Option<String>,
+    /// `serve --tool-emulation`: emulation on for the whole gateway.
+    pub tool_emulation: bool,
 }
 
 /// The `openai-compat` provider name.
@@ -630,6 +647,9 @@ impl Settings {
         }
         if let Some(n) = self.file.max_retries {
             b = b.max_retries(n);
+        }
+        if overrides.tool_emulation || self.file.tool_emulation == Some(true) {
+            b = b.tool_emulation(true);
         }
         Ok(b)
     }
@@ -797,6 +817,7 @@ cookies = { session = "s1" }
         let o = Overrides {
             upstream: Some("http://flag/v1".into()),
             proxy: None,
+            tool_emulation: false,
         };
         let cfgs = settings.provider_configs(regs, &env, &o);
         assert_eq!(cfgs[0].1.origin("base", ""), "http://flag/v1");

@@ -155,6 +155,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         overrides: Overrides {
             upstream: None,
             proxy: cli.proxy,
+            tool_emulation: false,
         },
         verbose: cli.verbose,
         tty: term::Tty::detect(),
@@ -165,6 +166,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Serve(args) => {
             app.overrides.upstream = args.upstream.clone();
+            app.overrides.tool_emulation = args.tool_emulation;
             serve::run(&app, args).await
         }
         Command::Chat(args) => chat::run(&app, args).await,

@@ -30,6 +30,16 @@ pub(crate) struct ServeArgs {
     /// (which enables it for routing) and puts it first in the priority list.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+    /// Do not serve the web chat page (`/` and `/chat` answer 404).
+    #[arg(long)]
+    no_ui: bool,
+    /// Open the web chat page in the default browser once listening.
+    #[arg(long, conflicts_with = "no_ui")]
+    open: bool,
+    /// Emulate `tools` and `response_format` with a prompt on providers that lack them, for
+    /// requests that do not set `tool_emulation` themselves.
+    #[arg(long)]
+    pub tool_emulation: bool,
 }
 
 /// Gateway settings given on the command line or in the environment.
@@ -38,6 +48,7 @@ pub(crate) struct ServeFlags {
     pub bind: Option<String>,
     pub port: Option<u16>,
     pub api_key: Option<String>,
+    pub no_ui: bool,
 }
 
 impl ServeFlags {
@@ -57,6 +68,7 @@ impl From<&ServeArgs> for ServeFlags {
             bind: a.bind.clone(),
             port: a.port,
             api_key: a.api_key.clone(),
+            no_ui: a.no_ui,
         }
     }
 }
@@ -92,6 +104,7 @@ pub(crate) fn server_config(
         header_read_timeout: s.header_read_timeout.unwrap_or(d.header_read_timeout),
         default_provider,
         shutdown_grace: s.shutdown_grace.unwrap_or(d.shutdown_grace),
+        ui: !flags.no_ui,
     })
 }
 
@@ -131,18 +144,47 @@ fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// The page's URL for a browser on this machine (an unspecified bind address becomes loopback).
+fn page_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, addr.port()))
+}
+
+/// Opens `url` in the default browser; a failure is only reported (the gateway runs on).
+fn open_page(url: &str) {
+    if let Err(e) = open::that_detached(url) {
+        eprintln!("llmux: could not open a browser at {url}: {e}");
+    }
+}
+
 /// Runs `llmux serve` until Ctrl-C / SIGTERM.
 pub(crate) async fn run(app: &App, args: ServeArgs) -> Result<u8, CliError> {
     let config = server_config(&app.settings, &ServeFlags::from(&args))?;
     let client = app.client()?;
     let requested = config.bind;
     let open = config.api_key.is_none() && !requested.ip().is_loopback();
+    let ui = config.ui;
     let shutdown = shutdown_signal();
     let bound = Gateway::new(client, config)
         .bind()
         .await
         .map_err(|e| CliError::new(exit::FAILURE, format!("cannot listen on {requested}: {e}")))?;
-    eprintln!("llmux gateway listening on http://{}", bound.local_addr());
+    let addr = bound.local_addr();
+    eprintln!("llmux gateway listening on http://{addr}");
+    if ui {
+        eprintln!("llmux: web chat page at {}", page_url(addr));
+    }
+    if args.open {
+        open_page(&page_url(addr));
+    }
     if open {
         eprintln!(
             "llmux: warning: listening on a non-loopback address without an API key; anyone who can reach it uses your providers (set --api-key or LLMUX_API_KEY)"

@@ -680,7 +680,7 @@ async fn bad_config_files_are_clear_errors() {
     assert_eq!(
         out.stderr.lines().next(),
         Some(
-            "llmux: error: config file typo.toml, line 3, column 1, key `providers.openai-compat.api_kee`: unknown field `api_kee`, expected one of `kind`, `base_url`, `origins`, `api_key`, `cookies`, `enabled`, `default_model`, `models`, `options`"
+            "llmux: error: config file typo.toml, line 3, column 1, key `providers.openai-compat.api_kee`: unknown field `api_kee`, expected one of `kind`, `base_url`, `origins`, `api_key`, `cookies`, `enabled`, `default_model`, `models`, `tool_emulation`, `options`"
         )
     );
     assert_eq!(out.stdout, "");

@@ -15,7 +15,6 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use futures_util::{Stream, stream};
 use llmux_core::decode::jsonl::{LineDecoder, parse_json_line};
 use llmux_core::decode::sse::{SseDecoder, sse_events};
-use llmux_core::openai;
 use llmux_core::prompt::format_prompt;
 use llmux_core::{Accumulator, Chunk, Message, Reasoning, Usage};
 
@@ -143,47 +142,12 @@ fn jsonl(c: &mut Criterion) {
     g.finish();
 }
 
-fn openai_chunks(c: &mut Criterion) {
-    let events: Vec<String> = (0..EVENTS).map(event_json).collect();
-    let bytes: usize = events.iter().map(String::len).sum();
-    let mut g = c.benchmark_group("openai chunk parse");
-    g.throughput(Throughput::Bytes(bytes as u64));
-    g.bench_function("stream_chunks_from_str (typed fast path)", |b| {
-        let mut out = Vec::with_capacity(4);
-        b.iter(|| {
-            let mut n = 0usize;
-            for e in &events {
-                out.clear();
-                openai::stream_chunks_from_str("bench", e, &mut out).ok();
-                n += out.len();
-            }
-            black_box(n)
-        });
-    });
-    g.bench_function("serde_json::Value + stream_chunks", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for e in &events {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(e) {
-                    n += openai::stream_chunks("bench", &v).map_or(0, |c| c.len());
-                }
-            }
-            black_box(n)
-        });
-    });
-    g.finish();
-}
-
 fn accumulate(c: &mut Criterion) {
     let mut chunks: Vec<Chunk> = (0..EVENTS)
         .map(|i| Chunk::text(format!("tok{i} ")))
         .collect();
     chunks.insert(0, Chunk::Reasoning(Reasoning::token("thinking")));
-    chunks.push(Chunk::Usage(Usage {
-        prompt_tokens: 10,
-        completion_tokens: EVENTS as u64,
-        total_tokens: EVENTS as u64 + 10,
-    }));
+    chunks.push(Chunk::Usage(Usage::new(10, EVENTS as u64)));
     let mut g = c.benchmark_group("accumulate");
     g.throughput(Throughput::Elements(chunks.len() as u64));
     g.bench_function("Accumulator::push (chunks)", |b| {
@@ -217,5 +181,5 @@ fn prompts(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sse, jsonl, openai_chunks, accumulate, prompts);
+criterion_group!(benches, sse, jsonl, accumulate, prompts);
 criterion_main!(benches);

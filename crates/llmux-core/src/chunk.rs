@@ -63,6 +63,79 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Total tokens.
     pub total_tokens: u64,
+    /// Details the upstream reported beside the counts (`prompt_tokens_details`,
+    /// `completion_tokens_details`, …), passed on verbatim.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Usage {
+    /// Counts with `total = prompt + completion` and no details.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            details: serde_json::Map::new(),
+        }
+    }
+}
+
+/// A piece of a tool call as it streams: the first piece of a call carries its `id` and
+/// `name`, later pieces only argument text. Pieces of parallel calls are told apart by `index`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallDelta {
+    /// Which call of this turn (0-based, in the order the calls started).
+    pub index: u32,
+    /// The call id (on the first piece).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The function name (on the first piece).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A fragment of the JSON arguments text.
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// Where in an OpenAI-shaped answer [`Extra`] fields belong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraScope {
+    /// The response object (`system_fingerprint`, `service_tier`, …): they hold for the rest
+    /// of the answer.
+    Response,
+    /// The choice (`logprobs`, …): they go with the next piece of output.
+    Choice,
+    /// The message or delta (`refusal`, `annotations`, `audio`, …): they go with the next
+    /// piece of output.
+    Message,
+}
+
+/// Fields of the upstream's answer that llmux does not model, passed on verbatim to clients of
+/// the same wire format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Where they belong.
+    pub scope: ExtraScope,
+    /// The fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Extra {
+    /// True when a message-scope field carries output the user sees (a `refusal` text, audio):
+    /// a non-empty value that is not `null`.
+    pub fn is_output(&self) -> bool {
+        use serde_json::Value;
+        self.scope == ExtraScope::Message
+            && self.fields.values().any(|v| match v {
+                Value::Null => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                _ => true,
+            })
+    }
 }
 
 /// Reasoning ("thinking") output: a token of the reasoning text and/or a status line.
@@ -159,6 +232,10 @@ pub struct ProviderInfoChunk {
     pub url: String,
     /// Model asked of the provider.
     pub model: String,
+    /// Request fields this provider ignores (it has no such setting), as g4f ignores them; the
+    /// gateway names them in `x-llmux-ignored-params`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_params: Vec<String>,
 }
 
 /// One piece of a streamed answer.
@@ -193,6 +270,10 @@ pub enum Chunk {
         /// Where.
         url: String,
     },
+    /// A piece of a tool call, streamed as it arrives.
+    ToolCall(ToolCallDelta),
+    /// Upstream fields llmux does not model.
+    Extra(Extra),
 }
 
 impl Chunk {
@@ -208,7 +289,8 @@ impl Chunk {
             Chunk::Text(t) => !t.is_empty(),
             Chunk::Reasoning(r) => r.token.as_deref().is_some_and(|t| !t.is_empty()),
             Chunk::Images(i) => !i.is_empty(),
-            Chunk::Audio(_) => true,
+            Chunk::Audio(_) | Chunk::ToolCall(_) => true,
+            Chunk::Extra(e) => e.is_output(),
             _ => false,
         }
     }

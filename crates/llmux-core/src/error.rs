@@ -178,6 +178,17 @@ pub enum Error {
     /// The caller's input is wrong (bad media, bad model string, bad parameter).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The request carries a field the chosen provider cannot honour, and dropping it would
+    /// change the answer.
+    #[error("{provider} cannot honour `{param}`: {help}")]
+    Unsupported {
+        /// Provider name (or `every provider serving <model>`).
+        provider: String,
+        /// The request field (`tools`, `response_format`, `logprobs`, …).
+        param: String,
+        /// What to do instead.
+        help: String,
+    },
     /// Every candidate provider failed.
     #[error("all providers failed:{}", attempts_list(attempts))]
     AllFailed {
@@ -250,6 +261,7 @@ impl Error {
     pub fn action(&self) -> Action {
         match self {
             Error::InvalidInput(_)
+            | Error::Unsupported { .. }
             | Error::ProviderNotFound { .. }
             | Error::NoProviderForModel { .. }
             | Error::AllFailed { .. }
@@ -284,6 +296,7 @@ impl Error {
             Error::Upstream { .. } => "upstream_error",
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::InvalidInput(_) => "invalid_input",
+            Error::Unsupported { .. } => "unsupported_parameter",
             Error::AllFailed { .. } => "all_providers_failed",
             Error::NoResponse { .. } => "no_response",
             Error::Io(_) => "io",

@@ -1,5 +1,11 @@
-//! A reusable client for Gradio Spaces (the Gradio 4/5 queue protocol, `sse_v3`), plus the
-//! Hugging Face ZeroGPU credential helpers that Spaces on ZeroGPU hardware need.
+//! A reusable client for Gradio Spaces (the Gradio 4, 5 and 6 queue protocol, `sse_v3`), plus
+//! the Hugging Face ZeroGPU credential helpers that Spaces on ZeroGPU hardware need.
+//!
+//! Gradio 6 changed the shape of `Chatbot` messages: their `content` is a list of typed blocks
+//! (`{"type": "text", "text"}`, `{"type": "file", "file"}`) in inputs, outputs and diffs (paths
+//! such as `[1, "content", 0, "text"]`), and each major version rejects the other's form. So a
+//! Space's version is read once from `GET /config` ([`ConfigCache`]) and messages are built in
+//! its [`Dialect`]; replies are read in both ([`chatbot_reply`]).
 //!
 //! One call to a Space function is:
 //!
@@ -36,6 +42,9 @@
 //! # Ok(()) }
 //! ```
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -45,6 +54,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result, TimeoutPhase, snippet};
 use crate::http::{HttpClient, Multipart, RequestBuilder, StatusRules, strip_html};
+use crate::provider::DiscoveryCache;
 use crate::secret::{Cookies, Secret};
 
 /// The `meta._type` of a Gradio file object.
@@ -109,6 +119,99 @@ impl FileData {
     /// As a JSON value.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// How a Space's `Chatbot` messages are shaped, which depends on its Gradio major version
+/// ([`Dialect::from_version`], read from `GET /config` by [`ConfigCache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// Gradio 4 and 5: a message's `content` is a string, or `{"file": FileData}` for a file.
+    /// Gradio 5 rejects the list form.
+    Gradio5,
+    /// Gradio 6 and later: `content` is a list of typed blocks (`{"type": "text", "text"}`,
+    /// `{"type": "file", "file": FileData}`, components). Gradio 6 rejects a string or object
+    /// (`Input should be a valid list`).
+    Gradio6,
+}
+
+impl Dialect {
+    /// The dialect of a Gradio version such as `6.31.0` (its major number: 6 and later speak
+    /// [`Dialect::Gradio6`], earlier ones [`Dialect::Gradio5`]); `None` when the version does
+    /// not start with a number.
+    pub fn from_version(version: &str) -> Option<Self> {
+        let major: String = version
+            .trim()
+            .trim_start_matches('v')
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let major: u64 = major.parse().ok()?;
+        Some(if major >= 6 {
+            Self::Gradio6
+        } else {
+            Self::Gradio5
+        })
+    }
+
+    /// A text message of `role`: `{"role", "content": text}` (Gradio 5) or
+    /// `{"role", "content": [{"type": "text", "text"}]}` (Gradio 6).
+    pub fn text_message(self, role: &str, text: &str) -> Value {
+        match self {
+            Self::Gradio5 => serde_json::json!({"role": role, "content": text}),
+            Self::Gradio6 => {
+                serde_json::json!({"role": role, "content": [{"type": "text", "text": text}]})
+            }
+        }
+    }
+
+    /// A message of `role` carrying one uploaded file: `{"role", "content": {"file"}}`
+    /// (Gradio 5) or `{"role", "content": [{"type": "file", "file"}]}` (Gradio 6).
+    pub fn file_message(self, role: &str, file: &FileData) -> Value {
+        let file = file.to_value();
+        match self {
+            Self::Gradio5 => serde_json::json!({"role": role, "content": {"file": file}}),
+            Self::Gradio6 => {
+                serde_json::json!({"role": role, "content": [{"type": "file", "file": file}]})
+            }
+        }
+    }
+}
+
+/// What a Space's `GET /config` says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceConfig {
+    /// The Gradio version (`version`), e.g. `6.31.0`.
+    pub version: String,
+    /// The message dialect of that version.
+    pub dialect: Dialect,
+}
+
+/// Per-Space cache of [`SpaceConfig`]s, keyed by the Space's API origin, with the discipline of
+/// the other discoveries ([`DiscoveryCache`]): one `GET /config` at a time per Space, a success
+/// kept for the process lifetime, a failure returned again without a request for
+/// [`crate::provider::DISCOVERY_RETRY_AFTER`].
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    spaces: std::sync::Mutex<HashMap<String, Arc<DiscoveryCache<SpaceConfig>>>>,
+}
+
+impl ConfigCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The configuration of `space`, fetched with [`Space::config`] on first use.
+    pub async fn get(&self, http: &HttpClient, space: &Space) -> Result<SpaceConfig> {
+        let slot = self
+            .spaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(space.base.clone())
+            .or_default()
+            .clone();
+        slot.get_or_fetch(|| space.config(http)).await
     }
 }
 
@@ -212,6 +315,32 @@ impl Space {
             rb = rb.secret_header(name, value);
         }
         rb
+    }
+
+    /// Reads the Space's `GET /config` (prefer [`ConfigCache::get`], which asks once per Space).
+    /// Non-2xx answers become errors by the Hugging Face Space rules; an answer that is not JSON
+    /// or has no Gradio `version` is a protocol error.
+    pub async fn config(&self, http: &HttpClient) -> Result<SpaceConfig> {
+        let url = format!("{}/config", self.base);
+        let resp = self
+            .request(http.get(url))
+            .send()
+            .await?
+            .error_for_status_with(StatusRules::HfSpace)
+            .await?;
+        let body: Value = resp.json().await?;
+        let version = body.get("version").and_then(Value::as_str).unwrap_or("");
+        let dialect = Dialect::from_version(version).ok_or_else(|| {
+            Error::protocol(
+                &self.provider,
+                "the Space's /config has no Gradio `version`; is the base URL the Space's API origin (https://<owner>-<name>.hf.space)?",
+                &body.to_string(),
+            )
+        })?;
+        Ok(SpaceConfig {
+            version: version.to_owned(),
+            dialect,
+        })
     }
 
     /// Uploads `files` (`POST /gradio_api/upload?upload_id=<upload_id>`, one `files` part per
@@ -447,7 +576,14 @@ impl QueueState {
             }
             "unexpected_error" => {
                 let text = message.get("message").and_then(Value::as_str);
-                return Err(space_error(&self.provider, text));
+                let mut error = space_error(&self.provider, text);
+                // Gradio 6 flags a session without a queued event (its text is a bare 404)
+                if message.get("session_not_found").and_then(Value::as_bool) == Some(true) {
+                    if let Error::Upstream { message, .. } = &mut error {
+                        message.push_str(" (the Space has no queued event for this session: the queue/join was lost or already answered)");
+                    }
+                }
+                return Err(error);
             }
             "close_stream" => {
                 self.closed = true;
@@ -760,16 +896,41 @@ fn child<'a>(current: &'a mut Value, segment: &Value) -> Result<&'a mut Value, D
 
 /// The assistant text of a `Chatbot` value: the `content` of its last message when that message
 /// is the assistant's (messages format) or has no role, or the bot half of its last `[user, bot]`
-/// pair (tuples format). `None` when there is no such text (yet), or it is not a string (files,
-/// components).
-pub fn chatbot_reply(chatbot: &Value) -> Option<&str> {
+/// pair (tuples format). The content is read in both dialects: a string (Gradio 5) or a list of
+/// blocks (Gradio 6), whose `text` blocks are joined by a blank line. `None` when there is no
+/// such text (yet), or only files or components.
+pub fn chatbot_reply(chatbot: &Value) -> Option<Cow<'_, str>> {
     match chatbot.as_array()?.last()? {
         Value::Object(message) => match message.get("role").and_then(Value::as_str) {
-            Some("assistant") | None => message.get("content")?.as_str(),
+            Some("assistant") | None => content_text(message.get("content")?),
             Some(_) => None,
         },
-        Value::Array(pair) => pair.get(1)?.as_str(),
+        Value::Array(pair) => pair.get(1)?.as_str().map(Cow::Borrowed),
         _ => None,
+    }
+}
+
+/// The text of a message `content`: a string, or the `text` blocks of a Gradio 6 block list.
+fn content_text(content: &Value) -> Option<Cow<'_, str>> {
+    if let Some(text) = content.as_str() {
+        return Some(Cow::Borrowed(text));
+    }
+    let mut texts = content.as_array()?.iter().filter_map(|block| {
+        (block.get("type").and_then(Value::as_str) == Some("text"))
+            .then(|| block.get("text")?.as_str())
+            .flatten()
+    });
+    let first = texts.next()?;
+    match texts.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first}\n\n{second}");
+            for t in texts {
+                joined.push_str("\n\n");
+                joined.push_str(t);
+            }
+            Some(Cow::Owned(joined))
+        }
     }
 }
 
@@ -784,11 +945,11 @@ pub struct ReplyText {
 
 impl ReplyText {
     /// The new part of `full`, if any.
-    pub fn update(&mut self, full: &str) -> Option<String> {
+    pub fn update(&mut self, full: impl AsRef<str>) -> Option<String> {
         if self.diverged {
             return None;
         }
-        match full.strip_prefix(self.sent.as_str()) {
+        match full.as_ref().strip_prefix(self.sent.as_str()) {
             Some("") => None,
             Some(rest) => {
                 let delta = rest.to_owned();
@@ -1108,17 +1269,132 @@ mod tests {
     fn chatbot_replies() {
         let messages =
             json!([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]);
-        assert_eq!(chatbot_reply(&messages), Some("a"));
+        assert_eq!(chatbot_reply(&messages).as_deref(), Some("a"));
         assert_eq!(
             chatbot_reply(&json!([{"role": "user", "content": "q"}])),
             None
         );
-        assert_eq!(chatbot_reply(&json!([["q", "a"]])), Some("a"));
+        assert_eq!(chatbot_reply(&json!([["q", "a"]])).as_deref(), Some("a"));
         assert_eq!(chatbot_reply(&json!([["q", null]])), None);
         assert_eq!(chatbot_reply(&json!([])), None);
         assert_eq!(
             chatbot_reply(&json!([{"role": "assistant", "content": {"file": {}}}])),
             None
+        );
+    }
+
+    /// Gradio 6 (gradio-6-capture.txt): `content` is a list of typed blocks.
+    #[test]
+    fn chatbot_replies_in_gradio_6() {
+        let history = json!([
+            {"role": "user", "metadata": null, "content": [{"text": "Hi", "type": "text"}], "options": null},
+            {"role": "assistant", "metadata": null, "content": [{"text": "echo: Hi", "type": "text"}], "options": null}
+        ]);
+        assert_eq!(chatbot_reply(&history).as_deref(), Some("echo: Hi"));
+        let file = json!({"file": {"path": "/x.png"}, "alt_text": null, "type": "file"});
+        let mixed = json!([{"role": "assistant", "content": [
+            {"type": "text", "text": "one"}, file, {"type": "text", "text": "two"}
+        ]}]);
+        assert_eq!(chatbot_reply(&mixed).as_deref(), Some("one\n\ntwo"));
+        assert_eq!(
+            chatbot_reply(&json!([{"role": "assistant", "content": [file]}])),
+            None
+        );
+        assert_eq!(
+            chatbot_reply(&json!([{"role": "assistant", "content": []}])),
+            None
+        );
+        assert_eq!(
+            chatbot_reply(
+                &json!([{"role": "assistant", "content": [{"type": "text", "text": 5}]}])
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn dialects() {
+        assert_eq!(Dialect::from_version("6.31.0"), Some(Dialect::Gradio6));
+        assert_eq!(Dialect::from_version("10.0"), Some(Dialect::Gradio6));
+        assert_eq!(Dialect::from_version("5.35.0"), Some(Dialect::Gradio5));
+        assert_eq!(Dialect::from_version("4.44.1"), Some(Dialect::Gradio5));
+        assert_eq!(Dialect::from_version(""), None);
+        assert_eq!(Dialect::from_version("latest"), None);
+        assert_eq!(
+            Dialect::Gradio5.text_message("user", "Hi"),
+            json!({"role": "user", "content": "Hi"})
+        );
+        assert_eq!(
+            Dialect::Gradio6.text_message("user", "Hi"),
+            json!({"role": "user", "content": [{"type": "text", "text": "Hi"}]})
+        );
+        let f = FileData {
+            path: "/data/gradio/a/red.png".into(),
+            url: "http://s/gradio_api/file=/data/gradio/a/red.png".into(),
+            orig_name: "red.png".into(),
+            size: 73,
+            mime_type: "image/png".into(),
+            meta: FileMeta {
+                kind: FILE_DATA_TYPE.into(),
+            },
+        };
+        assert_eq!(
+            Dialect::Gradio5.file_message("user", &f),
+            json!({"role": "user", "content": {"file": f.to_value()}})
+        );
+        assert_eq!(
+            Dialect::Gradio6.file_message("user", &f),
+            json!({"role": "user", "content": [{"type": "file", "file": f.to_value()}]})
+        );
+    }
+
+    /// FLOW I of gradio-6-capture.txt: diffs reach into the text block
+    /// (`[1,"content",0,"text"]`).
+    #[test]
+    fn queue_state_follows_the_gradio_6_capture() {
+        let mut q = QueueState::new("p");
+        let msgs = [
+            r#"data: {"msg":"estimation","event_id":"e","rank":0,"queue_size":1,"rank_eta":0.4846675395965576}"#,
+            r#"data: {"msg":"process_starts","event_id":"e","eta":0.4846675395965576}"#,
+            r#"data: {"msg":"process_generating","event_id":"e","output":{"data":[[{"role":"user","metadata":null,"content":[{"text":"Hello Phi","type":"text"}],"options":null},{"role":"assistant","metadata":null,"content":[{"text":"echo:","type":"text"}],"options":null}]],"is_generating":true,"duration":0.05146145820617676,"average_duration":0.046579837799072266,"render_config":null,"changed_state_ids":[],"used_cache":null},"success":true,"time_limit":null}"#,
+            r#"data: {"msg":"process_generating","event_id":"e","output":{"data":[[["append",[1,"content",0,"text"]," Hello"]]],"is_generating":true,"duration":0.05078268051147461,"average_duration":0.04693007469177246,"render_config":null,"changed_state_ids":[],"used_cache":null},"success":true,"time_limit":null}"#,
+            r#"data: {"msg":"heartbeat","event_id":null}"#,
+            r#"data: {"msg":"process_generating","event_id":"e","output":{"data":[[["append",[1,"content",0,"text"]," Phi"]]],"is_generating":true,"duration":0.0514073371887207,"average_duration":0.04727447949923002,"render_config":null,"changed_state_ids":[],"used_cache":null},"success":true,"time_limit":null}"#,
+            r#"data: {"msg":"process_completed","event_id":"e","output":{"data":[[{"role":"user","metadata":null,"content":[{"text":"Hello Phi","type":"text"}],"options":null},{"role":"assistant","metadata":null,"content":[{"text":"echo: Hello Phi | files: 0","type":"text"}],"options":null}]],"is_generating":false,"duration":0.0011768341064453125,"average_duration":0.04528240596546846,"render_config":null,"changed_state_ids":[],"used_cache":null},"success":true,"title":null,"used_cache":null,"cache_duration":0.0011768341064453125,"avg_time":0.04528240596546846}"#,
+        ];
+        let mut reply = ReplyText::default();
+        let mut deltas = Vec::new();
+        for m in msgs {
+            if let Some(QueueEvent::Generating(out) | QueueEvent::Completed(out)) =
+                q.handle(&line(m)).expect("no error")
+            {
+                deltas.extend(
+                    out.first()
+                        .and_then(chatbot_reply)
+                        .and_then(|t| reply.update(t)),
+                );
+            }
+        }
+        assert_eq!(deltas, ["echo:", " Hello", " Phi", " | files: 0"]);
+        assert!(q.finish().is_ok());
+    }
+
+    #[test]
+    fn gradio_6_errors() {
+        let validation = r#"data: {"msg":"process_completed","event_id":"e","output":{"error":"1 validation error for ChatbotDataMessages\n0.content\n  Input should be a valid list [type=list_type, input_value='Hello Phi', input_type=str]\n    For further information visit https://errors.pydantic.dev/2.14/v/list_type","visible":true},"success":false,"title":"Error","used_cache":null,"cache_duration":null,"avg_time":null}"#;
+        let err = QueueState::new("p")
+            .handle(&line(validation))
+            .expect_err("validation");
+        assert!(
+            matches!(&err, Error::Upstream { message, .. } if message.starts_with("1 validation error for ChatbotDataMessages")),
+            "{err:?}"
+        );
+        let lost = r#"data: {"msg":"unexpected_error","event_id":null,"message":"404: Not Found","session_not_found":true,"success":false}"#;
+        let err = QueueState::new("p").handle(&line(lost)).expect_err("lost");
+        assert!(
+            err.to_string()
+                .starts_with("p: 404: Not Found (the Space has no queued event for this session"),
+            "{err}"
         );
     }
 
@@ -1164,7 +1440,7 @@ mod tests {
         assert_eq!(events[1], Some(QueueEvent::Started));
         let reply = |e: &Option<QueueEvent>| match e {
             Some(QueueEvent::Generating(out) | QueueEvent::Completed(out)) => {
-                out.first().and_then(chatbot_reply).map(str::to_owned)
+                out.first().and_then(chatbot_reply).map(Cow::into_owned)
             }
             _ => None,
         };

@@ -38,7 +38,6 @@ pub mod error;
 pub mod gradio;
 pub mod http;
 pub mod media;
-pub mod openai;
 pub mod prompt;
 pub mod provider;
 pub mod random;
@@ -47,18 +46,20 @@ pub mod response;
 pub mod secret;
 
 pub use chunk::{
-    ChatStream, Chunk, FinishReason, Image, MediaData, ProviderInfoChunk, Reasoning, Source, Usage,
+    ChatStream, Chunk, Extra, ExtraScope, FinishReason, Image, MediaData, ProviderInfoChunk,
+    Reasoning, Source, ToolCallDelta, Usage,
 };
 pub use config::{ProviderConfig, Timeouts};
 pub use error::{Action, Attempt, Error, Result, TimeoutPhase};
 pub use provider::{
-    BoxFuture, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo, Registration,
-    registrations,
+    BoxFuture, Capabilities, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo,
+    Registration, registrations,
 };
 pub use request::{
-    ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Media, Message, Role,
+    ChatRequest, Content, ContentPart, Conversation, ImageUrl, InputAudio, Media, Message,
+    ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
-pub use response::{Accumulator, ChatResponse, collect};
+pub use response::{Accumulator, ChatResponse, ExtraFields, ToolCallAssembler, collect};
 pub use secret::{Cookies, Secret};
 
 /// Re-exported so provider crates use the same versions.

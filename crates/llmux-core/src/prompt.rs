@@ -187,9 +187,7 @@ mod tests {
         let parts = Content::Parts(vec![
             ContentPart::Text { text: "x".into() },
             ContentPart::ImageUrl {
-                image_url: ImageUrl {
-                    url: "data:image/png;base64,AA==".into(),
-                },
+                image_url: ImageUrl::new("data:image/png;base64,AA=="),
             },
             ContentPart::Text { text: "y".into() },
         ]);

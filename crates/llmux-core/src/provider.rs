@@ -66,6 +66,55 @@ pub struct ProviderInfo {
     pub audio_models: Vec<String>,
     /// Upstream origins (each overridable by configuration / environment).
     pub origins: Vec<Origin>,
+    /// What the provider honours beyond plain chat.
+    pub capabilities: Capabilities,
+}
+
+/// What a provider honours beyond plain chat. Routing uses it so that a request field is
+/// either honoured or refused, never dropped silently (see the facade's `capability` module).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Speaks OpenAI's chat-completions wire format: every request field, modelled or not
+    /// (`logprobs`, `modalities`, `metadata`, …), reaches the upstream verbatim, and so do
+    /// every response field back.
+    pub openai_wire: bool,
+    /// Native function calling (`tools`, `tool_choice`, `parallel_tool_calls`, tool messages).
+    pub tools: bool,
+    /// Native structured output (`response_format` `json_object` / `json_schema`).
+    pub structured_output: bool,
+    /// Sampling fields the upstream takes (`temperature`, `top_p`, `max_tokens`, `stop`,
+    /// `seed`, `presence_penalty`, `frequency_penalty`, `user`); the others are ignored and named
+    /// in the gateway's `x-llmux-ignored-params`. Unused when `openai_wire` is set.
+    pub params: &'static [&'static str],
+    /// Keys of [`ChatRequest::extra`] the provider understands (image `width`, …). Unused when
+    /// `openai_wire` is set (everything is forwarded).
+    pub options: &'static [&'static str],
+}
+
+impl Capabilities {
+    /// An upstream that speaks OpenAI's wire format with native tools and structured output.
+    pub const OPENAI: Capabilities = Capabilities {
+        openai_wire: true,
+        tools: true,
+        structured_output: true,
+        params: &[],
+        options: &[],
+    };
+
+    /// A provider without tools or structured output that takes these sampling fields and
+    /// `extra` options.
+    pub const fn plain(
+        params: &'static [&'static str],
+        options: &'static [&'static str],
+    ) -> Capabilities {
+        Capabilities {
+            openai_wire: false,
+            tools: false,
+            structured_output: false,
+            params,
+            options,
+        }
+    }
 }
 
 impl ProviderInfo {
@@ -250,27 +299,39 @@ pub fn registrations() -> Result<Vec<&'static Registration>> {
 /// How long a failed discovery is remembered before the next attempt.
 pub const DISCOVERY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A per-instance cache of discovered models: one fetch at a time, successes kept for the
-/// process lifetime; a failure is remembered for [`DISCOVERY_RETRY_AFTER`] so that routing does
-/// not hit a dead upstream on every request.
-#[derive(Debug, Default)]
-pub struct ModelCache {
-    cell: OnceCell<Vec<String>>,
+/// A per-instance cache of discovered models (see [`DiscoveryCache`]).
+pub type ModelCache = DiscoveryCache<Vec<String>>;
+
+/// A cache of one discovered value (models, a Space's Gradio version…): one fetch at a time,
+/// successes kept for the process lifetime; a failure is remembered for
+/// [`DISCOVERY_RETRY_AFTER`] so that routing does not hit a dead upstream on every request.
+#[derive(Debug)]
+pub struct DiscoveryCache<T> {
+    cell: OnceCell<T>,
     failed: std::sync::Mutex<Option<(std::time::Instant, Error)>>,
 }
 
-impl ModelCache {
+impl<T> Default for DiscoveryCache<T> {
+    fn default() -> Self {
+        Self {
+            cell: OnceCell::new(),
+            failed: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Clone> DiscoveryCache<T> {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The cached list, or runs `fetch` (concurrent callers wait for the same fetch). A failure
-    /// is returned again without fetching for [`DISCOVERY_RETRY_AFTER`].
-    pub async fn get_or_fetch<F, Fut>(&self, fetch: F) -> Result<Vec<String>>
+    /// The cached value, or runs `fetch` (concurrent callers wait for the same fetch). A
+    /// failure is returned again without fetching for [`DISCOVERY_RETRY_AFTER`].
+    pub async fn get_or_fetch<F, Fut>(&self, fetch: F) -> Result<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<String>>>,
+        Fut: Future<Output = Result<T>>,
     {
         if let Some(v) = self.cell.get() {
             return Ok(v.clone());
@@ -291,8 +352,8 @@ impl ModelCache {
         self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached list, if any.
-    pub fn get(&self) -> Option<&Vec<String>> {
+    /// The cached value, if any.
+    pub fn get(&self) -> Option<&T> {
         self.cell.get()
     }
 }

@@ -36,11 +36,24 @@ impl Role {
     }
 }
 
-/// An image URL part (`{"url": ...}`), OpenAI shape.
+/// An image URL part (`{"url": ..., "detail": ...}`), OpenAI shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageUrl {
     /// `https://…` or `data:image/…;base64,…`.
     pub url: String,
+    /// OpenAI's `detail` (`low`, `high`, `auto`), passed on where the upstream has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ImageUrl {
+    /// An image part for `url` without a `detail` hint.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            detail: None,
+        }
+    }
 }
 
 /// An audio input part, OpenAI shape: base64 `data` and a `format` such as `wav` or `mp3`.
@@ -118,13 +131,28 @@ impl From<&str> for Content {
 }
 
 /// One chat message.
+///
+/// `content` is `None` where the wire says `null` (an assistant turn that only called tools).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Who said it.
     pub role: Role,
-    /// What was said.
+    /// What was said (`None`: the wire's `null`).
     #[serde(default)]
-    pub content: Content,
+    pub content: Option<Content>,
+    /// The tool calls of an assistant turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a [`Role::Tool`] message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// The participant's name (OpenAI's `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Fields llmux does not model (`refusal`, `audio`, …), passed on verbatim to upstreams that
+    /// speak the same wire format.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Message {
@@ -132,7 +160,26 @@ impl Message {
     pub fn new(role: Role, content: impl Into<Content>) -> Self {
         Self {
             role,
-            content: content.into(),
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+    /// An assistant turn that called tools (content `null`).
+    pub fn tool_calls(calls: Vec<ToolCall>) -> Self {
+        Self {
+            content: None,
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, "")
+        }
+    }
+    /// The result of the tool call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<Content>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            ..Self::new(Role::Tool, content)
         }
     }
     /// A system message.
@@ -147,10 +194,91 @@ impl Message {
     pub fn assistant(content: impl Into<Content>) -> Self {
         Self::new(Role::Assistant, content)
     }
-    /// The content flattened to text.
+    /// The content flattened to text (empty for `null`).
     pub fn text(&self) -> String {
-        self.content.text()
+        self.content.as_ref().map(Content::text).unwrap_or_default()
     }
+}
+
+/// One complete tool call of an assistant turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call id (the tool result names it in `tool_call_id`).
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// The arguments: a JSON document as text, exactly as the model wrote it.
+    pub arguments: String,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Function name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    /// Ask for arguments that follow the schema exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+impl Tool {
+    /// A function tool with a JSON-schema `parameters` object.
+    pub fn function(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        parameters: serde_json::Value,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            description: Some(description.into()),
+            parameters: Some(parameters),
+            strict: None,
+        }
+    }
+}
+
+/// Which tools the model may or must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// Call no tool.
+    None,
+    /// The model decides.
+    Auto,
+    /// Call at least one tool.
+    Required,
+    /// Call this function.
+    Function(String),
+}
+
+/// The shape of the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON that follows a schema.
+    JsonSchema {
+        /// Schema name.
+        name: String,
+        /// What the schema is for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// The JSON Schema.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<serde_json::Value>,
+        /// Follow the schema exactly.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+    },
 }
 
 /// A media attachment: bytes, a file name and a MIME type.
@@ -301,9 +429,28 @@ pub struct ChatRequest {
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
-    /// Random seed.
+    /// Random seed (OpenAI allows any 64-bit integer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+    pub seed: Option<i64>,
+    /// Functions the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Which tools the model may or must call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Allow several tool calls in one turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// The shape of the answer (JSON object, JSON schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// An end-user id for the upstream's abuse monitoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Emulate `tools` and `response_format` with a prompt on providers that lack them
+    /// (`None`: the client's default, off unless configured). See the facade's `emulation` module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_emulation: Option<bool>,
     /// Prompt override (image generation prompt, or the text sent instead of the history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
@@ -399,8 +546,28 @@ impl ChatRequest {
         self
     }
     /// Sets the seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
+    pub fn with_seed(mut self, seed: i64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+    /// Offers a tool to the model.
+    pub fn with_tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+    /// Sets the tool choice.
+    pub fn with_tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+    /// Sets the response format.
+    pub fn with_response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+    /// Turns tool / structured-output emulation on or off for this call.
+    pub fn with_tool_emulation(mut self, on: bool) -> Self {
+        self.tool_emulation = Some(on);
         self
     }
     /// Adds a stop sequence.
@@ -464,7 +631,7 @@ impl ChatRequest {
                 buffer.clear();
                 continue;
             }
-            if let Content::Parts(parts) = &msg.content {
+            if let Some(Content::Parts(parts)) = &msg.content {
                 for part in parts {
                     match part {
                         ContentPart::ImageUrl { image_url } => {
@@ -541,7 +708,7 @@ mod tests {
         let png = "data:image/png;base64,iVBORw0KGgo=";
         let part = |u: &str| {
             Content::Parts(vec![ContentPart::ImageUrl {
-                image_url: ImageUrl { url: u.into() },
+                image_url: ImageUrl::new(u),
             }])
         };
         let req = ChatRequest::new(

@@ -36,11 +36,7 @@ impl Provider for Ready {
         let text = (0..n).map(|_| Ok(Chunk::text("tok ")));
         let tail = [
             Ok(Chunk::Finish(FinishReason::Stop)),
-            Ok(Chunk::Usage(Usage {
-                prompt_tokens: 10,
-                completion_tokens: n as u64,
-                total_tokens: n as u64 + 10,
-            })),
+            Ok(Chunk::Usage(Usage::new(10, n as u64))),
         ];
         Box::pin(futures_util::stream::iter(text.chain(tail)))
     }

@@ -2,14 +2,22 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use llmux::{Chunk, Conversation, FinishReason, Reasoning, Usage};
+use llmux::{
+    ChatRequest, Chunk, Conversation, ExtraFields, FinishReason, Reasoning, ToolCall,
+    ToolCallAssembler, ToolCallDelta, Usage,
+};
+use serde_json::Value;
 
 use crate::render;
 
-/// Something the client sees: content text (markdown for media) or reasoning text.
+/// Something the client sees: content text (markdown for media), reasoning text, or a piece of
+/// a tool call in OpenAI's shape (id and name on the call's first piece only).
 pub(crate) enum Piece {
     Content(String),
     Reasoning(String),
+    Tool(ToolCallDelta),
+    /// Output that lives only in extras (a `refusal` text): an event of its own.
+    ExtraOnly,
     Nothing,
 }
 
@@ -22,14 +30,40 @@ pub(crate) struct Answer {
     pub finish: Option<FinishReason>,
     pub usage: Option<Usage>,
     pub conversation: Option<Conversation>,
-    pub prompt_chars: usize,
+    /// Request fields the answering provider ignores.
+    pub ignored: Vec<String>,
+    /// Upstream fields llmux does not model: response-level ones hold for the whole answer;
+    /// choice and message ones wait for the next event (stream) or accumulate (non-stream).
+    pub extra: ExtraFields,
+    /// Estimated prompt tokens (used only when the upstream reports no usage).
+    pub prompt_estimate: u64,
     pub completion_chars: usize,
-    /// Set when the provider/model changed since the caller last looked.
-    pub names_changed: bool,
+    /// Tool-call indices already announced, and the calls so far (non-stream).
+    announced: Vec<u32>,
+    pub tools: ToolCallAssembler,
+}
+
+/// A sane prompt estimate: about 4 bytes of text per token, plus OpenAI's framing of 3 tokens
+/// per message and 3 for the reply.
+pub(crate) fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
+    let mut bytes = 0usize;
+    for m in &req.messages {
+        bytes += m.text().len();
+        bytes += m
+            .tool_calls
+            .iter()
+            .map(|c| c.name.len() + c.arguments.len())
+            .sum::<usize>();
+    }
+    for t in &req.tools {
+        bytes += t.name.len() + t.description.as_ref().map_or(0, String::len);
+        bytes += t.parameters.as_ref().map_or(0, |p| p.to_string().len());
+    }
+    bytes.div_ceil(4) as u64 + 3 * req.messages.len() as u64 + 3
 }
 
 impl Answer {
-    pub fn new(model: String, prompt_chars: usize) -> Self {
+    pub fn new(model: String, prompt_estimate: u64) -> Self {
         let mut id = String::with_capacity(33);
         id.push_str("chatcmpl-");
         id.push_str(&llmux_core::random::random_alnum(24));
@@ -44,9 +78,12 @@ impl Answer {
             finish: None,
             usage: None,
             conversation: None,
-            prompt_chars,
+            ignored: Vec::new(),
+            extra: ExtraFields::default(),
+            prompt_estimate,
             completion_chars: 0,
-            names_changed: true,
+            announced: Vec::new(),
+            tools: ToolCallAssembler::default(),
         }
     }
 
@@ -70,6 +107,16 @@ impl Answer {
             Chunk::Audio(a) => Piece::Content(render::audio(&a)),
             Chunk::Sources(s) if !s.is_empty() => Piece::Content(render::sources(&s)),
             Chunk::LoginRequired { label, url } => Piece::Content(render::login(&label, &url)),
+            Chunk::ToolCall(d) => Piece::Tool(self.tool_piece(d)),
+            Chunk::Extra(e) => {
+                let output = e.is_output();
+                self.extra.merge(&e);
+                if output {
+                    Piece::ExtraOnly
+                } else {
+                    Piece::Nothing
+                }
+            }
             Chunk::Finish(f) => {
                 self.finish = Some(f);
                 Piece::Nothing
@@ -83,39 +130,75 @@ impl Answer {
                 Piece::Nothing
             }
             Chunk::Provider(p) => {
-                if p.provider != self.provider || (!p.model.is_empty() && p.model != self.model) {
-                    self.provider = p.provider;
-                    if !p.model.is_empty() {
-                        self.model = p.model;
-                    }
-                    self.names_changed = true;
+                self.provider = p.provider;
+                if !p.model.is_empty() {
+                    self.model = p.model;
                 }
+                self.ignored = p.ignored_params;
                 Piece::Nothing
             }
             _ => Piece::Nothing,
         };
         match &piece {
             Piece::Content(t) | Piece::Reasoning(t) => self.completion_chars += t.len(),
-            Piece::Nothing => {}
+            Piece::Tool(d) => self.completion_chars += d.arguments.len(),
+            Piece::ExtraOnly | Piece::Nothing => {}
         }
         piece
     }
 
-    /// The finish reason (`stop` when the provider gave none).
-    pub fn finish_reason(&self) -> &str {
-        self.finish.as_ref().map_or("stop", FinishReason::as_str)
+    /// OpenAI's shape for a piece: the first piece of a call carries its id (made up when the
+    /// provider gave none) and name, later pieces neither.
+    fn tool_piece(&mut self, mut d: ToolCallDelta) -> ToolCallDelta {
+        if self.announced.contains(&d.index) {
+            d.id = None;
+            d.name = None;
+        } else {
+            self.announced.push(d.index);
+            if d.id.as_deref().is_none_or(str::is_empty) {
+                d.id = Some(format!("call_{}", llmux_core::random::random_alnum(24)));
+            }
+        }
+        self.tools.push(&d);
+        d
     }
 
-    /// Upstream usage, else an estimate (4 bytes of text per token).
+    /// True once a tool call started.
+    pub fn has_tool_calls(&self) -> bool {
+        !self.announced.is_empty()
+    }
+
+    /// The finish reason: the provider's, else `tool_calls` after tool calls, else `stop`.
+    pub fn finish_reason(&self) -> &str {
+        match &self.finish {
+            Some(f) => f.as_str(),
+            None if self.has_tool_calls() => "tool_calls",
+            None => "stop",
+        }
+    }
+
+    /// The complete tool calls (non-stream).
+    pub fn tool_calls(&mut self) -> llmux::Result<Vec<ToolCall>> {
+        std::mem::take(&mut self.tools).finish(&self.provider)
+    }
+
+    /// Upstream usage, or `None`: llmux does not invent usage (see [`Answer::estimated_usage`]).
+    pub fn upstream_usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// An estimate for when the upstream reported none, marked `"estimated": true`.
+    pub fn estimated_usage(&self) -> Usage {
+        let mut u = Usage::new(
+            self.prompt_estimate,
+            self.completion_chars.div_ceil(4) as u64,
+        );
+        u.details.insert("estimated".into(), Value::Bool(true));
+        u
+    }
+
+    /// The usage to report: the upstream's, else the marked estimate.
     pub fn usage(&self) -> Usage {
-        self.usage.clone().unwrap_or_else(|| {
-            let p = self.prompt_chars.div_ceil(4) as u64;
-            let c = self.completion_chars.div_ceil(4) as u64;
-            Usage {
-                prompt_tokens: p,
-                completion_tokens: c,
-                total_tokens: p + c,
-            }
-        })
+        self.usage.clone().unwrap_or_else(|| self.estimated_usage())
     }
 }

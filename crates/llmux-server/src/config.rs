@@ -49,6 +49,9 @@ pub struct ServerConfig {
     /// How long [`BoundGateway::serve`](crate::BoundGateway::serve) lets open requests and
     /// streams finish after the shutdown signal before cutting them (default 30 s).
     pub shutdown_grace: Duration,
+    /// Serve the web chat page at `/` and `/chat` (default `true`). The page's files never
+    /// need the gateway key; the page asks for it and sends it on its API calls.
+    pub ui: bool,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             default_provider: None,
             shutdown_grace: Duration::from_secs(30),
+            ui: true,
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("default_provider", &self.default_provider)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("ui", &self.ui)
             .finish()
     }
 }

@@ -102,7 +102,9 @@ impl ApiError {
 pub(crate) fn from_llmux(e: &Error) -> ApiError {
     const BAD_GATEWAY: (StatusCode, &str) = (StatusCode::BAD_GATEWAY, "upstream_error");
     let (status, kind) = match e {
-        Error::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+        Error::InvalidInput(_) | Error::Unsupported { .. } => {
+            (StatusCode::BAD_REQUEST, "invalid_request_error")
+        }
         Error::ProviderNotFound { .. }
         | Error::NoProviderForModel { .. }
         | Error::ModelNotSupported { .. } => (StatusCode::NOT_FOUND, "invalid_request_error"),
@@ -140,6 +142,7 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
         Error::NoProviderForModel { .. } | Error::ModelNotSupported { .. } => {
             Some("model".to_owned())
         }
+        Error::Unsupported { param, .. } => Some(param.clone()),
         _ => None,
     };
     let retry_after = match status {

@@ -10,13 +10,12 @@ use http_body_util::{BodyExt, Full};
 
 use crate::config::ServerConfig;
 use crate::routes::{State, handle};
-use crate::wire::{self, ChatCompletionRequest, ImageRequest};
+use crate::wire::{self, ImageRequest};
 
 /// Parses a `POST /v1/chat/completions` body and converts it, as the handler does. The error is
 /// the OpenAI-shaped error body.
 pub fn parse_chat(body: &[u8], allow_remote_media: bool) -> Result<llmux::ChatRequest, Vec<u8>> {
-    wire::parse::<ChatCompletionRequest>(body)
-        .and_then(|r| r.into_request(allow_remote_media))
+    wire::chat_request(body, allow_remote_media)
         .map(|(req, _)| req)
         .map_err(|e| e.to_json())
 }

@@ -38,6 +38,7 @@
 //! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
 //! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
 //! | `GET /health` | liveness, never needs the key |
+//! | `GET /`, `GET /chat`, `GET /ui/*` | the web chat page ([`ServerConfig::ui`]); never needs the key |
 //!
 //! **Chat requests** take OpenAI's body: `model` (id, alias or `provider:model`), `messages`
 //! (text, `image_url` parts with `data:` URIs, `input_audio` parts), `stream`,
@@ -113,6 +114,7 @@ mod render;
 mod routes;
 mod server;
 mod sse;
+mod ui;
 mod wire;
 
 pub use config::{DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, ServerConfig};

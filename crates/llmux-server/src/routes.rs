@@ -21,7 +21,8 @@ use crate::config::ServerConfig;
 use crate::error::{ApiError, from_llmux};
 use crate::log::{Access, ms};
 use crate::sse::SseBody;
-use crate::wire::{self, ChatCompletionRequest, ImageRequest, ResponseFormat};
+use crate::wire::{self, ImageRequest, ResponseFormat};
+use llmux_openai::answer::{AnswerMessage, ChatCompletion, Choice};
 
 /// Longest time a client may take to send a request body.
 pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,7 +39,9 @@ const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, OPTIONS"
 const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
     "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project",
 );
-const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("x-llmux-overhead-ms, retry-after");
+const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
+    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage",
+);
 const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
 /// Everything a request handler needs.
@@ -251,6 +254,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let method = req.method().clone();
+    if let Some(page) = crate::ui::respond(&state.config, &method, req.uri().path(), req.headers())
+    {
+        return page;
+    }
     let route = route(req.uri().path());
     let mut access = Access::new(
         method.clone(),
@@ -374,73 +381,83 @@ fn error_with_overhead(e: &ApiError, overhead: Duration) -> Response<Body> {
     r
 }
 
-/// The `chat.completion` object, written directly (the same bytes serde writes for
-/// [`Completion`], about three times faster; checked by a test).
-fn completion_json(answer: &Answer, content: &str, reasoning: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(320 + content.len() + reasoning.len());
-    out.extend_from_slice(b"{\"id\":");
-    put(answer.id.as_str(), &mut out);
-    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
-    put(&answer.created, &mut out);
-    out.extend_from_slice(b",\"model\":");
-    put(answer.model.as_str(), &mut out);
-    out.extend_from_slice(b",\"provider\":");
-    put(answer.provider.as_str(), &mut out);
-    out.extend_from_slice(
-        b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
-    );
-    put(content, &mut out);
-    if !reasoning.is_empty() {
-        out.extend_from_slice(b",\"reasoning_content\":");
-        put(reasoning, &mut out);
+/// Response header naming the request fields the answering provider ignores.
+pub const IGNORED_PARAMS_HEADER: &str = "x-llmux-ignored-params";
+/// Response header set to `estimated` when the upstream reported no usage and llmux estimated it.
+pub const USAGE_HEADER: &str = "x-llmux-usage";
+
+/// Sets [`IGNORED_PARAMS_HEADER`] when the provider ignores fields.
+fn set_ignored(resp: &mut Response<Body>, answer: &Answer) {
+    if answer.ignored.is_empty() {
+        return;
     }
-    out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
-    put(answer.finish_reason(), &mut out);
-    out.extend_from_slice(b"}],\"usage\":");
-    put(&answer.usage(), &mut out);
+    if let Ok(v) = HeaderValue::from_str(&answer.ignored.join(",")) {
+        resp.headers_mut().insert(IGNORED_PARAMS_HEADER, v);
+    }
+}
+
+/// The `chat.completion` object of a finished answer.
+fn completion_json(answer: &mut Answer, content: &str, reasoning: &str) -> Result<Vec<u8>, Error> {
+    let calls = answer.tool_calls()?;
+    let estimated;
+    let usage = match answer.upstream_usage() {
+        Some(u) => u,
+        None => {
+            estimated = answer.estimated_usage();
+            &estimated
+        }
+    };
+    let mut top = answer.extra.response.clone();
+    top.insert("provider".into(), answer.provider.clone().into());
     if let Some(c) = &answer.conversation {
-        out.extend_from_slice(b",\"conversation\":");
-        put(c, &mut out);
+        top.insert("conversation".into(), c.0.clone());
     }
-    out.push(b'}');
-    out
+    let mut choice_extra = answer.extra.choice.clone();
+    let logprobs = choice_extra
+        .remove("logprobs")
+        .unwrap_or(serde_json::Value::Null);
+    let refusal = answer
+        .extra
+        .message
+        .get("refusal")
+        .is_some_and(|r| !r.is_null());
+    let content = Some(content).filter(|c| !c.is_empty() || (calls.is_empty() && !refusal));
+    let body = ChatCompletion {
+        id: &answer.id,
+        object: "chat.completion",
+        created: answer.created,
+        model: &answer.model,
+        choices: [Choice {
+            index: 0,
+            message: AnswerMessage {
+                role: "assistant",
+                content,
+                reasoning_content: Some(reasoning).filter(|r| !r.is_empty()),
+                tool_calls: &calls,
+                extra: &answer.extra.message,
+            },
+            logprobs: &logprobs,
+            finish_reason: answer.finish_reason(),
+            extra: &choice_extra,
+        }],
+        usage: Some(usage),
+        extra: &top,
+    };
+    serde_json::to_vec(&body).map_err(|e| Error::Io(format!("cannot encode the answer: {e}")))
 }
 
-/// Appends `v` as JSON (strings escaped as serde_json does; writing to a `Vec` cannot fail).
-fn put<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
-    let _ = serde_json::to_writer(out, v);
-}
-
-#[cfg(test)]
-#[derive(Serialize)]
-struct Completion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    provider: &'a str,
-    choices: [Choice<'a>; 1],
-    usage: llmux::Usage,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conversation: Option<&'a llmux::Conversation>,
-}
-
-#[cfg(test)]
-#[derive(Serialize)]
-struct Choice<'a> {
-    index: u32,
-    message: OutMessage<'a>,
-    logprobs: Option<()>,
-    finish_reason: &'a str,
-}
-
-#[cfg(test)]
-#[derive(Serialize)]
-struct OutMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<&'a str>,
+/// Fails with the mapped error, logging it on `access`.
+fn chat_error(
+    e: &Error,
+    answer: &Answer,
+    access: &mut Access,
+    overhead: Duration,
+) -> Response<Body> {
+    access.model.clone_from(&answer.model);
+    access.provider.clone_from(&answer.provider);
+    let api = from_llmux(e);
+    access.error_code = Some(api.code);
+    error_with_overhead(&api, overhead)
 }
 
 /// `POST /v1/chat/completions`.
@@ -455,8 +472,7 @@ where
         Err(e) => return error_with_overhead(&e, before_body),
     };
     let parse_start = Instant::now();
-    let parsed = wire::parse::<ChatCompletionRequest>(&raw)
-        .and_then(|r| r.into_request(state.config.allow_remote_media));
+    let parsed = wire::chat_request(&raw, state.config.allow_remote_media);
     drop(raw);
     let (mut creq, opts) = match parsed {
         Ok(x) => x,
@@ -464,8 +480,11 @@ where
     };
     state.default_provider(&mut creq);
     access.model.clone_from(&creq.model);
-    let mut answer = Answer::new(creq.model.clone(), opts.prompt_chars);
-    let mut overhead = before_body + parse_start.elapsed();
+    let mut answer = Answer::new(
+        creq.model.clone(),
+        crate::answer::estimate_prompt_tokens(&creq),
+    );
+    let overhead = before_body + parse_start.elapsed();
     let mut stream = state.client.chat(creq);
 
     if opts.stream {
@@ -477,22 +496,20 @@ where
                 Some(Ok(chunk)) => {
                     let _ = answer.take(chunk);
                 }
-                Some(Err(e)) => {
-                    access.model.clone_from(&answer.model);
-                    access.provider.clone_from(&answer.provider);
-                    let api = from_llmux(&e);
-                    access.error_code = Some(api.code);
-                    return error_with_overhead(&api, overhead);
-                }
+                Some(Err(e)) => return chat_error(&e, &answer, access, overhead),
                 None => break None,
             }
         };
+        let ignored = (!answer.ignored.is_empty()).then(|| answer.ignored.join(","));
         let sse = SseBody::new(stream, first, answer, opts.include_usage, access.clone());
         let mut resp = Response::new(Body::Sse(Box::new(sse)));
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, SSE);
         h.insert(CACHE_CONTROL, NO_CACHE);
         h.insert(X_ACCEL_BUFFERING, NO);
+        if let Some(v) = ignored.and_then(|s| HeaderValue::from_str(&s).ok()) {
+            h.insert(IGNORED_PARAMS_HEADER, v);
+        }
         set_overhead(&mut resp, overhead);
         return resp;
     }
@@ -510,27 +527,27 @@ where
                     access.first_token();
                     reasoning.push_str(&t);
                 }
+                Piece::Tool(_) | Piece::ExtraOnly => access.first_token(),
                 Piece::Nothing => {}
             },
-            Err(e) => {
-                access.model.clone_from(&answer.model);
-                access.provider.clone_from(&answer.provider);
-                let api = from_llmux(&e);
-                access.error_code = Some(api.code);
-                return error_with_overhead(&api, overhead);
-            }
+            Err(e) => return chat_error(&e, &answer, access, overhead),
         }
     }
     drop(stream);
     let build_start = Instant::now();
-    let mut resp = body::json_bytes(
-        StatusCode::OK,
-        completion_json(&answer, &content, &reasoning),
-    );
+    let bytes = match completion_json(&mut answer, &content, &reasoning) {
+        Ok(b) => b,
+        Err(e) => return chat_error(&e, &answer, access, overhead),
+    };
+    let mut resp = body::json_bytes(StatusCode::OK, bytes);
+    set_ignored(&mut resp, &answer);
+    if answer.upstream_usage().is_none() {
+        resp.headers_mut()
+            .insert(USAGE_HEADER, HeaderValue::from_static("estimated"));
+    }
     access.model.clone_from(&answer.model);
     access.provider.clone_from(&answer.provider);
-    overhead += build_start.elapsed();
-    set_overhead(&mut resp, overhead);
+    set_overhead(&mut resp, overhead + build_start.elapsed());
     resp
 }
 
@@ -853,47 +870,6 @@ async fn provider(state: &State, name: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn completion_bytes_are_what_serde_writes() {
-        let mut answer = Answer::new("m\"x".into(), 7);
-        answer.provider = "p".into();
-        for (content, reasoning, conversation) in [
-            ("Hello \u{1} é \"q\"\n", "", None),
-            (
-                "",
-                "thinking",
-                Some(serde_json::json!({"p": {"k": [1, "x"]}})),
-            ),
-        ] {
-            answer.conversation = conversation.map(llmux::Conversation);
-            answer.finish = Some(llmux::FinishReason::Length);
-            let expected = serde_json::to_vec(&Completion {
-                id: &answer.id,
-                object: "chat.completion",
-                created: answer.created,
-                model: &answer.model,
-                provider: &answer.provider,
-                choices: [Choice {
-                    index: 0,
-                    message: OutMessage {
-                        role: "assistant",
-                        content,
-                        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
-                    },
-                    logprobs: None,
-                    finish_reason: answer.finish_reason(),
-                }],
-                usage: answer.usage(),
-                conversation: answer.conversation.as_ref(),
-            })
-            .expect("serde");
-            assert_eq!(
-                String::from_utf8(completion_json(&answer, content, reasoning)).expect("utf-8"),
-                String::from_utf8(expected).expect("utf-8")
-            );
-        }
-    }
 
     #[test]
     fn routes_and_query_keys() {

@@ -9,7 +9,10 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body::Frame;
-use llmux::{ChatStream, Chunk};
+use llmux::{ChatStream, Chunk, ToolCallDelta};
+use llmux_openai::answer::{ChatCompletionChunk, ChunkChoice, Delta, FunctionPiece, ToolCallPiece};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::answer::{Answer, Piece};
 use crate::error::{ApiError, from_llmux};
@@ -25,14 +28,25 @@ const MAX_FUTILE_YIELDS: u8 = 2;
 /// what is left stays with an open stream, so it is kept small).
 const BUF_CAPACITY: usize = 512;
 
+/// Appends `data: <chunk>\n\n`.
+fn put_event<T: Serialize>(buf: &mut BytesMut, chunk: &T) {
+    buf.reserve(256);
+    buf.extend_from_slice(b"data: ");
+    // serialising into memory cannot fail
+    let _ = serde_json::to_writer((&mut *buf).writer(), chunk);
+    buf.extend_from_slice(b"\n\n");
+}
+
 /// SSE body of one streamed chat completion.
 pub(crate) struct SseBody {
     stream: ChatStream,
     first: Option<Chunk>,
     answer: Answer,
     include_usage: bool,
-    /// `data: {"id":…,"object":…,"created":…,"model":…,"provider":…` (no closing brace).
-    head: Vec<u8>,
+    /// Response-level fields of every event (`provider`, the upstream's extras), rebuilt when
+    /// they change.
+    top: Map<String, Value>,
+    top_for: (String, usize),
     role_sent: bool,
     buf: BytesMut,
     done: bool,
@@ -57,7 +71,8 @@ impl SseBody {
             first,
             answer,
             include_usage,
-            head: Vec::new(),
+            top: Map::new(),
+            top_for: (String::new(), usize::MAX),
             role_sent: false,
             buf: BytesMut::with_capacity(BUF_CAPACITY),
             done: false,
@@ -68,74 +83,110 @@ impl SseBody {
         }
     }
 
-    fn head(&mut self) -> &[u8] {
-        if self.answer.names_changed || self.head.is_empty() {
-            self.answer.names_changed = false;
-            let a = &self.answer;
-            let h = &mut self.head;
-            h.clear();
-            h.extend_from_slice(b"data: {\"id\":\"");
-            h.extend_from_slice(a.id.as_bytes());
-            h.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
-            h.extend_from_slice(a.created.to_string().as_bytes());
-            h.extend_from_slice(b",\"model\":");
-            let _ = serde_json::to_writer(&mut *h, &a.model);
-            h.extend_from_slice(b",\"provider\":");
-            let _ = serde_json::to_writer(&mut *h, &a.provider);
+    /// Refreshes [`SseBody::top`] when the provider or the response extras changed.
+    fn refresh_top(&mut self) {
+        let a = &self.answer;
+        let key = (a.provider.as_str(), a.extra.response.len());
+        if self.top_for.0 == key.0 && self.top_for.1 == key.1 && !self.top.is_empty() {
+            return;
         }
-        &self.head
+        self.top = a.extra.response.clone();
+        self.top
+            .insert("provider".into(), Value::String(a.provider.clone()));
+        self.top_for = (a.provider.clone(), a.extra.response.len());
     }
 
-    fn write_head(&mut self, extra: usize) {
-        let head_len = self.head().len();
-        self.buf.reserve(head_len + extra + 96);
-        let Self { head, buf, .. } = self;
-        buf.extend_from_slice(head);
+    /// One event with `delta` (role on the first), the waiting choice and message extras, and
+    /// `finish_reason` when given.
+    fn write_delta(
+        &mut self,
+        delta: Delta<'_>,
+        finish_reason: Option<&str>,
+        top: Option<&Map<String, Value>>,
+    ) {
+        self.refresh_top();
+        let role = (!self.role_sent).then_some("assistant");
+        self.role_sent = true;
+        let mut choice_extra = std::mem::take(&mut self.answer.extra.choice);
+        let logprobs = choice_extra.remove("logprobs").unwrap_or(Value::Null);
+        let message_extra = std::mem::take(&mut self.answer.extra.message);
+        let delta = Delta {
+            role,
+            extra: Some(&message_extra).filter(|m| !m.is_empty()),
+            ..delta
+        };
+        let choices = [ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: &logprobs,
+            finish_reason,
+            extra: &choice_extra,
+        }];
+        let a = &self.answer;
+        let chunk = ChatCompletionChunk {
+            id: &a.id,
+            object: "chat.completion.chunk",
+            created: a.created,
+            model: &a.model,
+            choices: &choices,
+            usage: None,
+            extra: top.unwrap_or(&self.top),
+        };
+        put_event(&mut self.buf, &chunk);
     }
 
-    fn write_delta(&mut self, field: &[u8], text: &str) {
-        self.write_head(text.len() + field.len());
-        self.buf
-            .extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
-        if !self.role_sent {
-            self.role_sent = true;
-            self.buf.extend_from_slice(b"\"role\":\"assistant\",");
-        }
-        self.buf.extend_from_slice(field);
-        let _ = serde_json::to_writer((&mut self.buf).writer(), text);
-        self.buf
-            .extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
+    fn write_tool(&mut self, d: &ToolCallDelta) {
+        let pieces = [ToolCallPiece {
+            index: d.index,
+            id: d.id.as_deref(),
+            kind: d.id.as_ref().map(|_| "function"),
+            function: FunctionPiece {
+                name: d.name.as_deref(),
+                arguments: &d.arguments,
+            },
+        }];
+        self.write_delta(
+            Delta {
+                tool_calls: &pieces,
+                ..Delta::default()
+            },
+            None,
+            None,
+        );
     }
 
     fn write_final(&mut self) {
-        let usage = self.answer.usage();
-        self.write_head(64);
-        self.buf
-            .extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
-        if !self.role_sent {
-            self.role_sent = true;
-            self.buf
-                .extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\"");
-        }
-        self.buf.extend_from_slice(b"},\"finish_reason\":");
-        let _ = serde_json::to_writer((&mut self.buf).writer(), self.answer.finish_reason());
-        self.buf.extend_from_slice(b"}]");
-        if !self.include_usage {
-            self.buf.extend_from_slice(b",\"usage\":");
-            let _ = serde_json::to_writer((&mut self.buf).writer(), &usage);
-        }
-        if let Some(c) = &self.answer.conversation {
-            self.buf.extend_from_slice(b",\"conversation\":");
-            let _ = serde_json::to_writer((&mut self.buf).writer(), c);
-        }
-        self.buf.extend_from_slice(b"}\n\n");
+        let finish = self.answer.finish_reason().to_owned();
+        let content = (!self.role_sent && !self.answer.has_tool_calls()).then_some("");
+        self.refresh_top();
+        let top = self.answer.conversation.as_ref().map(|c| {
+            let mut t = self.top.clone();
+            t.insert("conversation".into(), c.0.clone());
+            t
+        });
+        self.write_delta(
+            Delta {
+                content,
+                ..Delta::default()
+            },
+            Some(&finish),
+            top.as_ref(),
+        );
         if self.include_usage {
             // OpenAI's shape when `stream_options.include_usage` is set: a last chunk with
             // empty `choices` carrying the usage
-            self.write_head(128);
-            self.buf.extend_from_slice(b",\"choices\":[],\"usage\":");
-            let _ = serde_json::to_writer((&mut self.buf).writer(), &usage);
-            self.buf.extend_from_slice(b"}\n\n");
+            let usage = self.answer.usage();
+            let a = &self.answer;
+            let chunk = ChatCompletionChunk {
+                id: &a.id,
+                object: "chat.completion.chunk",
+                created: a.created,
+                model: &a.model,
+                choices: &[],
+                usage: Some(&usage),
+                extra: &self.top,
+            };
+            put_event(&mut self.buf, &chunk);
         }
         self.buf.extend_from_slice(b"data: [DONE]\n\n");
     }
@@ -169,11 +220,27 @@ impl SseBody {
         match self.answer.take(chunk) {
             Piece::Content(t) => {
                 self.access.first_token();
-                self.write_delta(b"\"content\":", &t);
+                let delta = Delta {
+                    content: Some(&t),
+                    ..Delta::default()
+                };
+                self.write_delta(delta, None, None);
             }
             Piece::Reasoning(t) => {
                 self.access.first_token();
-                self.write_delta(b"\"reasoning_content\":", &t);
+                let delta = Delta {
+                    reasoning_content: Some(&t),
+                    ..Delta::default()
+                };
+                self.write_delta(delta, None, None);
+            }
+            Piece::Tool(d) => {
+                self.access.first_token();
+                self.write_tool(&d);
+            }
+            Piece::ExtraOnly => {
+                self.access.first_token();
+                self.write_delta(Delta::default(), None, None);
             }
             Piece::Nothing => {}
         }
@@ -194,10 +261,6 @@ impl SseBody {
     /// upstream chunks costs a few writes to the client instead of one per chunk. The price is
     /// a couple of scheduler passes of latency per frame.
     ///
-    /// When the provider has nothing more right now but output is buffered, the body yields to
-    /// the scheduler once before handing the frame over: chunks the upstream connection reads
-    /// in the meantime join the same frame, so a burst of upstream chunks costs one write to
-    /// the client instead of one per chunk (at the price of one scheduler pass of latency).
     pub fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,

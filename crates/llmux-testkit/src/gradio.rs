@@ -1,7 +1,10 @@
-//! A fake Gradio 5 chat Space on ZeroGPU (shaped like `microsoft/phi-4-multimodal`), plus the two
-//! Hugging Face Hub routes that hand out ZeroGPU credentials. Its wire behaviour follows a capture
-//! of a real Gradio 5 server (`gradio-5-capture.txt`):
+//! A fake Gradio chat Space on ZeroGPU (shaped like `microsoft/phi-4-multimodal`), plus the two
+//! Hugging Face Hub routes that hand out ZeroGPU credentials. It behaves as Gradio 5 (the
+//! default) or Gradio 6 ([`FakeGradio::gradio6`]), following captures of real servers
+//! (`gradio-5-capture.txt`, `gradio-6-capture.txt` of Gradio 6.31.0):
 //!
+//! - `GET /config` — `version` (`5.35.0` / `6.31.0`), `protocol: sse_v3`, `api_prefix`,
+//!   `enable_queue` and the two chat functions.
 //! - `POST /gradio_api/upload?upload_id=…` — multipart `files` parts; answers the JSON list of
 //!   server paths `/data/gradio/<64 hex>/<file name>`, one per part. Files are kept (and served at
 //!   `GET /gradio_api/file=<path>`); calls referring to paths never uploaded fail like Gradio.
@@ -9,12 +12,16 @@
 //!   pydantic 500 of the capture); answers the updated chat box.
 //! - `POST /gradio_api/queue/join` (fn 11, "bot"): needs `data` = `[history, file messages]`;
 //!   queues one event under the body's `session_hash` and answers `{"event_id": …}`. Wrong input
-//!   counts or unknown file paths make that event fail with Gradio's messages.
+//!   counts, unknown file paths and messages in the other version's form (Gradio 6: `content`
+//!   must be a list of blocks; Gradio 5: it must not be a list) make that event fail with
+//!   Gradio's (pydantic's) messages. Gradio 6 answers an unknown `fn_index` with a plain 500.
 //! - `GET /gradio_api/queue/data?session_hash=…` — `text/event-stream; charset=utf-8`, one
 //!   `data: {json}\n\n` frame per message: `estimation` → `process_starts` → `process_generating`
-//!   (the full history first, then `append` diffs) → `process_completed` → `close_stream`, with a
+//!   (the full history first, then `append` diffs: path `[1,"content"]` in Gradio 5,
+//!   `[1,"content",0,"text"]` in Gradio 6) → `process_completed` → `close_stream`, with a
 //!   `heartbeat` every [`FakeGradio::heartbeat_interval`]. A session with no queued event gets
-//!   `unexpected_error` ("404: Session not found.") and the stream ends.
+//!   `unexpected_error` ("404: Session not found." / Gradio 6: "404: Not Found",
+//!   `session_not_found: true`) and the stream ends.
 //! - `GET /spaces/<space>` — an HTML page embedding the ZeroGPU token and session UUID the way
 //!   huggingface.co does (HTML-entity-encoded JSON); `GET /api/spaces/<space>/jwt?expiration=…`
 //!   — `{"token": …}` when a `Cookie` header is sent, else 401.
@@ -53,8 +60,10 @@ pub const SESSION_UUID: &str = "6c0f1b2a-9d3e-4f70-8a11-2b3c4d5e6f70";
 pub const JWT_TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.JWT.FROM.COOKIES";
 /// A ZeroGPU quota message, as Spaces send it (with an HTML link).
 pub const QUOTA_ERROR: &str = "You have exceeded your GPU quota (60s requested vs. 41s left). <a style=\"text-decoration: underline\" href=\"https://huggingface.co/settings/billing\">Sign-up</a>";
-/// The `run/predict` error of the capture when `files` is `null`.
-pub const FILES_NOT_A_LIST: &str = "1 validation error for MultimodalData\nfiles\n  Input should be a valid list [type=list_type, input_value=None, input_type=NoneType]\n    For further information visit https://errors.pydantic.dev/2.11/v/list_type";
+pub use wire::{FILES_NOT_A_LIST, FILES_NOT_A_LIST_6, Version};
+use wire::{content_files, content_text};
+
+mod wire;
 
 /// How the event stream of a queued event ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +95,7 @@ pub struct FakeGradio {
     ending: Ending,
     predict_fn: u64,
     join_fn: u64,
+    version: Version,
 }
 
 impl Default for FakeGradio {
@@ -101,6 +111,7 @@ impl Default for FakeGradio {
             ending: Ending::Complete,
             predict_fn: 10,
             join_fn: 11,
+            version: Version::Gradio5,
         }
     }
 }
@@ -182,6 +193,17 @@ impl FakeGradio {
         self
     }
 
+    /// The Gradio major version the Space behaves as (default [`Version::Gradio5`]).
+    pub fn version(mut self, version: Version) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Behaves as a Gradio 6 Space ([`Version::Gradio6`]).
+    pub fn gradio6(self) -> Self {
+        self.version(Version::Gradio6)
+    }
+
     /// The routes of this fake (Space and Hub), to combine with others or serve with faults.
     pub fn router(self) -> Router {
         let state = Arc::new(State {
@@ -191,7 +213,8 @@ impl FakeGradio {
             pending: Mutex::default(),
             counter: AtomicU64::new(0),
         });
-        let (s1, s2, s3, s4, s5, s6, s7) = (
+        let (s0, s1, s2, s3, s4, s5, s6, s7) = (
+            state.clone(),
             state.clone(),
             state.clone(),
             state.clone(),
@@ -201,6 +224,10 @@ impl FakeGradio {
             state,
         );
         Router::new()
+            .get("/config", move |_req| {
+                let s = s0.clone();
+                async move { s.config() }
+            })
             .post("/gradio_api/upload", move |req| {
                 let s = s1.clone();
                 async move { s.upload(&req) }
@@ -292,16 +319,9 @@ fn gradio_error(message: &str) -> Reply {
     Reply::json(500, &json!({"error": message}))
 }
 
-fn js(s: &str) -> String {
-    Value::from(s).to_string()
-}
-
-/// A chat message as Gradio 5 serialises it (key order of the capture).
-fn chat_message(role: &str, content: &str) -> String {
-    format!(
-        r#"{{"role":"{role}","metadata":null,"content":{},"options":null}}"#,
-        js(content)
-    )
+/// Gradio 6's answer to an unknown `fn_index` (capture FLOW K).
+fn internal_server_error() -> Reply {
+    Reply::text(500, "Internal Server Error")
 }
 
 /// One part of a `multipart/form-data` body.
@@ -371,14 +391,15 @@ fn parse_multipart(content_type: &str, body: &Bytes) -> Option<Vec<Part>> {
     }
 }
 
-/// The `{"file": {...}}` paths of the file messages in `messages`.
+/// The `(path, mime_type)` of the files in the messages of `messages` (either form).
 fn file_paths(messages: &Value) -> Vec<(String, String)> {
     messages
         .as_array()
         .map(|list| {
             list.iter()
-                .filter_map(|m| {
-                    let file = m.pointer("/content/file")?;
+                .filter_map(|m| m.get("content"))
+                .flat_map(content_files)
+                .filter_map(|file| {
                     let path = file.get("path")?.as_str()?.to_owned();
                     let mime = file
                         .get("mime_type")
@@ -409,7 +430,10 @@ impl State {
     fn upload(&self, req: &RecordedRequest) -> Reply {
         let ct = req.header("content-type").unwrap_or("");
         if !ct.starts_with("multipart/form-data") {
-            return unprocessable("Expected a multipart/form-data body");
+            return match self.cfg.version {
+                Version::Gradio5 => unprocessable("Expected a multipart/form-data body"),
+                Version::Gradio6 => Reply::json(400, &json!({"detail": "Invalid content type."})),
+            };
         }
         let Some(parts) = parse_multipart(ct, &req.body) else {
             return Reply::json(
@@ -429,6 +453,24 @@ impl State {
             paths.push(Value::from(path));
         }
         Reply::json(200, &Value::Array(paths))
+    }
+
+    fn config(&self) -> Reply {
+        Reply::json(
+            200,
+            &self
+                .cfg
+                .version
+                .config(self.cfg.predict_fn, self.cfg.join_fn),
+        )
+    }
+
+    /// A 500 `{"error"}` answer (Gradio 6 adds `"visible": true`).
+    fn gradio_error(&self, message: &str) -> Reply {
+        match self.cfg.version {
+            Version::Gradio5 => gradio_error(message),
+            Version::Gradio6 => Reply::json(500, &json!({"error": message, "visible": true})),
+        }
     }
 
     fn file(&self, req: &RecordedRequest) -> Reply {
@@ -455,13 +497,17 @@ impl State {
         let Ok(body) = req.json() else {
             return unprocessable("JSON decode error");
         };
+        let version = self.cfg.version;
         if body.get("fn_index").and_then(Value::as_u64) != Some(self.cfg.predict_fn) {
-            return gradio_error("fn_index not found");
+            return match version {
+                Version::Gradio5 => gradio_error("fn_index not found"),
+                Version::Gradio6 => internal_server_error(),
+            };
         }
         let message = body.pointer("/data/1").cloned().unwrap_or(Value::Null);
         let text = message.get("text").and_then(Value::as_str).unwrap_or("");
         let Some(files) = message.get("files").and_then(Value::as_array) else {
-            return gradio_error(FILES_NOT_A_LIST);
+            return self.gradio_error(version.files_not_a_list());
         };
         let paths: Vec<(String, String)> = files
             .iter()
@@ -472,26 +518,15 @@ impl State {
             })
             .collect();
         if let Some(err) = self.not_uploaded(&paths) {
-            return gradio_error(&err);
+            return self.gradio_error(&err);
         }
         let host = req.header("host").unwrap_or("127.0.0.1");
         let mut history: Vec<String> = paths
             .iter()
-            .map(|(p, m)| {
-                format!(
-                    r#"{{"role":"user","metadata":null,"content":{{"file":{{"path":{},"url":{},"size":null,"orig_name":null,"mime_type":{},"is_stream":false,"meta":{{"_type":"gradio.FileData"}}}},"alt_text":null}},"options":null}}"#,
-                    js(p),
-                    js(&format!("http://{host}/gradio_api/file={p}")),
-                    js(m)
-                )
-            })
+            .map(|(p, m)| version.file_message(p, &format!("http://{host}/gradio_api/file={p}"), m))
             .collect();
-        history.push(chat_message("user", text));
-        let body = format!(
-            r#"{{"data":[[{}],{{"interactive":false,"value":null,"__type__":"update"}},null],"is_generating":false,"duration":0.0005991458892822266,"average_duration":0.0015152825249565972,"render_config":null,"changed_state_ids":[]}}"#,
-            history.join(",")
-        );
-        Reply::bytes(200, "application/json", body)
+        history.push(version.chat_message("user", text));
+        Reply::bytes(200, "application/json", version.predict_answer(&history))
     }
 
     fn join(&self, req: &RecordedRequest) -> Reply {
@@ -505,7 +540,12 @@ impl State {
         let event_id = hex(format!("{session}/{n}").as_bytes(), 32);
         let data = body.get("data").cloned().unwrap_or(Value::Null);
         let inputs = data.as_array().cloned().unwrap_or_default();
-        let outcome = if body.get("fn_index").and_then(Value::as_u64) != Some(self.cfg.join_fn) {
+        let version = self.cfg.version;
+        let known_fn = body.get("fn_index").and_then(Value::as_u64) == Some(self.cfg.join_fn);
+        if !known_fn && version == Version::Gradio6 {
+            return internal_server_error();
+        }
+        let outcome = if !known_fn {
             Outcome::Error("fn_index not found".to_owned())
         } else if inputs.len() != 2 {
             Outcome::Error(format!(
@@ -514,7 +554,10 @@ impl State {
             ))
         } else {
             let files = file_paths(&inputs[1]);
-            if let Some(err) = self.not_uploaded(&files) {
+            let invalid = version
+                .chatbot_error(&inputs[0])
+                .or_else(|| version.chatbot_error(&inputs[1]));
+            if let Some(err) = invalid.or_else(|| self.not_uploaded(&files)) {
                 Outcome::Error(err)
             } else if let Ending::Error(message) = &self.cfg.ending {
                 Outcome::Error(message.clone())
@@ -523,9 +566,8 @@ impl State {
                     .as_array()
                     .and_then(|h| h.last())
                     .and_then(|m| m.get("content"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
+                    .map(content_text)
+                    .unwrap_or_default();
                 let text = match &self.cfg.reply {
                     Some(r) => r.clone(),
                     None => {
@@ -569,12 +611,11 @@ impl State {
             .map(Vec::from)
             .unwrap_or_default();
         let sse = |s: String| Bytes::from(format!("data: {s}\n\n"));
+        let version = self.cfg.version;
         if events.is_empty() {
             return Reply::new(200)
                 .header("content-type", "text/event-stream; charset=utf-8")
-                .chunks([sse(
-                    r#"{"msg":"unexpected_error","event_id":null,"message":"404: Session not found.","success":false}"#.to_owned(),
-                )]);
+                .chunks([sse(version.session_not_found().to_owned())]);
         }
         let d = self.cfg.chunk_delay;
         let mut timeline: Vec<(Duration, String)> = Vec::new();
@@ -592,38 +633,29 @@ impl State {
                 format!(r#"{{"msg":"process_starts","event_id":"{id}","eta":0.3826938271522522}}"#),
             ));
             match ev.outcome {
-                Outcome::Error(message) => timeline.push((
-                    Duration::ZERO,
-                    format!(
-                        r#"{{"msg":"process_completed","event_id":"{id}","output":{{"error":{}}},"success":false,"title":"Error"}}"#,
-                        js(&message)
-                    ),
-                )),
+                Outcome::Error(message) => {
+                    timeline.push((Duration::ZERO, version.failed(&id, &message)));
+                }
                 Outcome::Reply { user, text } => {
-                    let generating = |data: String| {
-                        format!(
-                            r#"{{"msg":"process_generating","event_id":"{id}","output":{{"data":[{data}],"is_generating":true,"duration":0.051311492919921875,"average_duration":0.0449826016145594,"render_config":null,"changed_state_ids":[]}},"success":true,"time_limit":null}}"#
-                        )
-                    };
                     let history = |reply: &str| {
-                        format!("[{},{}]", chat_message("user", &user), chat_message("assistant", reply))
+                        format!(
+                            "[{},{}]",
+                            version.chat_message("user", &user),
+                            version.chat_message("assistant", reply)
+                        )
                     };
                     let mut parts = pieces(&text).into_iter();
                     let first = parts.next().unwrap_or_default();
-                    timeline.push((d, generating(history(&first))));
+                    timeline.push((d, version.generating(&id, &history(&first))));
                     for p in parts {
-                        timeline.push((d, generating(format!(r#"[["append",[1,"content"],{}]]"#, js(&p)))));
+                        timeline.push((d, version.generating(&id, &version.append_diff(&p))));
                     }
                     match &self.cfg.ending {
                         Ending::CloseWithoutCompletion => {}
                         Ending::EofWithoutCompletion => close = false,
-                        _ => timeline.push((
-                            Duration::ZERO,
-                            format!(
-                                r#"{{"msg":"process_completed","event_id":"{id}","output":{{"data":[{}],"is_generating":false,"duration":0.0004279613494873047,"average_duration":0.0450126010102111,"render_config":null,"changed_state_ids":[]}},"success":true,"title":null}}"#,
-                                history(&text)
-                            ),
-                        )),
+                        _ => {
+                            timeline.push((Duration::ZERO, version.completed(&id, &history(&text))))
+                        }
                     }
                 }
             }
@@ -888,6 +920,179 @@ mod tests {
         assert_eq!(
             done["output"]["data"][0][1]["content"],
             "echo: Hi | files: 1 audio/wav:12"
+        );
+    }
+
+    async fn join(server: &FakeServer, session: &str, data: Value) -> Vec<Value> {
+        client::post_json(
+            &server.url("/gradio_api/queue/join?__theme=light"),
+            &[],
+            &json!({"data": data, "event_data": null, "fn_index": 11, "trigger_id": 8, "session_hash": session}),
+        )
+        .await
+        .expect("join");
+        events(&server.url(&format!("/gradio_api/queue/data?session_hash={session}"))).await
+    }
+
+    #[tokio::test]
+    async fn config_reports_the_version() {
+        for (fake, version) in [
+            (FakeGradio::new(), "5.35.0"),
+            (FakeGradio::new().gradio6(), "6.31.0"),
+        ] {
+            let server = fake.start().await;
+            let config = client::get(&server.url("/config"))
+                .await
+                .expect("config")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(config["version"], version);
+            assert_eq!(config["protocol"], "sse_v3");
+            assert_eq!(config["api_prefix"], "/gradio_api");
+            assert_eq!(config["dependencies"][1]["api_name"], "bot_response");
+        }
+    }
+
+    /// FLOW I of gradio-6-capture.txt.
+    #[tokio::test]
+    async fn gradio_6_text_flow_like_the_capture() {
+        let server = FakeGradio::new().gradio6().start().await;
+        let predict = client::post_json(
+            &server.url("/gradio_api/run/predict"),
+            &[],
+            &json!({"data": [[], {"text": "Hello Phi", "files": []}, null], "event_data": null, "fn_index": 10, "trigger_id": 8, "session_hash": "s6"}),
+        )
+        .await
+        .expect("predict");
+        let body = predict.text().await.expect("body");
+        assert!(body.starts_with(r#"{"data":[[{"role":"user","metadata":null,"content":[{"text":"Hello Phi","type":"text"}],"options":null}],{"interactive":false,"value":{"text":"","files":[]},"__type__":"update"},null],"is_generating":false,"duration":"#), "{body}");
+        assert!(
+            body.ends_with(r#""changed_state_ids":[],"used_cache":null}"#),
+            "{body}"
+        );
+        let ev = join(
+            &server,
+            "s6",
+            json!([[{"role": "user", "content": [{"type": "text", "text": "Hello Phi"}]}], []]),
+        )
+        .await;
+        assert_eq!(
+            kinds(&ev),
+            [
+                "estimation",
+                "process_starts",
+                "process_generating",
+                "process_generating",
+                "process_generating",
+                "process_generating",
+                "process_generating",
+                "process_generating",
+                "process_completed",
+                "close_stream"
+            ]
+        );
+        assert_eq!(
+            ev[2]["output"]["data"][0][1]["content"],
+            json!([{"text": "echo:", "type": "text"}])
+        );
+        assert_eq!(ev[2]["output"]["used_cache"], Value::Null);
+        assert_eq!(
+            ev[3]["output"]["data"],
+            json!([[["append", [1, "content", 0, "text"], " Hello"]]])
+        );
+        assert_eq!(
+            ev[8]["output"]["data"][0][1]["content"],
+            json!([{"text": "echo: Hello Phi | files: 0", "type": "text"}])
+        );
+        assert!(ev[8].get("avg_time").is_some() && ev[8].get("cache_duration").is_some());
+        let again = events(&server.url("/gradio_api/queue/data?session_hash=s6")).await;
+        assert_eq!(
+            again[0],
+            json!({"msg": "unexpected_error", "event_id": null, "message": "404: Not Found", "session_not_found": true, "success": false})
+        );
+    }
+
+    /// FLOW B of gradio-6-capture.txt (Gradio 5 message form sent to Gradio 6), and the reverse.
+    #[tokio::test]
+    async fn each_version_refuses_the_other_form() {
+        let server = FakeGradio::new().gradio6().start().await;
+        let ev = join(
+            &server,
+            "b",
+            json!([[{"role": "user", "content": "Hello Phi"}], []]),
+        )
+        .await;
+        assert_eq!(
+            kinds(&ev),
+            [
+                "estimation",
+                "process_starts",
+                "process_completed",
+                "close_stream"
+            ]
+        );
+        assert_eq!(
+            ev[2]["output"],
+            json!({"error": "1 validation error for ChatbotDataMessages\n0.content\n  Input should be a valid list [type=list_type, input_value='Hello Phi', input_type=str]\n    For further information visit https://errors.pydantic.dev/2.14/v/list_type", "visible": true})
+        );
+        assert_eq!(
+            (ev[2]["success"].clone(), ev[2]["title"].clone()),
+            (json!(false), json!("Error"))
+        );
+        let server = FakeGradio::new().start().await;
+        let ev = join(
+            &server,
+            "l",
+            json!([[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}], []]),
+        )
+        .await;
+        let err = ev[2]["output"]["error"].as_str().expect("error");
+        assert!(
+            err.starts_with("3 validation errors for ChatbotDataMessages\n0.content.str\n"),
+            "{err}"
+        );
+        assert_eq!(ev[2]["output"].get("visible"), None);
+    }
+
+    /// FLOW K and L of gradio-6-capture.txt.
+    #[tokio::test]
+    async fn gradio_6_error_shapes() {
+        let server = FakeGradio::new().gradio6().start().await;
+        for route in ["/gradio_api/queue/join", "/gradio_api/run/predict"] {
+            let r = client::post_json(
+                &server.url(route),
+                &[],
+                &json!({"data": [[], []], "fn_index": 99, "session_hash": "k"}),
+            )
+            .await
+            .expect("post");
+            assert_eq!(r.status, 500);
+            assert_eq!(r.text().await.expect("body"), "Internal Server Error");
+        }
+        let r = client::post_json(
+            &server.url("/gradio_api/run/predict"),
+            &[],
+            &json!({"data": [[], {"text": "Hi", "files": null}, null], "fn_index": 10, "session_hash": "c"}),
+        )
+        .await
+        .expect("predict");
+        assert_eq!(
+            r.json().await.expect("json"),
+            json!({"error": FILES_NOT_A_LIST_6, "visible": true})
+        );
+        let r = client::send(
+            http::Method::POST,
+            &server.url("/gradio_api/upload?upload_id=l"),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Bytes::new(),
+        )
+        .await
+        .expect("upload");
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            r.json().await.expect("json"),
+            json!({"detail": "Invalid content type."})
         );
     }
 

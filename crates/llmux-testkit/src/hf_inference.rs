@@ -16,7 +16,12 @@
 //!   `{"error":"Model … does not exist"}` for unknown models; 503
 //!   `{"error":"Model … is currently loading","estimated_time":…}` while
 //!   loading; text-to-image models answer image bytes (`image/jpeg`), text
-//!   models TGI SSE (`"stream": true`) or `[{"generated_text": …}]`;
+//!   models TGI SSE (`"stream": true`) or `[{"generated_text": …}]`. As real
+//!   TGI, generation honours `max_new_tokens` and `stop`, and only with
+//!   `parameters.details: true` reports `details` (`finish_reason` `length` /
+//!   `eos_token` / `stop_sequence`, `generated_tokens`, `seed`, `prefill`,
+//!   `tokens`; on the last stream event `input_length` instead of the lists);
+//!   non-streaming answers carry `x-prompt-tokens` / `x-generated-tokens`;
 //! - `POST /` — a self-hosted TGI server's compatible route (text generation,
 //!   any model);
 //! - `POST /together/v1/images/generations` — 404 by default, or
@@ -499,21 +504,41 @@ impl State {
         }
     }
 
-    /// TGI text generation: SSE when `"stream": true`, else `[{"generated_text"}]`.
+    /// TGI text generation: SSE when `"stream": true`, else `[{"generated_text"}]` with the
+    /// `x-prompt-tokens` / `x-generated-tokens` headers; `details` only when
+    /// `parameters.details` is true (see [`Generation`]).
     fn generate(&self, req: &RecordedRequest) -> Reply {
         let Ok(body) = req.json() else {
             return validation_error("request body is not JSON");
         };
-        if !body.get("inputs").is_some_and(Value::is_string) {
+        let Some(inputs) = body.get("inputs").and_then(Value::as_str) else {
             return validation_error("`inputs` must be a string");
-        }
-        let generated: String = self.cfg.tokens.concat();
+        };
+        let params = body.get("parameters");
+        let g = Generation::run(&self.cfg, params, inputs);
+        let details = params
+            .and_then(|p| p.get("details"))
+            .and_then(Value::as_bool)
+            == Some(true);
         if body.get("stream").and_then(Value::as_bool) != Some(true) {
-            return Reply::json(200, &json!([{"generated_text": generated}]));
+            let mut answer = json!({"generated_text": g.text()});
+            if details {
+                answer["details"] = g.details();
+            }
+            return Reply::json(200, &json!([answer]))
+                .header("x-prompt-tokens", &g.input_length.to_string())
+                .header("x-generated-tokens", &g.generated_tokens().to_string());
         }
+        let errored_at = self
+            .cfg
+            .stream_error
+            .as_ref()
+            .filter(|(after, _)| *after < g.tokens.len());
+        let events = g.events();
+        let last = events.len().saturating_sub(1);
         let mut frames = Vec::new();
-        for (i, text) in self.cfg.tokens.iter().enumerate() {
-            if let Some((after, message)) = &self.cfg.stream_error {
+        for (i, mut event) in events.into_iter().enumerate() {
+            if let Some((after, message)) = errored_at {
                 if i == *after {
                     frames.push(tgi_frame(
                         &json!({"error": message, "error_type": "generation"}),
@@ -521,25 +546,13 @@ impl State {
                     break;
                 }
             }
-            frames.push(tgi_frame(&json!({
-                "index": i + 1,
-                "token": {"id": 1000 + i, "text": text, "logprob": -0.1, "special": false},
-                "generated_text": null,
-                "details": null,
-            })));
-        }
-        let errored = self
-            .cfg
-            .stream_error
-            .as_ref()
-            .is_some_and(|(after, _)| *after < self.cfg.tokens.len());
-        if let (Some(end), false) = (&self.cfg.end_token, errored) {
-            frames.push(tgi_frame(&json!({
-                "index": self.cfg.tokens.len() + 1,
-                "token": {"id": 2, "text": end, "logprob": 0.0, "special": true},
-                "generated_text": generated,
-                "details": null,
-            })));
+            if i == last {
+                event["generated_text"] = json!(g.text());
+                if details {
+                    event["details"] = g.stream_details();
+                }
+            }
+            frames.push(tgi_frame(&event));
         }
         Reply::chunked("text/event-stream", frames).chunk_delay(self.cfg.chunk_delay)
     }
@@ -565,6 +578,109 @@ impl State {
     }
 }
 
+/// One generation as TGI runs it: the configured tokens, cut after `max_new_tokens` tokens
+/// (`finish_reason: "length"`) or once the text ends with one of the `stop` sequences
+/// (`"stop_sequence"`, the sequence kept in the text); otherwise the end token follows
+/// (`"eos_token"`, counted as a generated token), or, without one, `"length"`. The prompt is
+/// one token per whitespace-separated word of `inputs`.
+struct Generation {
+    tokens: Vec<String>,
+    eos: Option<String>,
+    finish: &'static str,
+    input_length: usize,
+    seed: Value,
+}
+
+impl Generation {
+    fn run(cfg: &FakeHfInference, params: Option<&Value>, inputs: &str) -> Self {
+        let param = |k: &str| params.and_then(|p| p.get(k));
+        let max = param("max_new_tokens")
+            .and_then(Value::as_u64)
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let stops: Vec<&str> = param("stop")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut g = Generation {
+            tokens: Vec::new(),
+            eos: None,
+            finish: "length",
+            input_length: inputs.split_whitespace().count(),
+            seed: param("seed").cloned().unwrap_or(Value::Null),
+        };
+        let mut text = String::new();
+        for t in &cfg.tokens {
+            if g.tokens.len() >= max {
+                return g;
+            }
+            g.tokens.push(t.clone());
+            text.push_str(t);
+            if stops.iter().any(|s| text.ends_with(s)) {
+                g.finish = "stop_sequence";
+                return g;
+            }
+        }
+        if let Some(eos) = cfg.end_token.as_ref().filter(|_| g.tokens.len() < max) {
+            g.eos = Some(eos.clone());
+            g.finish = "eos_token";
+        }
+        g
+    }
+
+    /// The generated text (the non-special tokens, untrimmed).
+    fn text(&self) -> String {
+        self.tokens.concat()
+    }
+
+    fn generated_tokens(&self) -> usize {
+        self.tokens.len() + usize::from(self.eos.is_some())
+    }
+
+    /// One stream event per generated token (`generated_text` and `details` null).
+    fn events(&self) -> Vec<Value> {
+        let token = |i: usize, text: &str, special: bool| {
+            json!({"id": if special { 2 } else { 1000 + i }, "text": text,
+                   "logprob": if special { 0.0 } else { -0.1 }, "special": special})
+        };
+        let mut tokens: Vec<Value> = self
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| token(i, t, false))
+            .collect();
+        if let Some(eos) = &self.eos {
+            tokens.push(token(0, eos, true));
+        }
+        tokens
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| json!({"index": i + 1, "token": t, "generated_text": null, "details": null}))
+            .collect()
+    }
+
+    /// TGI's non-streaming `details` (`prefill` is empty without `decoder_input_details`).
+    fn details(&self) -> Value {
+        let tokens: Vec<Value> = self
+            .events()
+            .into_iter()
+            .map(|e| e["token"].clone())
+            .collect();
+        json!({"finish_reason": self.finish, "generated_tokens": self.generated_tokens(),
+               "seed": self.seed, "prefill": [], "tokens": tokens})
+    }
+
+    /// TGI's `StreamDetails` of the last event.
+    fn stream_details(&self) -> Value {
+        json!({"finish_reason": self.finish, "generated_tokens": self.generated_tokens(),
+               "seed": self.seed, "input_length": self.input_length})
+    }
+}
+
 fn validation_error(message: &str) -> Reply {
     Reply::json(
         422,
@@ -575,7 +691,112 @@ fn validation_error(message: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client;
+    use crate::client::{self, ClientResponse};
+
+    async fn tgi(server: &FakeServer, body: Value) -> ClientResponse {
+        client::post_json(&server.url("/"), &[], &body)
+            .await
+            .expect("tgi")
+    }
+
+    /// `details` only when asked, shaped like TGI's `Details`.
+    #[tokio::test]
+    async fn details_only_when_asked() {
+        let server = FakeHfInference::new()
+            .tokens([" a", " b", " c"])
+            .start()
+            .await;
+        let plain = tgi(
+            &server,
+            json!({"inputs": "one two", "parameters": {"max_new_tokens": 2}}),
+        )
+        .await;
+        assert_eq!(plain.header("x-prompt-tokens"), Some("2"));
+        assert_eq!(plain.header("x-generated-tokens"), Some("2"));
+        assert_eq!(
+            plain.json().await.expect("json"),
+            json!([{"generated_text": " a b"}])
+        );
+        let cut = tgi(
+            &server,
+            json!({"inputs": "x", "parameters": {"max_new_tokens": 2, "details": true, "seed": 3}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(
+            cut[0]["details"],
+            json!({"finish_reason": "length", "generated_tokens": 2, "seed": 3, "prefill": [],
+                   "tokens": [{"id": 1000, "text": " a", "logprob": -0.1, "special": false},
+                              {"id": 1001, "text": " b", "logprob": -0.1, "special": false}]})
+        );
+        let eos = tgi(
+            &server,
+            json!({"inputs": "x", "parameters": {"details": true}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(
+            (
+                eos[0]["details"]["finish_reason"].clone(),
+                eos[0]["details"]["generated_tokens"].clone()
+            ),
+            (json!("eos_token"), json!(4))
+        );
+        let stop = tgi(
+            &server,
+            json!({"inputs": "x", "parameters": {"details": true, "stop": ["b"]}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(stop[0]["generated_text"], " a b");
+        assert_eq!(stop[0]["details"]["finish_reason"], "stop_sequence");
+    }
+
+    #[tokio::test]
+    async fn stream_details_on_the_last_event_only_when_asked() {
+        let server = FakeHfInference::new()
+            .tokens([" a", " b"])
+            .end_token(None)
+            .start()
+            .await;
+        let events = |text: String| -> Vec<Value> {
+            text.split("\n\n")
+                .filter_map(|f| f.strip_prefix("data:"))
+                .map(|j| serde_json::from_str(j).expect("json"))
+                .collect()
+        };
+        let plain = events(
+            tgi(&server, json!({"inputs": "x", "stream": true}))
+                .await
+                .text()
+                .await
+                .expect("body"),
+        );
+        assert!(plain.iter().all(|e| e["details"].is_null()), "{plain:?}");
+        assert_eq!(plain[1]["generated_text"], " a b");
+        let asked = events(
+            tgi(
+                &server,
+                json!({"inputs": "one two three", "stream": true, "parameters": {"details": true}}),
+            )
+            .await
+            .text()
+            .await
+            .expect("body"),
+        );
+        assert_eq!(asked.len(), 2);
+        assert!(asked[0]["details"].is_null());
+        assert_eq!(
+            asked[1]["details"],
+            json!({"finish_reason": "length", "generated_tokens": 2, "seed": null, "input_length": 3})
+        );
+    }
 
     #[tokio::test]
     async fn serves_hub_inference_and_router() {

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 use crate::fallback;
 use crate::resolve;
 
+/// A built provider with its configured `enabled` and `tool_emulation`.
+type Built = (Arc<dyn Provider>, Option<bool>, Option<bool>);
+
 /// One provider instance known to a [`Client`].
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -23,6 +26,8 @@ pub(crate) struct Entry {
     pub enabled: bool,
     /// Position in the priority order.
     pub rank: usize,
+    /// `tool_emulation` from this provider's configuration.
+    pub tool_emulation: Option<bool>,
 }
 
 impl Entry {
@@ -74,6 +79,8 @@ pub(crate) struct Inner {
     pub timeouts: Timeouts,
     pub shuffle: bool,
     pub max_retries: u32,
+    /// Emulate tools / structured output where a request does not say (see [`crate::emulation`]).
+    pub tool_emulation: bool,
     pub aliases: BTreeMap<String, String>,
     /// Routing results that needed discovery (see [`resolve::RouteCache`]).
     pub routes: resolve::RouteCache,
@@ -290,6 +297,7 @@ pub struct ClientBuilder {
     shuffle: bool,
     priority: Vec<String>,
     max_retries: Option<u32>,
+    tool_emulation: bool,
     aliases: BTreeMap<String, String>,
 }
 
@@ -363,6 +371,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Emulates `tools` and `response_format` on providers without them for requests that do not
+    /// say (`ChatRequest::tool_emulation`) and providers whose configuration does not either
+    /// (option `tool_emulation`). Off by default; see the `emulation` module docs.
+    pub fn tool_emulation(mut self, on: bool) -> Self {
+        self.tool_emulation = on;
+        self
+    }
+
     /// Retries on one provider for retryable errors (connection failures, short Retry-After),
     /// before any content. Default 1.
     pub fn max_retries(mut self, n: u32) -> Self {
@@ -390,15 +406,21 @@ impl ClientBuilder {
             Some(r) => r.clone(),
             None => llmux_core::registrations()?,
         };
-        let mut providers: Vec<(Arc<dyn Provider>, Option<bool>)> = Vec::new();
+        // (provider, `enabled` from configuration, `tool_emulation` from configuration)
+        let mut providers: Vec<Built> = Vec::new();
+        let emulation = |cfg: &ProviderConfig| {
+            cfg.options
+                .get("tool_emulation")
+                .and_then(serde_json::Value::as_bool)
+        };
         for reg in &regs {
             let mut cfg = self.env_config(reg.name, reg.extra_origins);
             if let Some(c) = self.configs.get(reg.name) {
                 cfg.merge(c);
             }
             cfg.name = reg.name.to_owned();
-            let enabled = cfg.enabled;
-            providers.push(((reg.build)(cfg), enabled));
+            let (enabled, emu) = (cfg.enabled, emulation(&cfg));
+            providers.push(((reg.build)(cfg), enabled, emu));
         }
         for (name, kind, config) in &self.instances {
             let reg = regs.iter().find(|r| r.name == kind).ok_or_else(|| {
@@ -409,11 +431,11 @@ impl ClientBuilder {
             let mut cfg = self.env_config(name, reg.extra_origins);
             cfg.merge(config);
             cfg.name = name.clone();
-            let enabled = cfg.enabled;
-            providers.push(((reg.build)(cfg), enabled));
+            let (enabled, emu) = (cfg.enabled, emulation(&cfg));
+            providers.push(((reg.build)(cfg), enabled, emu));
         }
         for p in &self.explicit {
-            providers.push((p.clone(), None));
+            providers.push((p.clone(), None, None));
         }
         for (name, _) in self
             .configs
@@ -425,7 +447,7 @@ impl ClientBuilder {
 
         // names must be unique
         let mut seen = std::collections::BTreeSet::new();
-        for (p, _) in &providers {
+        for (p, _, _) in &providers {
             if !seen.insert(p.info().name.to_ascii_lowercase()) {
                 return Err(Error::invalid(format!(
                     "two providers are named `{}`; give instances distinct names",
@@ -436,9 +458,10 @@ impl ClientBuilder {
 
         let mut entries: Vec<Entry> = providers
             .into_iter()
-            .map(|(provider, enabled)| Entry {
+            .map(|(provider, enabled, tool_emulation)| Entry {
                 enabled: enabled.unwrap_or(provider.info().working),
                 rank: usize::MAX,
+                tool_emulation,
                 provider,
             })
             .collect();
@@ -460,6 +483,7 @@ impl ClientBuilder {
                 timeouts: self.http.timeouts,
                 shuffle: self.shuffle,
                 max_retries: self.max_retries.unwrap_or(1),
+                tool_emulation: self.tool_emulation,
                 aliases: self.aliases,
                 routes: resolve::RouteCache::default(),
             }),

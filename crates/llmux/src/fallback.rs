@@ -9,8 +9,46 @@ use llmux_core::{
 };
 use tokio::time::Instant;
 
+use crate::capability::{self, Plan};
 use crate::client::Client;
+use crate::emulation;
 use crate::resolve::{self, Candidate};
+
+/// The candidates that can honour `req`, each with its plan. When none can, the refusal of the
+/// only candidate, or one that names every provider serving the model.
+fn honouring(
+    client: &Client,
+    req: &ChatRequest,
+    cands: Vec<Candidate>,
+) -> Result<Vec<(Candidate, Plan)>, Error> {
+    let single = cands.len() == 1;
+    let mut kept = Vec::with_capacity(cands.len());
+    let mut refusal = None;
+    for cand in cands {
+        let emulation = req
+            .tool_emulation
+            .or(cand.entry.tool_emulation)
+            .unwrap_or(client.inner.tool_emulation);
+        match capability::plan(req, cand.entry.info(), emulation) {
+            Ok(plan) => kept.push((cand, plan)),
+            Err(e) => {
+                refusal.get_or_insert(e);
+            }
+        }
+    }
+    match refusal {
+        Some(e) if kept.is_empty() && single => Err(e),
+        Some(Error::Unsupported { param, help, .. }) if kept.is_empty() => {
+            Err(Error::Unsupported {
+                provider: format!("no provider serving `{}`", req.model),
+                param,
+                help,
+            })
+        }
+        Some(e) if kept.is_empty() => Err(e),
+        _ => Ok(kept),
+    }
+}
 
 /// The conversation state for one provider out of the composite `{provider: state}` object.
 fn provider_state(conv: Option<&Conversation>, provider: &str) -> Option<Conversation> {
@@ -55,7 +93,7 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
         // (boxed: resolution may run discovery, whose futures need not take room in this
         // generator for the whole answer)
         let cands = match tokio::time::timeout_at(deadline, Box::pin(resolve::candidates(&client, &req))).await {
-            Ok(c) => c?,
+            Ok(c) => honouring(&client, &req, c?)?,
             Err(_) => Err(total_timeout())?,
         };
         let single = cands.len() == 1;
@@ -68,22 +106,27 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
         let mut held: Vec<Chunk> = Vec::new();
         let mut failed_prompts: Vec<Chunk> = Vec::new();
 
-        'candidates: for cand in &cands {
+        'candidates: for (cand, plan) in &cands {
             let info = cand.entry.info();
             let name = info.name.clone();
             tried.push(name.clone());
-            let preq = request_for(&req, cand);
+            let mut preq = request_for(&req, cand);
+            let emulated = emulation::rewrite(&mut preq, plan);
             let shown_model = if cand.model.is_empty() { info.default_model.clone() } else { cand.model.clone() };
             yield Chunk::Provider(ProviderInfoChunk {
                 provider: name.clone(),
                 label: info.label.clone(),
                 url: info.url.clone(),
                 model: shown_model.clone(),
+                ignored_params: plan.ignored.clone(),
             });
             let mut retries = 0u32;
             loop {
                 let ctx = client.call_context(timeouts, deadline, req.proxy.as_ref());
                 let mut stream = cand.entry.provider.chat(preq.clone(), ctx);
+                if let Some(spec) = &emulated {
+                    stream = emulation::wrap(stream, spec.clone(), name.clone());
+                }
                 let mut started = false;
                 // one timer for the whole attempt (not one per chunk)
                 let mut expiry = std::pin::pin!(tokio::time::sleep_until(deadline));

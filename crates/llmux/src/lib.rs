@@ -30,18 +30,21 @@
 //! are skipped unless named explicitly. Credentials set on a request (`api_key`, `cookies`) go
 //! only to a provider the caller named, never to one chosen by routing.
 
+mod capability;
 mod client;
+mod emulation;
 mod fallback;
 mod resolve;
 
 pub use client::{Client, ClientBuilder, ModelKind, ModelListing, ProviderListing};
 pub use llmux_core::http::{HttpConfig, Proxy};
 pub use llmux_core::{
-    Accumulator, Action, Attempt, ChatRequest, ChatResponse, ChatStream, Chunk, Content,
-    ContentPart, Conversation, Cookies, Downloaded, Error, FinishReason, Image, ImageUrl,
-    InputAudio, Media, MediaData, Message, Provider, ProviderConfig, ProviderInfo,
-    ProviderInfoChunk, Reasoning, Registration, Result, Role, Secret, Source, TimeoutPhase,
-    Timeouts, Usage,
+    Accumulator, Action, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, Chunk,
+    Content, ContentPart, Conversation, Cookies, Downloaded, Error, Extra, ExtraFields, ExtraScope,
+    FinishReason, Image, ImageUrl, InputAudio, Media, MediaData, Message, Provider, ProviderConfig,
+    ProviderInfo, ProviderInfoChunk, Reasoning, Registration, ResponseFormat, Result, Role, Secret,
+    Source, TimeoutPhase, Timeouts, Tool, ToolCall, ToolCallAssembler, ToolCallDelta, ToolChoice,
+    Usage,
 };
 
 /// The core crate (provider trait, helpers), for provider authors.

@@ -2,14 +2,21 @@
 //! until killed, printing `listening on http://127.0.0.1:PORT`.
 //!
 //! One subcommand per fake: `llmux-mock openai --port 8080 --model m1 --reply hi`.
+//!
+//! With `--record`, `GET /__mock/requests` answers what the fake has received so far (for
+//! tests driving the fake from another process, e.g. the gateway's browser tests):
+//! `{"open_connections": n, "requests": [{"method", "path", "body"}]}` (`body` parsed as JSON
+//! when it is JSON, else lossy text).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use llmux_testkit::openai::FakeOpenAi;
-use llmux_testkit::{FakeServer, Router};
+use llmux_testkit::openai::{FakeOpenAi, openai_error};
+use llmux_testkit::{FakeServer, Reply, Router};
+use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,7 +41,7 @@ enum Command {
     HfInference(HfInferenceArgs),
     /// A fake HuggingChat / chat-ui (page models, conversations, __data.json, JSONL answers, /api/v2).
     Huggingchat(HuggingChatArgs),
-    /// A fake Gradio 5 chat Space on ZeroGPU + its Hub routes (upload, run/predict, queue/join, queue/data SSE).
+    /// A fake Gradio 5 or 6 chat Space on ZeroGPU + its Hub routes (config, upload, run/predict, queue/join, queue/data SSE).
     Gradio(GradioArgs),
 }
 
@@ -63,12 +70,21 @@ struct GradioArgs {
     /// Close the stream after generating, without process_completed.
     #[arg(long)]
     no_completion: bool,
+    /// The Gradio major version to behave as (5 or 6; 6 puts message content in typed blocks).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(5..=6))]
+    gradio_version: u8,
 }
 
 impl GradioArgs {
     fn router(self) -> Router {
-        use llmux_testkit::gradio::{Ending, FakeGradio};
+        use llmux_testkit::gradio::{Ending, FakeGradio, Version};
+        let version = if self.gradio_version >= 6 {
+            Version::Gradio6
+        } else {
+            Version::Gradio5
+        };
         let mut fake = FakeGradio::new()
+            .version(version)
             .space(&self.space)
             .chunk_delay(Duration::from_millis(self.chunk_delay_ms))
             .heartbeat_interval(Duration::from_millis(self.heartbeat_ms));
@@ -169,7 +185,7 @@ impl FlowGptArgs {
 }
 
 /// Where to listen (shared by every fake).
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 struct Listen {
     /// Loopback address to bind; anything else is refused.
     #[arg(long, default_value = "127.0.0.1")]
@@ -177,6 +193,9 @@ struct Listen {
     /// Port to bind (0 picks a free one).
     #[arg(long, short, default_value_t = 0)]
     port: u16,
+    /// Serve `GET /__mock/requests`: the requests received so far and the open connections.
+    #[arg(long)]
+    record: bool,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +230,9 @@ struct OpenAiArgs {
     /// (system_fingerprint, service_tier, refusal, annotations, logprobs: null).
     #[arg(long)]
     no_extras: bool,
+    /// Answer every chat completion with a 429 rate-limit error carrying `Retry-After: SECS`.
+    #[arg(long, value_name = "SECS")]
+    rate_limit: Option<u64>,
 }
 
 impl OpenAiArgs {
@@ -235,8 +257,57 @@ impl OpenAiArgs {
         if let Some(k) = self.api_key {
             fake = fake.api_key(k);
         }
-        fake.router()
+        match self.rate_limit {
+            None => fake.router(),
+            Some(secs) => {
+                let reply = openai_error(
+                    429,
+                    "Rate limit reached for requests",
+                    "requests",
+                    Some("rate_limit_exceeded"),
+                )
+                .header("retry-after", &secs.to_string());
+                Router::new()
+                    .reply(
+                        http::Method::POST,
+                        &format!("{}/chat/completions", self.prefix),
+                        reply,
+                    )
+                    .merge(fake.router())
+            }
+        }
     }
+}
+
+/// `GET /__mock/requests` in front of `router`, reading the server started later from `cell`.
+fn recording(router: Router, cell: Arc<OnceLock<FakeServer>>) -> Router {
+    Router::new()
+        .get("/__mock/requests", move |_| {
+            let cell = cell.clone();
+            async move {
+                let Some(server) = cell.get() else {
+                    return Reply::json(503, &json!({"error": "not started"}));
+                };
+                let requests: Vec<Value> = server
+                    .requests()
+                    .iter()
+                    .filter(|r| r.path != "/__mock/requests")
+                    .map(|r| {
+                        let body = r.json().unwrap_or_else(|_| Value::String(r.body_text()));
+                        json!({"method": r.method.as_str(), "path": r.path, "body": body})
+                    })
+                    .collect();
+                Reply::json(
+                    200,
+                    &json!({
+                        // this inspection request's own connection is not counted
+                        "open_connections": server.open_connections().saturating_sub(1),
+                        "requests": requests,
+                    }),
+                )
+            }
+        })
+        .merge(router)
 }
 
 #[derive(Args, Debug)]
@@ -356,17 +427,21 @@ impl HuggingChatArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (listen, router) = match cli.command {
-        Command::Openai(args) => {
-            let addr = (args.listen.host, args.listen.port);
-            (addr, args.router())
-        }
-        Command::Amigochat(args) => ((args.listen.host, args.listen.port), args.router()),
-        Command::Flowgpt(args) => ((args.listen.host, args.listen.port), args.router()),
-        Command::HfInference(args) => ((args.listen.host, args.listen.port), args.router()),
-        Command::Huggingchat(args) => ((args.listen.host, args.listen.port), args.router()),
-        Command::Gradio(args) => ((args.listen.host, args.listen.port), args.router()),
+        Command::Openai(args) => (args.listen.clone(), args.router()),
+        Command::Amigochat(args) => (args.listen.clone(), args.router()),
+        Command::Flowgpt(args) => (args.listen.clone(), args.router()),
+        Command::HfInference(args) => (args.listen.clone(), args.router()),
+        Command::Huggingchat(args) => (args.listen.clone(), args.router()),
+        Command::Gradio(args) => (args.listen.clone(), args.router()),
     };
-    let server = match FakeServer::try_start_at(router, SocketAddr::from(listen)).await {
+    let cell = Arc::new(OnceLock::new());
+    let router = if listen.record {
+        recording(router, cell.clone())
+    } else {
+        router
+    };
+    let addr = SocketAddr::from((listen.host, listen.port));
+    let server = match FakeServer::try_start_at(router, addr).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("llmux-mock: {e}");
@@ -374,6 +449,8 @@ async fn main() -> ExitCode {
         }
     };
     println!("listening on {}", server.url(""));
+    // kept for the recording route; never dropped before the process ends
+    let _ = cell.set(server);
     std::future::pending::<()>().await;
     ExitCode::SUCCESS
 }

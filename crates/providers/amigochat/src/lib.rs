@@ -71,8 +71,8 @@ use llmux_core::futures_util::{Stream, StreamExt};
 use llmux_core::http::{RequestBuilder, Response};
 use llmux_core::provider::Origin;
 use llmux_core::{
-    ChatRequest, ChatStream, Chunk, Context, Error, Message, Provider, ProviderConfig,
-    ProviderInfo, Registration, Result, TimeoutPhase, openai, random,
+    Capabilities, ChatRequest, ChatStream, Chunk, Context, Error, Message, Provider,
+    ProviderConfig, ProviderInfo, Registration, Result, TimeoutPhase, random,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -278,6 +278,16 @@ impl AmigoChat {
                 .map(|(a, m)| ((*a).to_owned(), (*m).to_owned()))
                 .collect(),
             image_models: owned(IMAGE_MODELS),
+            capabilities: Capabilities::plain(
+                &[
+                    "temperature",
+                    "top_p",
+                    "max_tokens",
+                    "presence_penalty",
+                    "frequency_penalty",
+                ],
+                &[],
+            ),
             origins: vec![Origin {
                 key: "base".into(),
                 default: DEFAULT_BASE_URL.into(),
@@ -344,7 +354,8 @@ fn messages(req: &ChatRequest) -> Result<Vec<Message>> {
     if req.media.is_empty() {
         return Ok(req.messages.clone());
     }
-    serde_json::from_value(Value::Array(openai::messages_json(req)?))
+    serde_json::to_value(llmux_openai::convert::messages_out(req)?)
+        .and_then(serde_json::from_value)
         .map_err(|e| Error::invalid(format!("{NAME}: cannot attach media: {e}")))
 }
 
@@ -457,7 +468,7 @@ fn run(
                 Ok(resp) => match &job {
                     Job::Image(body) => {
                         let parsed = resp.json::<Value>().await;
-                        match parsed.and_then(|v| openai::image_chunk(&name, &v, &body.prompt)) {
+                        match parsed.and_then(|v| llmux_openai::images::image_chunk(&name, &v, &body.prompt)) {
                             Ok(chunk) => {
                                 yield chunk;
                                 return;
@@ -466,7 +477,7 @@ fn run(
                         }
                     }
                     Job::Chat(_) => {
-                        let mut chunks = std::pin::pin!(openai::response_chunks(name.clone(), resp));
+                        let mut chunks = std::pin::pin!(llmux_openai::read::response_chunks_until(name.clone(), resp, llmux_openai::read::Ending::DoneOrFinishReason));
                         loop {
                             match chunks.next().await {
                                 None => return,

@@ -64,8 +64,8 @@ use llmux_core::decode::jsonl::json_lines;
 use llmux_core::futures_util::{Stream, StreamExt};
 use llmux_core::provider::Origin;
 use llmux_core::{
-    ChatRequest, ChatStream, Chunk, Content, Context, Error, Message, Provider, ProviderConfig,
-    ProviderInfo, Registration, Result, Role, prompt, random,
+    Capabilities, ChatRequest, ChatStream, Chunk, Content, Context, Error, Message, Provider,
+    ProviderConfig, ProviderInfo, Registration, Result, Role, prompt, random,
 };
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -267,6 +267,7 @@ impl FlowGpt {
                 .iter()
                 .map(|(a, m)| ((*a).to_owned(), (*m).to_owned()))
                 .collect(),
+            capabilities: Capabilities::plain(&["temperature"], &[]),
             origins: vec![Origin {
                 key: "base".into(),
                 default: DEFAULT_BASE_URL.into(),
@@ -288,7 +289,7 @@ impl FlowGpt {
 struct Body<'a> {
     model: &'a str,
     nsfw: bool,
-    question: &'a Content,
+    question: &'a Option<Content>,
     history: Vec<&'a Message>,
     system: String,
     temperature: Value,

@@ -78,8 +78,9 @@ use llmux_core::futures_util::{Stream, StreamExt};
 use llmux_core::http::{Multipart, Response, StatusRules};
 use llmux_core::provider::Origin;
 use llmux_core::{
-    BoxFuture, ChatRequest, ChatStream, Chunk, Context, Conversation, Cookies, Downloaded, Error,
-    Media, ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, media, prompt,
+    BoxFuture, Capabilities, ChatRequest, ChatStream, Chunk, Context, Conversation, Cookies,
+    Downloaded, Error, Media, ModelCache, Provider, ProviderConfig, ProviderInfo, Registration,
+    Result, media, prompt,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -288,6 +289,7 @@ impl HuggingChat {
             image_models: strings(IMAGE_MODELS),
             vision_models: vec![DEFAULT_VISION_MODEL.into()],
             audio_models: Vec::new(),
+            capabilities: Capabilities::plain(&[], &[]),
             origins: vec![Origin {
                 key: "base".into(),
                 default: DEFAULT_BASE_URL.into(),

@@ -335,7 +335,7 @@ async fn media_upload_as_base64_files() {
             text: "What is this?".into(),
         },
         ContentPart::ImageUrl {
-            image_url: ImageUrl { url: data_uri },
+            image_url: ImageUrl::new(data_uri),
         },
     ]));
     let req = request("", vec![message])

@@ -73,6 +73,13 @@
 //!   decoding), because TGI refuses it with a 422.
 //! * Images attached to the request are not sent in inference mode, as in g4f (the vision
 //!   models receive the text of the conversation); router mode sends them as `image_url` parts.
+//! * Text generation asks TGI for `parameters.details: true` (g4f does not), and maps what it
+//!   reports: the finish reason (`length` → `length`; `eos_token` and `stop_sequence` →
+//!   `stop`) and a [`Chunk::Usage`] (`generated_tokens`; prompt tokens from the stream's
+//!   `input_length`, else a non-empty `prefill`, else the `x-prompt-tokens` header). So an
+//!   answer cut by `max_tokens` reports `length` also when not streamed, and a stream ended by a
+//!   stop sequence reports `stop`. Without `details` in the answer, the finish reason of a stream
+//!   is still guessed from its special end token (g4f's rule), and a whole answer reports none.
 //! * The model-data cache lives as long as the provider instance (g4f: the process).
 //! * Router mode and the `tgi` / `template` options do not exist in g4f.
 //!
@@ -105,8 +112,9 @@ use llmux_core::futures_util::StreamExt;
 use llmux_core::http::{RequestBuilder, Response, StatusRules, status_error};
 use llmux_core::provider::Origin;
 use llmux_core::{
-    BoxFuture, ChatRequest, ChatStream, Chunk, Context, Error, Image, MediaData, ModelCache,
-    Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, media, openai, prompt,
+    BoxFuture, Capabilities, ChatRequest, ChatStream, Chunk, Context, Error, Image, MediaData,
+    ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, media,
+    prompt,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
@@ -249,6 +257,10 @@ impl HuggingFaceInference {
             image_models: models::owned(models::IMAGE_MODELS),
             vision_models: models::owned(models::VISION_MODELS),
             audio_models: Vec::new(),
+            capabilities: Capabilities::plain(
+                &["temperature", "top_p", "max_tokens", "stop", "seed"],
+                options::ALL,
+            ),
             origins: vec![
                 origin("base", DEFAULT_BASE_URL),
                 origin("hub", DEFAULT_HUB_URL),
@@ -632,7 +644,7 @@ impl Inner {
             return Ok(None);
         }
         let v: Value = resp.error_for_status().await?.json().await?;
-        openai::image_chunk(&call.name, &v, &prompt).map(Some)
+        llmux_openai::images::image_chunk(&call.name, &v, &prompt).map(Some)
     }
 
     /// The text-generation payload (g4f parameter rules: `temperature` null when unset, the gpt2
@@ -652,6 +664,8 @@ impl Inner {
         // is TGI's default without a temperature.
         let temperature = req.temperature.filter(|t| *t > 0.0);
         params.insert("temperature".into(), json!(temperature));
+        // TGI then reports the finish reason and token counts (`details`)
+        params.insert("details".into(), json!(true));
         // TGI accepts top_p only strictly between 0 and 1 (1 is its default).
         if let Some(p) = req.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
             params.insert("top_p".into(), json!(p));
@@ -674,7 +688,7 @@ impl Inner {
     fn image_payload(req: &ChatRequest, call: &Call, prompt: &str) -> Value {
         let seed = req
             .seed
-            .unwrap_or_else(|| rand::random_range(0..=(1u64 << 32)));
+            .unwrap_or_else(|| rand::random_range(0..=(1i64 << 32)));
         let mut params = Map::new();
         params.insert("seed".into(), json!(seed));
         params.extend(call.image_extra.clone());
@@ -684,14 +698,13 @@ impl Inner {
     /// The router body: OpenAI chat-completions, without this provider's own options,
     /// `extra_data` merged in.
     fn router_body(req: &ChatRequest, call: &Call) -> Result<Value> {
-        let mut body = openai::chat_body(req, &call.model)?;
-        if let Some(o) = body.as_object_mut() {
-            for k in options::ALL {
-                o.remove(*k);
-            }
-            o.extend(call.extra_data.clone());
+        let mut body = llmux_openai::chat_body(req, &call.model)?;
+        for k in options::ALL {
+            body.extra.remove(*k);
         }
-        Ok(body)
+        body.extra.extend(call.extra_data.clone());
+        serde_json::to_value(body)
+            .map_err(|e| Error::invalid(format!("{NAME}: cannot encode the request: {e}")))
     }
 }
 
@@ -714,7 +727,7 @@ fn chat_stream(
         if call.mode == Mode::Router {
             let url = format!("{}/v1/chat/completions", inner.config.origin("router", DEFAULT_ROUTER_URL));
             let resp = inner.post(&ctx, &url, &Inner::router_body(&req, &call)?, &call).await?;
-            let mut chunks = std::pin::pin!(openai::response_chunks(name, resp));
+            let mut chunks = std::pin::pin!(llmux_openai::response_chunks(name, resp));
             while let Some(c) = chunks.next().await {
                 yield c?;
             }
@@ -738,7 +751,9 @@ fn chat_stream(
                 let resp = inner.post(&ctx, &url, &payload, &call).await?;
                 let ct = resp.content_type().map(str::to_owned);
                 let data = resp.bytes().await?;
-                yield tgi::complete_chunk(&name, ct.as_deref(), &data, &prompt)?;
+                for c in tgi::complete_chunks(&name, ct.as_deref(), None, &data, &prompt)? {
+                    yield c;
+                }
             }
             "text-generation" | "image-text-to-text" => {
                 let payload = Inner::text_payload(&req, &call, &template, model_type.as_deref());
@@ -747,8 +762,11 @@ fn chat_stream(
                 let whole = !req.stream || mime.contains("json") || mime.starts_with("image/") || mime.starts_with("audio/");
                 if whole {
                     let ct = resp.content_type().map(str::to_owned);
+                    let prompt_tokens = resp.header("x-prompt-tokens").and_then(|v| v.trim().parse().ok());
                     let data = resp.bytes().await?;
-                    yield tgi::complete_chunk(&name, ct.as_deref(), &data, "")?;
+                    for c in tgi::complete_chunks(&name, ct.as_deref(), prompt_tokens, &data, "")? {
+                        yield c;
+                    }
                 } else {
                     let mut chunks = std::pin::pin!(tgi::stream_chunks(name, resp.into_stream(), call.do_continue));
                     while let Some(c) = chunks.next().await {
@@ -859,7 +877,7 @@ mod tests {
         assert_eq!(
             v,
             json!({"inputs": "<|im_start|>user\nHi\n<|im_end|>\n<|im_start|>assistant\n",
-                   "parameters": {"return_full_text": false, "max_new_tokens": 1024, "temperature": null},
+                   "parameters": {"return_full_text": false, "max_new_tokens": 1024, "temperature": null, "details": true},
                    "stream": true})
         );
         // gpt2 rule beats extra_data; seed only when given.
@@ -872,7 +890,7 @@ mod tests {
         let v = Inner::text_payload(&req, &call, &Template::Generic, Some("gpt2"));
         assert_eq!(
             v["parameters"],
-            json!({"return_full_text": false, "max_new_tokens": 512, "temperature": 0.5, "top_k": 3, "seed": 5})
+            json!({"return_full_text": false, "max_new_tokens": 512, "temperature": 0.5, "details": true, "top_k": 3, "seed": 5})
         );
         assert_eq!(v["stream"], json!(false));
         let req = ChatRequest::user("m", "Hi")
@@ -882,7 +900,7 @@ mod tests {
         let v = Inner::text_payload(&req, &call, &Template::Generic, None);
         assert_eq!(
             v["parameters"],
-            json!({"return_full_text": false, "max_new_tokens": 1024, "temperature": null})
+            json!({"return_full_text": false, "max_new_tokens": 1024, "temperature": null, "details": true})
         );
         let req = ChatRequest::user("m", "Hi")
             .with_top_p(0.9)

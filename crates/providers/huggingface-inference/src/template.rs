@@ -401,9 +401,7 @@ mod tests {
                 text: "look ".into(),
             },
             llmux_core::ContentPart::ImageUrl {
-                image_url: llmux_core::ImageUrl {
-                    url: "data:image/png;base64,AA==".into(),
-                },
+                image_url: llmux_core::ImageUrl::new("data:image/png;base64,AA=="),
             },
             llmux_core::ContentPart::Text {
                 text: "here".into(),

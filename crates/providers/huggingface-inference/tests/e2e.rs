@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use llmux::{
     ChatRequest, ChatStream, Chunk, Client, Error, FinishReason, Image, MediaData, Message,
-    ProviderConfig, Timeouts,
+    ProviderConfig, Timeouts, Usage,
 };
 use llmux_core::Context;
 use llmux_core::futures_util::StreamExt;
@@ -99,11 +99,14 @@ async fn transcript_a_streams_a_chatml_model() {
     );
     let (chunks, err) = drain(client.chat(req(QWEN, vec![Message::user("Hi")]))).await;
     assert!(err.is_none(), "{err:?}");
+    // the usage comes from the `details` of TGI's last event (asked for with `details: true`;
+    // the fake counts one prompt token per word: 4 here, and the end token is generated)
     assert_eq!(
         chunks,
         vec![
             Chunk::text("Hello"),
             Chunk::text("!"),
+            Chunk::Usage(Usage::new(4, 3)),
             Chunk::Finish(FinishReason::Stop)
         ]
     );
@@ -119,7 +122,7 @@ async fn transcript_a_streams_a_chatml_model() {
     assert_eq!(
         post[0].json().expect("json"),
         json!({"inputs": "<|im_start|>user\nHi\n<|im_end|>\n<|im_start|>assistant\n",
-               "parameters": {"return_full_text": false, "max_new_tokens": 1024, "temperature": null},
+               "parameters": {"return_full_text": false, "max_new_tokens": 1024, "temperature": null, "details": true},
                "stream": true})
     );
     // No discovery on a chat call.
@@ -233,8 +236,62 @@ async fn parameters_and_finish_length() {
     assert_eq!(
         body["parameters"],
         json!({"return_full_text": false, "max_new_tokens": 50, "temperature": 0.5,
-               "stop": ["###"], "top_k": 5, "seed": 42})
+               "details": true, "stop": ["###"], "top_k": 5, "seed": 42})
     );
+}
+
+/// Non-streaming answers cut by `max_tokens` report `length` (from TGI's `details`, which
+/// llmux asks for), natural ends and stop sequences `stop`, and every answer its usage.
+#[tokio::test]
+async fn non_streaming_finish_reason_and_usage_come_from_details() {
+    let server = FakeHfInference::new()
+        .tokens([" one", " two", " three", " four"])
+        .start()
+        .await;
+    let client = client(&server);
+    let ask = |max: u32| {
+        req(QWEN, vec![Message::user("count to four")])
+            .with_stream(false)
+            .with_max_tokens(max)
+    };
+    let cut = client.complete(ask(2)).await.expect("cut");
+    assert_eq!(cut.text, "one two");
+    assert_eq!(cut.finish_reason, Some(FinishReason::Length));
+    // the prompt count is TGI's `x-prompt-tokens` header (`prefill` is empty unless asked):
+    // the ChatML inputs of "count to four" are 6 whitespace-separated words, the fake's tokens
+    let usage = |completion| Usage::new(6, completion);
+    assert_eq!(cut.usage, Some(usage(2)));
+    let whole = client.complete(ask(100)).await.expect("whole");
+    assert_eq!(
+        (whole.text.as_str(), whole.finish_reason),
+        ("one two three four", Some(FinishReason::Stop))
+    );
+    assert_eq!(whole.usage, Some(usage(5)));
+    let stopped = client
+        .complete(ask(100).with_stop(" three"))
+        .await
+        .expect("stopped");
+    assert_eq!(stopped.text, "one two three");
+    assert_eq!(stopped.finish_reason, Some(FinishReason::Stop));
+    for sent in server.requests_to(QWEN_INFERENCE) {
+        assert_eq!(sent.json().expect("json")["parameters"]["details"], true);
+    }
+}
+
+/// Streams: TGI's last event carries `details`; a stop sequence (no special token) is `stop`.
+#[tokio::test]
+async fn streamed_stop_sequence_is_a_stop() {
+    let server = FakeHfInference::new()
+        .tokens([" a", " b", " c"])
+        .start()
+        .await;
+    let resp = client(&server)
+        .complete(req(QWEN, vec![Message::user("Hi")]).with_stop(" b"))
+        .await
+        .expect("reply");
+    assert_eq!(resp.text, "a b");
+    assert_eq!(resp.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(resp.usage.map(|u| u.completion_tokens), Some(2));
 }
 
 #[tokio::test]

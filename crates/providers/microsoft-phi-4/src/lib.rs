@@ -10,9 +10,15 @@
 //!
 //! One call: ZeroGPU credentials (the token and session UUID embedded in the Space's Hub page, a
 //! JWT from `/api/spaces/<space>/jwt` when cookies are given; an API key is used as the token and
-//! skips discovery) → upload of the files (`/gradio_api/upload`, skipped for text-only prompts) →
-//! `run/predict` (fn 10, add the message to the chat box) → `queue/join` (fn 11, run the model) →
-//! the `queue/data` event stream, whose text is streamed as it is generated.
+//! skips discovery) → the Space's Gradio version (`GET /config`, once per Space: a failure is
+//! returned again for 30 s before the next attempt) → upload of the files (`/gradio_api/upload`,
+//! skipped for text-only prompts) → `run/predict` (fn 10, add the message to the chat box) →
+//! `queue/join` (fn 11, run the model) → the `queue/data` event stream, whose text is streamed as
+//! it is generated.
+//!
+//! Gradio 5 and Gradio 6 Spaces both work: the `queue/join` chat messages are built in the
+//! dialect of the Space's version (Gradio 6: `content` is a list of `text` / `file` blocks;
+//! Gradio 5: a string or `{"file": …}`), and replies are read in either shape.
 //!
 //! Configuration: the Space API origin `LLMUX_MICROSOFT_PHI_4_BASE_URL` (origin key `base`,
 //! default `https://microsoft-phi-4-multimodal.hf.space`), the Hub origin for the token
@@ -66,13 +72,15 @@
 use std::sync::Arc;
 
 use llmux_core::futures_util::StreamExt;
-use llmux_core::gradio::{self, Call, QueueEvent, ReplyText, Space, UploadFile, ZeroGpu};
+use llmux_core::gradio::{
+    self, Call, ConfigCache, QueueEvent, ReplyText, Space, UploadFile, ZeroGpu,
+};
 use llmux_core::media::{audio_mime, extension_for_mime, sniff_image};
 use llmux_core::provider::Origin;
 use llmux_core::serde_json::{Value, json};
 use llmux_core::{
-    ChatRequest, ChatStream, Chunk, Context, Conversation, Error, FinishReason, Media, Provider,
-    ProviderConfig, ProviderInfo, Registration, Result, Secret, prompt,
+    Capabilities, ChatRequest, ChatStream, Chunk, Context, Conversation, Error, FinishReason,
+    Media, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, prompt,
 };
 
 /// Provider name.
@@ -105,6 +113,8 @@ pub struct MicrosoftPhi4 {
 struct Inner {
     info: ProviderInfo,
     config: ProviderConfig,
+    /// The Space's Gradio version (its message dialect), read once from `GET /config`.
+    spaces: ConfigCache,
 }
 
 impl MicrosoftPhi4 {
@@ -137,6 +147,7 @@ impl MicrosoftPhi4 {
             image_models: Vec::new(),
             vision_models: multimodal.clone(),
             audio_models: multimodal,
+            capabilities: Capabilities::plain(&[], &[]),
             origins: vec![
                 Origin {
                     key: "base".into(),
@@ -149,7 +160,11 @@ impl MicrosoftPhi4 {
             ],
         };
         Self {
-            inner: Arc::new(Inner { info, config }),
+            inner: Arc::new(Inner {
+                info,
+                config,
+                spaces: ConfigCache::new(),
+            }),
         }
     }
 }
@@ -305,6 +320,7 @@ fn chat_stream(
         if let Some(uuid) = &creds.uuid {
             space = space.header("x-zerogpu-uuid", Secret::new(uuid.as_str()));
         }
+        let dialect = inner.spaces.get(&ctx.http, &space).await?.dialect;
         let uploaded = if files.is_empty() {
             Vec::new()
         } else {
@@ -318,14 +334,14 @@ fn chat_stream(
         )
         .trigger(TRIGGER_ID);
         space.predict(&ctx.http, &add_message).await?;
-        let file_messages: Vec<Value> = file_values
-            .into_iter()
-            .map(|f| json!({"role": "user", "content": {"file": f}}))
+        let file_messages: Vec<Value> = uploaded
+            .iter()
+            .map(|f| dialect.file_message("user", f))
             .collect();
         let bot = Call::new(
             BOT_FN,
             &session_hash,
-            json!([[{"role": "user", "content": prompt}], file_messages]),
+            json!([[dialect.text_message("user", &prompt)], file_messages]),
         )
         .trigger(TRIGGER_ID);
         space.join(&ctx.http, &bot).await?;

@@ -1,4 +1,5 @@
 //! `microsoft-phi-4` end to end: facade → provider → fake Gradio Space + Hub (llmux-testkit).
+//! Every test runs against a Gradio 5 and a Gradio 6 Space (`against_both!` at the end).
 
 use std::time::Duration;
 
@@ -9,12 +10,13 @@ use llmux::{
 use llmux_core::futures_util::StreamExt;
 use llmux_core::serde_json::{Value, json};
 use llmux_provider_microsoft_phi_4::NAME;
-use llmux_testkit::gradio::{Ending, FakeGradio, JWT_TOKEN, PAGE_TOKEN, SESSION_UUID};
+use llmux_testkit::gradio::{Ending, FakeGradio, JWT_TOKEN, PAGE_TOKEN, SESSION_UUID, Version};
 use llmux_testkit::openai::TINY_PNG;
 use llmux_testkit::{FakeServer, Fault, RecordedRequest, Reply};
 
 const HUB_PAGE: &str = "/spaces/microsoft/phi-4-multimodal";
 const JWT: &str = "/api/spaces/microsoft/phi-4-multimodal/jwt";
+const CONFIG: &str = "/config";
 const UPLOAD: &str = "/gradio_api/upload";
 const PREDICT: &str = "/gradio_api/run/predict";
 const JOIN: &str = "/gradio_api/queue/join";
@@ -32,6 +34,51 @@ fn wav() -> Vec<u8> {
     v.extend_from_slice(&4u32.to_le_bytes());
     v.extend_from_slice(&[0, 0, 1, 0]);
     v
+}
+
+/// The fake Space, speaking Gradio `v`.
+fn fake(v: Version) -> FakeGradio {
+    FakeGradio::new().version(v)
+}
+
+/// A user text message as the Space's version expects it in `queue/join` (the captures).
+fn text_message(v: Version, text: &str) -> Value {
+    match v {
+        Version::Gradio5 => json!({"role": "user", "content": text}),
+        Version::Gradio6 => json!({"role": "user", "content": [{"type": "text", "text": text}]}),
+    }
+}
+
+/// A user file message as the Space's version expects it in `queue/join` (the captures).
+fn file_message(v: Version, file: &Value) -> Value {
+    match v {
+        Version::Gradio5 => json!({"role": "user", "content": {"file": file}}),
+        Version::Gradio6 => json!({"role": "user", "content": [{"type": "file", "file": file}]}),
+    }
+}
+
+/// The FileData of a file message sent in `queue/join`.
+fn file_of(v: Version, message: &Value) -> &Value {
+    match v {
+        Version::Gradio5 => &message["content"]["file"],
+        Version::Gradio6 => &message["content"][0]["file"],
+    }
+}
+
+/// A message `content` holding `text`, as the Space's version sends it (JSON text).
+fn content(v: Version, text: &str) -> String {
+    match v {
+        Version::Gradio5 => json!(text).to_string(),
+        Version::Gradio6 => json!([{"text": text, "type": "text"}]).to_string(),
+    }
+}
+
+/// The diff path of the assistant text (message 1).
+fn text_path(v: Version) -> &'static str {
+    match v {
+        Version::Gradio5 => r#"[1,"content"]"#,
+        Version::Gradio6 => r#"[1,"content",0,"text"]"#,
+    }
 }
 
 fn timeouts(idle: Duration) -> Timeouts {
@@ -105,9 +152,8 @@ fn body(r: &RecordedRequest) -> Value {
     r.json().expect("JSON body")
 }
 
-#[tokio::test]
-async fn text_only_streams_deltas_and_sends_the_documented_requests() {
-    let server = FakeGradio::new().start().await;
+async fn text_only_streams_deltas_and_sends_the_documented_requests(v: Version) {
+    let server = fake(v).start().await;
     let (chunks, err) = drain(client(&server).chat(req("Hello Phi"))).await;
     assert!(err.is_none(), "{err:?}");
     // streamed word by word from process_generating, nothing repeated at completion
@@ -132,9 +178,9 @@ async fn text_only_streams_deltas_and_sends_the_documented_requests() {
     assert_eq!(state["zerogpu_token"], PAGE_TOKEN);
     assert_eq!(state["zerogpu_uuid"], SESSION_UUID);
 
-    // page fetched, no JWT (no cookies), no upload (text only)
+    // page fetched, the Space's version read, no JWT (no cookies), no upload (text only)
     let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
-    assert_eq!(paths, [HUB_PAGE, PREDICT, JOIN, DATA]);
+    assert_eq!(paths, [HUB_PAGE, CONFIG, PREDICT, JOIN, DATA]);
 
     let base = server.url("");
     let referer = format!("{base}?__theme=light");
@@ -148,7 +194,7 @@ async fn text_only_streams_deltas_and_sends_the_documented_requests() {
     assert_eq!(join.query.as_deref(), Some("__theme=light"));
     assert_eq!(
         body(&join),
-        json!({"data": [[{"role": "user", "content": "Hello Phi"}], []], "event_data": null,
+        json!({"data": [[text_message(v, "Hello Phi")], []], "event_data": null,
                "fn_index": 11, "trigger_id": 8, "session_hash": session})
     );
     for r in [&predict, &join] {
@@ -167,12 +213,8 @@ async fn text_only_streams_deltas_and_sends_the_documented_requests() {
     assert_eq!(data.header("x-zerogpu-token"), None);
 }
 
-#[tokio::test]
-async fn complete_accumulates_the_full_reply() {
-    let server = FakeGradio::new()
-        .reply("Phi-4 here. How can I help?")
-        .start()
-        .await;
+async fn complete_accumulates_the_full_reply(v: Version) {
+    let server = fake(v).reply("Phi-4 here. How can I help?").start().await;
     let resp = client(&server).complete(req("Hi")).await.expect("reply");
     assert_eq!(resp.text, "Phi-4 here. How can I help?");
     assert_eq!(resp.provider, NAME);
@@ -191,14 +233,16 @@ async fn complete_accumulates_the_full_reply() {
     client(&server).complete(history).await.expect("reply");
     let join = server.requests_to(JOIN).pop().expect("join");
     assert_eq!(
-        body(&join)["data"][0][0]["content"],
-        "System: Be brief.\nUser: Hi\nAssistant: Hello!\nUser: 2+2?\nAssistant:"
+        body(&join)["data"][0][0],
+        text_message(
+            v,
+            "System: Be brief.\nUser: Hi\nAssistant: Hello!\nUser: 2+2?\nAssistant:"
+        )
     );
 }
 
-#[tokio::test]
-async fn image_is_uploaded_and_sent_as_file_data() {
-    let server = FakeGradio::new().start().await;
+async fn image_is_uploaded_and_sent_as_file_data(v: Version) {
+    let server = fake(v).start().await;
     let request = req("What is this?").with_media(Media::from_bytes(TINY_PNG.to_vec(), None));
     let resp = client(&server).complete(request).await.expect("reply");
     assert_eq!(
@@ -249,13 +293,12 @@ async fn image_is_uploaded_and_sent_as_file_data() {
     );
     assert_eq!(
         body(&one(&server, JOIN))["data"][1],
-        json!([{"role": "user", "content": {"file": file}}])
+        json!([file_message(v, &file)])
     );
 }
 
-#[tokio::test]
-async fn audio_by_file_name_and_by_data_uri() {
-    let server = FakeGradio::new().start().await;
+async fn audio_by_file_name_and_by_data_uri(v: Version) {
+    let server = fake(v).start().await;
     let by_name = req("Transcribe").with_media(Media::from_bytes(wav(), Some("hello.wav".into())));
     let resp = client(&server).complete(by_name).await.expect("reply");
     assert_eq!(
@@ -287,12 +330,8 @@ async fn audio_by_file_name_and_by_data_uri() {
     assert_eq!(predict["data"][1]["files"][0]["mime_type"], "audio/mpeg");
 }
 
-#[tokio::test]
-async fn image_and_audio_like_the_capture() {
-    let server = FakeGradio::new()
-        .chunk_delay(Duration::from_millis(5))
-        .start()
-        .await;
+async fn image_and_audio_like_the_capture(v: Version) {
+    let server = fake(v).chunk_delay(Duration::from_millis(5)).start().await;
     let request = req("What is in these?")
         .with_media(Media::from_bytes(TINY_PNG.to_vec(), Some("red.png".into())))
         .with_media(Media::from_bytes(wav(), Some("tone.wav".into())));
@@ -322,14 +361,13 @@ async fn image_and_audio_like_the_capture() {
         .as_array()
         .expect("list")
         .iter()
-        .map(|m| m["content"]["file"]["mime_type"].as_str().expect("mime"))
+        .map(|m| file_of(v, m)["mime_type"].as_str().expect("mime"))
         .collect();
     assert_eq!(mimes, ["image/png", "audio/wav"]);
 }
 
-#[tokio::test]
-async fn follow_up_turn_reuses_the_session_and_sends_only_the_new_message() {
-    let server = FakeGradio::new().start().await;
+async fn follow_up_turn_reuses_the_session_and_sends_only_the_new_message(v: Version) {
+    let server = fake(v).start().await;
     let c = client(&server);
     let first = c.complete(req("Hi")).await.expect("first turn");
     let conversation = first.conversation.clone().expect("state");
@@ -357,10 +395,7 @@ async fn follow_up_turn_reuses_the_session_and_sends_only_the_new_message() {
     assert_eq!(joins.len(), 2);
     let last = body(&joins[1]);
     assert_eq!(last["session_hash"], session);
-    assert_eq!(
-        last["data"][0],
-        json!([{"role": "user", "content": "And now?"}])
-    );
+    assert_eq!(last["data"][0], json!([text_message(v, "And now?")]));
     assert_eq!(
         body(&server.requests_to(PREDICT)[1])["data"][1]["text"],
         "And now?"
@@ -377,9 +412,8 @@ async fn follow_up_turn_reuses_the_session_and_sends_only_the_new_message() {
     assert_eq!(state["zerogpu_uuid"], SESSION_UUID);
 }
 
-#[tokio::test]
-async fn quota_error_becomes_a_clean_rate_limit() {
-    let server = FakeGradio::new().quota_exceeded().start().await;
+async fn quota_error_becomes_a_clean_rate_limit(v: Version) {
+    let server = fake(v).quota_exceeded().start().await;
     let err = client(&server)
         .complete(req("Hi"))
         .await
@@ -399,12 +433,8 @@ async fn quota_error_becomes_a_clean_rate_limit() {
     assert!(!err.to_string().contains('<'));
 }
 
-#[tokio::test]
-async fn other_space_errors_are_upstream_errors() {
-    let server = FakeGradio::new()
-        .fail_with("GPU task aborted")
-        .start()
-        .await;
+async fn other_space_errors_are_upstream_errors(v: Version) {
+    let server = fake(v).fail_with("GPU task aborted").start().await;
     let err = client(&server)
         .complete(req("Hi"))
         .await
@@ -414,25 +444,29 @@ async fn other_space_errors_are_upstream_errors() {
         "{err:?}"
     );
 
-    // `unexpected_error` (what Gradio sends for an unknown session)
-    let server = FakeGradio::new().start().await;
-    server.inject(
-        DATA,
-        Fault::Reply(Reply::sse([
+    // `unexpected_error` (what Gradio sends for an unknown session; the captures' texts)
+    let (frame, expected) = match v {
+        Version::Gradio5 => (
             r#"{"msg":"unexpected_error","event_id":null,"message":"404: Session not found.","success":false}"#,
-        ])),
-    );
+            "microsoft-phi-4: 404: Session not found.",
+        ),
+        Version::Gradio6 => (
+            r#"{"msg":"unexpected_error","event_id":null,"message":"404: Not Found","session_not_found":true,"success":false}"#,
+            "microsoft-phi-4: 404: Not Found (the Space has no queued event for this session: the queue/join was lost or already answered)",
+        ),
+    };
+    let server = fake(v).start().await;
+    server.inject(DATA, Fault::Reply(Reply::sse([frame])));
     let err = client(&server)
         .complete(req("Hi"))
         .await
         .expect_err("error");
-    assert_eq!(err.to_string(), "microsoft-phi-4: 404: Session not found.");
+    assert_eq!(err.to_string(), expected);
 }
 
-#[tokio::test]
-async fn a_stream_without_completion_is_an_error() {
+async fn a_stream_without_completion_is_an_error(v: Version) {
     for ending in [Ending::CloseWithoutCompletion, Ending::EofWithoutCompletion] {
-        let server = FakeGradio::new().ending(ending.clone()).start().await;
+        let server = fake(v).ending(ending.clone()).start().await;
         let (chunks, err) = drain(client(&server).chat(req("Hello Phi"))).await;
         assert_eq!(
             texts(&chunks).concat(),
@@ -445,9 +479,8 @@ async fn a_stream_without_completion_is_an_error() {
     }
 }
 
-#[tokio::test]
-async fn heartbeats_and_unknown_messages_are_ignored() {
-    let server = FakeGradio::new()
+async fn heartbeats_and_unknown_messages_are_ignored(v: Version) {
+    let server = fake(v)
         .chunk_delay(Duration::from_millis(20))
         .heartbeat_interval(Duration::from_millis(15))
         .start()
@@ -455,19 +488,35 @@ async fn heartbeats_and_unknown_messages_are_ignored() {
     let resp = client(&server).complete(req("Hi")).await.expect("reply");
     assert_eq!(resp.text, "echo: Hi | files: 0");
 
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
+    let (hi, path) = (content(v, "Hi"), text_path(v));
+    let history = |reply: &str| {
+        format!(
+            r#"[{{"role":"user","content":{hi}}},{{"role":"assistant","content":{}}}]"#,
+            content(v, reply)
+        )
+    };
     let frames = [
-        r#"{"msg":"estimation","event_id":"e","rank":2,"queue_size":3,"rank_eta":1.5}"#,
-        r#"{"msg":"heartbeat","event_id":null}"#,
-        r#"{"msg":"process_starts","event_id":"e","eta":1.0}"#,
-        r#"{"msg":"log","event_id":"e","log":"warming up","level":"info"}"#,
-        r#"{"msg":"progress","event_id":"e","progress_data":[]}"#,
-        r#"{"msg":"something_new","event_id":"e"}"#,
-        "not json at all",
-        r#"{"msg":"process_generating","event_id":"e","output":{"data":[[{"role":"user","content":"Hi"},{"role":"assistant","content":"He"}]]},"success":true}"#,
-        r#"{"msg":"process_generating","event_id":"e","output":{"data":[[["replace",[1,"content"],"Hel"],["append",[1,"content"],"lo"]]]},"success":true}"#,
-        r#"{"msg":"process_generating","event_id":"e","output":{"data":[[]]},"success":true}"#,
-        r#"{"msg":"process_completed","event_id":"e","output":{"data":[[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]]},"success":true}"#,
+        r#"{"msg":"estimation","event_id":"e","rank":2,"queue_size":3,"rank_eta":1.5}"#.to_owned(),
+        r#"{"msg":"heartbeat","event_id":null}"#.to_owned(),
+        r#"{"msg":"process_starts","event_id":"e","eta":1.0}"#.to_owned(),
+        r#"{"msg":"log","event_id":"e","log":"warming up","level":"info"}"#.to_owned(),
+        r#"{"msg":"progress","event_id":"e","progress_data":[]}"#.to_owned(),
+        r#"{"msg":"something_new","event_id":"e"}"#.to_owned(),
+        "not json at all".to_owned(),
+        format!(
+            r#"{{"msg":"process_generating","event_id":"e","output":{{"data":[{}]}},"success":true}}"#,
+            history("He")
+        ),
+        format!(
+            r#"{{"msg":"process_generating","event_id":"e","output":{{"data":[[["replace",{path},"Hel"],["append",{path},"lo"]]]}},"success":true}}"#
+        ),
+        r#"{"msg":"process_generating","event_id":"e","output":{"data":[[]]},"success":true}"#
+            .to_owned(),
+        format!(
+            r#"{{"msg":"process_completed","event_id":"e","output":{{"data":[{}]}},"success":true}}"#,
+            history("Hello!")
+        ),
     ];
     server.inject(DATA, Fault::Reply(Reply::sse(frames)));
     let (chunks, err) = drain(client(&server).chat(req("Hi"))).await;
@@ -475,11 +524,10 @@ async fn heartbeats_and_unknown_messages_are_ignored() {
     assert_eq!(texts(&chunks), ["He", "llo", "!"]);
 }
 
-#[tokio::test]
-async fn http_errors_on_each_step() {
+async fn http_errors_on_each_step(v: Version) {
     let image = || req("x").with_media(Media::from_bytes(TINY_PNG.to_vec(), None));
 
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
     server.inject(UPLOAD, Fault::HtmlError { code: 503 });
     let err = client(&server).complete(image()).await.expect_err("upload");
     assert!(
@@ -488,7 +536,7 @@ async fn http_errors_on_each_step() {
     );
     assert!(server.requests_to(PREDICT).is_empty());
 
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
     server.inject(
         PREDICT,
         Fault::Status {
@@ -508,7 +556,7 @@ async fn http_errors_on_each_step() {
     );
     assert!(server.requests_to(JOIN).is_empty());
 
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
     server.inject(
         JOIN,
         Fault::Status {
@@ -526,7 +574,7 @@ async fn http_errors_on_each_step() {
     );
     assert!(server.requests_to(DATA).is_empty());
 
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
     server.inject(DATA, Fault::HtmlError { code: 502 });
     let err = client(&server).complete(req("x")).await.expect_err("data");
     assert!(
@@ -534,7 +582,7 @@ async fn http_errors_on_each_step() {
         "{err:?}"
     );
 
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
     server.inject(UPLOAD, Fault::Malformed("<html>nope</html>".into()));
     let err = client(&server)
         .complete(image())
@@ -543,9 +591,8 @@ async fn http_errors_on_each_step() {
     assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
 }
 
-#[tokio::test]
-async fn missing_hub_page_is_tolerated() {
-    let server = FakeGradio::new().space("someone/else").start().await;
+async fn missing_hub_page_is_tolerated(v: Version) {
+    let server = fake(v).space("someone/else").start().await;
     let resp = client(&server).complete(req("Hi")).await.expect("reply");
     assert_eq!(resp.text, "echo: Hi | files: 0");
     let join = one(&server, JOIN);
@@ -553,7 +600,7 @@ async fn missing_hub_page_is_tolerated() {
     assert_eq!(join.header("x-zerogpu-uuid"), None);
 
     // an unreachable Hub does not stop the call either
-    let server = FakeGradio::new().start().await;
+    let server = fake(v).start().await;
     let hub = format!("http://127.0.0.1:{}", llmux_testkit::closed_port());
     let cfg = config(&server).with_origin("hub", hub);
     let resp = client_with(cfg, Duration::from_secs(2))
@@ -567,9 +614,8 @@ async fn missing_hub_page_is_tolerated() {
     );
 }
 
-#[tokio::test]
-async fn a_stalled_stream_hits_the_idle_timeout() {
-    let server = FakeGradio::new().start().await;
+async fn a_stalled_stream_hits_the_idle_timeout(v: Version) {
+    let server = fake(v).start().await;
     server.inject(DATA, Fault::StallAfter { chunks: 3 });
     let c = client_with(config(&server), Duration::from_millis(300));
     let started = std::time::Instant::now();
@@ -589,9 +635,8 @@ async fn a_stalled_stream_hits_the_idle_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-#[tokio::test]
-async fn invalid_media_fails_before_any_request() {
-    let server = FakeGradio::new().start().await;
+async fn invalid_media_fails_before_any_request(v: Version) {
+    let server = fake(v).start().await;
     for media in [
         Media::from_bytes(b"just some text".to_vec(), Some("notes.txt".into())),
         Media::from_bytes(wav(), None),
@@ -606,9 +651,7 @@ async fn invalid_media_fails_before_any_request() {
     let remote = ChatRequest::new(
         "phi-4",
         vec![Message::user(Content::Parts(vec![ContentPart::ImageUrl {
-            image_url: llmux::ImageUrl {
-                url: "https://example.com/cat.png".into(),
-            },
+            image_url: llmux::ImageUrl::new("https://example.com/cat.png"),
         }]))],
     )
     .with_provider(NAME);
@@ -620,9 +663,8 @@ async fn invalid_media_fails_before_any_request() {
     assert_eq!(server.request_count(), 0);
 }
 
-#[tokio::test]
-async fn api_key_skips_discovery() {
-    let server = FakeGradio::new().start().await;
+async fn api_key_skips_discovery(v: Version) {
+    let server = fake(v).start().await;
     let resp = client(&server)
         .complete(req("Hi").with_api_key("my-zerogpu-token"))
         .await
@@ -634,9 +676,8 @@ async fn api_key_skips_discovery() {
     assert_eq!(join.header("x-zerogpu-uuid"), Some("[object Object]"));
 }
 
-#[tokio::test]
-async fn cookies_fetch_a_zerogpu_jwt() {
-    let server = FakeGradio::new().start().await;
+async fn cookies_fetch_a_zerogpu_jwt(v: Version) {
+    let server = fake(v).start().await;
     let cfg = config(&server).with_cookies(Cookies::parse("token=hf_cookie_value"));
     let resp = client_with(cfg, Duration::from_secs(2))
         .complete(req("Hi"))
@@ -667,9 +708,8 @@ async fn cookies_fetch_a_zerogpu_jwt() {
     assert_eq!(join.header("x-zerogpu-uuid"), Some(SESSION_UUID));
 }
 
-#[tokio::test]
-async fn routing_by_alias_and_g4f_name() {
-    let server = FakeGradio::new().start().await;
+async fn routing_by_alias_and_g4f_name(v: Version) {
+    let server = fake(v).start().await;
     let c = client(&server);
     let routed = c
         .complete(ChatRequest::user("phi-4", "Hi"))
@@ -693,9 +733,8 @@ async fn routing_by_alias_and_g4f_name() {
     assert_eq!(me.info.default_model, "phi-4-multimodal");
 }
 
-#[tokio::test]
-async fn origins_come_from_the_environment_names() {
-    let server = FakeGradio::new().space("me/phi-copy").start().await;
+async fn origins_come_from_the_environment_names(v: Version) {
+    let server = fake(v).space("me/phi-copy").start().await;
     let reg = llmux_core::registrations()
         .expect("registrations")
         .into_iter()
@@ -721,3 +760,109 @@ async fn origins_come_from_the_environment_names() {
         Some(PAGE_TOKEN)
     );
 }
+
+/// The Space's version is read once (`GET /config`, with the referer) and kept for later calls.
+async fn the_version_is_read_once_per_space(v: Version) {
+    let server = fake(v).start().await;
+    let c = client(&server);
+    for _ in 0..2 {
+        let resp = c.complete(req("Hi")).await.expect("reply");
+        assert_eq!(resp.text, "echo: Hi | files: 0");
+    }
+    let config = one(&server, CONFIG);
+    let referer = format!("{}?__theme=light", server.url(""));
+    assert_eq!(config.header("referer"), Some(referer.as_str()));
+    assert_eq!(config.header("x-zerogpu-token"), None);
+    assert_eq!(server.requests_to(JOIN).len(), 2);
+}
+
+/// A failed `GET /config` fails the call before any upload or queue request, and is
+/// remembered (the discovery backoff): the next call fails the same way without asking again.
+async fn a_failed_version_lookup_is_remembered_briefly(v: Version) {
+    let server = fake(v).start().await;
+    server.inject(CONFIG, Fault::HtmlError { code: 503 });
+    let c = client(&server);
+    let image = || req("x").with_media(Media::from_bytes(TINY_PNG.to_vec(), None));
+    for _ in 0..2 {
+        let err = c.complete(image()).await.expect_err("config failed");
+        assert!(
+            matches!(err, Error::HttpStatus { status: 503, .. }),
+            "{err:?}"
+        );
+    }
+    assert_eq!(server.requests_to(CONFIG).len(), 1);
+    assert!(server.requests_to(UPLOAD).is_empty() && server.requests_to(PREDICT).is_empty());
+    // another client (a fresh cache) asks again and works
+    let resp = client(&server).complete(image()).await.expect("reply");
+    assert!(resp.text.starts_with("echo: x | files: 1"), "{}", resp.text);
+}
+
+/// A `/config` that names no Gradio version (a proxy page, the wrong origin) is a protocol
+/// error that says what to check.
+async fn a_config_without_a_version_is_a_protocol_error(v: Version) {
+    for answer in [
+        Reply::json(200, &json!({"mode": "blocks"})),
+        Reply::html(200, "<html>Sign in</html>"),
+    ] {
+        let server = fake(v).start().await;
+        server.inject(CONFIG, Fault::Reply(answer));
+        let err = client(&server)
+            .complete(req("Hi"))
+            .await
+            .expect_err("no version");
+        assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+        assert!(server.requests_to(PREDICT).is_empty());
+    }
+    let server = fake(v).start().await;
+    server.inject(
+        CONFIG,
+        Fault::Reply(Reply::json(200, &json!({"version": ""}))),
+    );
+    let err = client(&server)
+        .complete(req("Hi"))
+        .await
+        .expect_err("empty");
+    assert!(err.to_string().contains("has no Gradio `version`"), "{err}");
+}
+
+/// Runs each listed test against a Gradio 5 and a Gradio 6 Space.
+macro_rules! against_both {
+    ($($name:ident),* $(,)?) => {
+        mod gradio5 {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Version::Gradio5).await
+            })*
+        }
+        mod gradio6 {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Version::Gradio6).await
+            })*
+        }
+    };
+}
+
+against_both!(
+    text_only_streams_deltas_and_sends_the_documented_requests,
+    complete_accumulates_the_full_reply,
+    image_is_uploaded_and_sent_as_file_data,
+    audio_by_file_name_and_by_data_uri,
+    image_and_audio_like_the_capture,
+    follow_up_turn_reuses_the_session_and_sends_only_the_new_message,
+    quota_error_becomes_a_clean_rate_limit,
+    other_space_errors_are_upstream_errors,
+    a_stream_without_completion_is_an_error,
+    heartbeats_and_unknown_messages_are_ignored,
+    http_errors_on_each_step,
+    missing_hub_page_is_tolerated,
+    a_stalled_stream_hits_the_idle_timeout,
+    invalid_media_fails_before_any_request,
+    api_key_skips_discovery,
+    cookies_fetch_a_zerogpu_jwt,
+    routing_by_alias_and_g4f_name,
+    origins_come_from_the_environment_names,
+    the_version_is_read_once_per_space,
+    a_failed_version_lookup_is_remembered_briefly,
+    a_config_without_a_version_is_a_protocol_error,
+);

@@ -27,12 +27,12 @@
 use std::sync::Arc;
 
 use llmux_core::http::StatusRules;
-use llmux_core::openai;
 use llmux_core::provider::Origin;
 use llmux_core::{
-    BoxFuture, ChatRequest, ChatStream, Context, Error, ModelCache, Provider, ProviderConfig,
-    ProviderInfo, Registration, Result, prompt,
+    BoxFuture, Capabilities, ChatRequest, ChatStream, Context, Error, ModelCache, Provider,
+    ProviderConfig, ProviderInfo, Registration, Result, prompt,
 };
+use llmux_openai::images;
 use serde_json::{Value, json};
 
 /// Provider name.
@@ -41,6 +41,9 @@ pub const NAME: &str = "openai-compat";
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Request `extra` key that asks for image generation.
 pub const IMAGE_GENERATION: &str = "image_generation";
+/// The `User-Agent` sent unless the `user_agent` option sets another: self-hosted servers see
+/// who is calling (not a browser).
+pub const USER_AGENT: &str = concat!("llmux/", env!("CARGO_PKG_VERSION"));
 
 /// The OpenAI-compatible provider (one instance per server).
 pub struct OpenAiCompat {
@@ -53,6 +56,8 @@ struct Inner {
     models: ModelCache,
     /// `{base}/chat/completions` (the configuration does not change after construction).
     chat_url: String,
+    /// The `User-Agent` header.
+    user_agent: String,
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
@@ -98,6 +103,7 @@ impl OpenAiCompat {
             default_image_model: image_models.first().cloned(),
             image_models,
             vision_models: string_list(config.options.get("vision_models")),
+            capabilities: Capabilities::OPENAI,
             origins: vec![Origin {
                 key: "base".into(),
                 default: DEFAULT_BASE_URL.into(),
@@ -109,12 +115,19 @@ impl OpenAiCompat {
             "{}/chat/completions",
             config.origin("base", DEFAULT_BASE_URL)
         );
+        let user_agent = config
+            .options
+            .get("user_agent")
+            .and_then(Value::as_str)
+            .unwrap_or(USER_AGENT)
+            .to_owned();
         Self {
             inner: Arc::new(Inner {
                 info,
                 config,
                 models: ModelCache::new(),
                 chat_url,
+                user_agent,
             }),
         }
     }
@@ -138,12 +151,13 @@ impl Inner {
                 let mut rb = ctx
                     .http
                     .get(format!("{}/models", self.base()))
-                    .provider(&self.info.name);
+                    .provider(&self.info.name)
+                    .header("user-agent", &self.user_agent);
                 if let Some(k) = self.config.api_key.as_ref().filter(|k| !k.is_empty()) {
                     rb = rb.bearer(k);
                 }
                 let v: Value = rb.send().await?.error_for_status().await?.json().await?;
-                Ok(openai::model_ids(&v))
+                Ok(images::model_ids(&v))
             })
             .await
     }
@@ -206,21 +220,18 @@ fn async_stream_impl(
             for (k, v) in req.extra.iter().filter(|(k, _)| *k != IMAGE_GENERATION) {
                 body[k] = v.clone();
             }
-            let mut rb = ctx.http.post(format!("{}/images/generations", inner.base())).provider(&name).json(&body);
+            let mut rb = ctx.http.post(format!("{}/images/generations", inner.base())).provider(&name).header("user-agent", &inner.user_agent).json(&body);
             if let Some(k) = inner.key(&req) {
                 rb = rb.bearer(k);
             }
             let v: Value = Box::pin(async { rb.send().await?.error_for_status().await?.json().await }).await?;
-            yield openai::image_chunk(&name, &v, &prompt)?;
+            yield images::image_chunk(&name, &v, &prompt)?;
             return;
         }
         // (the body is serialised at once and not kept for the life of the stream)
         let mut rb = {
-            let mut body = openai::chat_body(&req, &model)?;
-            if let Some(o) = body.as_object_mut() {
-                o.remove(IMAGE_GENERATION);
-            }
-            ctx.http.post(inner.chat_url.as_str()).provider(&name).json(&body)
+            let body = llmux_openai::chat_body(&req, &model)?;
+            ctx.http.post(inner.chat_url.as_str()).provider(&name).header("user-agent", &inner.user_agent).json(&body)
         };
         if req.stream {
             rb = rb.header("accept", "text/event-stream");
@@ -233,7 +244,7 @@ fn async_stream_impl(
             Err(model_error(Box::pin(resp.into_error(StatusRules::Generic)).await, &model))?;
             return;
         }
-        let mut chunks = std::pin::pin!(openai::response_chunks(name, resp));
+        let mut chunks = std::pin::pin!(llmux_openai::response_chunks(name, resp));
         while let Some(c) = llmux_core::futures_util::StreamExt::next(&mut chunks).await {
             yield c?;
         }
