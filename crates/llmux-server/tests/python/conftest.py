@@ -9,6 +9,9 @@ Environment:
                           `llmux-mock openai`).
   LLMUX_TEST_REPLY        the exact reply the upstream gives (default: `llmux-mock openai`'s
                           "Hello from the fake upstream!"); set it empty to only check non-empty.
+  LLMUX_TEST_MOCK_URL     optional: the root URL of the upstream when it is `llmux-mock openai
+                          --record` (e.g. http://127.0.0.1:18080); the tests that check what the
+                          upstream received (via its GET /__mock/requests) run only with it.
   LLMUX_TEST_FAULT_PORT   optional, with LLMUX_TEST_FAULT_MODEL: a test serves a failing
   LLMUX_TEST_FAULT_MODEL  upstream on 127.0.0.1:<port> (see test_openai_sdk.py).
 
@@ -17,9 +20,10 @@ test_langchain.py) need the upstream to be `llmux-mock openai` (FakeOpenAi of ll
 they rely on its documented tool-call, `response_format` and `x_fake_received` behaviour.
 
 Typical wiring:
-  llmux-mock openai --port 18080 &
+  llmux-mock openai --record --port 18080 &
   llmux serve --upstream http://127.0.0.1:18080/v1 --bind 127.0.0.1:18081 &
-  LLMUX_GATEWAY_URL=http://127.0.0.1:18081/v1 pytest crates/llmux-server/tests/python
+  LLMUX_GATEWAY_URL=http://127.0.0.1:18081/v1 LLMUX_TEST_MOCK_URL=http://127.0.0.1:18080 \\
+    pytest crates/llmux-server/tests/python
 """
 
 import os
@@ -32,6 +36,7 @@ if URL and not URL.endswith("/v1"):
 KEY = os.environ.get("LLMUX_GATEWAY_API_KEY") or None
 MODEL = os.environ.get("LLMUX_TEST_MODEL") or "fake-model"
 REPLY = os.environ.get("LLMUX_TEST_REPLY", "Hello from the fake upstream!")
+MOCK_URL = os.environ.get("LLMUX_TEST_MOCK_URL", "").rstrip("/")
 FAULT_PORT = os.environ.get("LLMUX_TEST_FAULT_PORT")
 FAULT_MODEL = os.environ.get("LLMUX_TEST_FAULT_MODEL")
 
