@@ -126,6 +126,13 @@ pub fn openai_error(status: u16, message: &str, kind: &str, code: Option<&str>) 
 ///   `stream_options`, `logprobs` and `top_logprobs` (so `tools`,
 ///   `tool_choice`, `response_format`, `metadata`, `user`, `seed` and any
 ///   made-up field are shown verbatim), and leaves it out when there are none.
+/// - **`x_fake_unknown_fields: true`** in the request (a made-up field, so it
+///   also proves request pass-through): the response carries made-up fields at
+///   every level, to prove a relay keeps unknown response fields —
+///   `x_fake_response` on every response object and chunk, `x_fake_choice` on
+///   every choice, `x_fake_message` on the message, `x_fake_delta` on every
+///   delta and `x_fake_tool_call` on every tool call (in the stream, on each
+///   call's header), each `{"level": "<that level>"}`.
 ///
 /// With an API key set, every route under the prefix demands
 /// `Authorization: Bearer KEY` and answers 401 `invalid_api_key` otherwise.
@@ -857,8 +864,13 @@ impl State {
         };
         let logprobs = LogprobsRequest::of(&body);
         let received = received_fields(&body);
+        let probe = body.get("x_fake_unknown_fields").and_then(Value::as_bool) == Some(true);
+        let level = |name: &str| json!({"level": name});
         // Top-level fields every response object (and chunk) carries.
         let decorate = |mut v: Value| -> Value {
+            if probe {
+                v["x_fake_response"] = level("response");
+            }
             if self.cfg.extras {
                 v["service_tier"] = json!("default");
                 v["system_fingerprint"] = json!(SYSTEM_FINGERPRINT);
@@ -874,9 +886,21 @@ impl State {
             let mut message = if calls.is_empty() {
                 json!({"role": "assistant", "content": text})
             } else {
-                let calls: Vec<Value> = calls.iter().map(ToolCall::to_json).collect();
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .map(|c| {
+                        let mut c = c.to_json();
+                        if probe {
+                            c["x_fake_tool_call"] = level("tool_call");
+                        }
+                        c
+                    })
+                    .collect();
                 json!({"role": "assistant", "content": null, "tool_calls": calls})
             };
+            if probe {
+                message["x_fake_message"] = level("message");
+            }
             if self.cfg.extras {
                 message["refusal"] = Value::Null;
                 message["annotations"] = json!([]);
@@ -885,6 +909,9 @@ impl State {
                 message["reasoning_content"] = json!(r);
             }
             let mut choice = json!({"index": 0, "message": message, "finish_reason": finish});
+            if probe {
+                choice["x_fake_choice"] = level("choice");
+            }
             if let Some(lp) = logprobs.filter(|_| calls.is_empty()) {
                 choice["logprobs"] = lp.object(&pieces, 0);
             } else if self.cfg.extras || logprobs.is_some() {
@@ -912,8 +939,14 @@ impl State {
             )
         };
         let extras = self.cfg.extras;
-        let choice = |d: Value, finish: Option<&str>, lp: Option<Value>| {
+        let choice = |mut d: Value, finish: Option<&str>, lp: Option<Value>| {
+            if probe {
+                d["x_fake_delta"] = level("delta");
+            }
             let mut c = json!({"index": 0, "delta": d, "finish_reason": finish});
+            if probe {
+                c["x_fake_choice"] = level("choice");
+            }
             if let Some(lp) = lp {
                 c["logprobs"] = lp;
             } else if extras || logprobs.is_some() {
@@ -947,8 +980,11 @@ impl State {
             // OpenAI's shape: the first call's header rides on the role delta; every
             // call then streams its arguments in fragments.
             for (k, call) in calls.iter().enumerate() {
-                let header = json!({"index": k, "id": call.id, "type": "function",
-                                    "function": {"name": call.name, "arguments": ""}});
+                let mut header = json!({"index": k, "id": call.id, "type": "function",
+                                        "function": {"name": call.name, "arguments": ""}});
+                if probe {
+                    header["x_fake_tool_call"] = level("tool_call");
+                }
                 let mut d = if first.is_null() {
                     json!({})
                 } else {

@@ -769,3 +769,37 @@ async fn extras_off_gives_bare_shapes() {
         |c| c.get("system_fingerprint").is_none() && c["choices"][0].get("logprobs").is_none()
     ));
 }
+
+#[tokio::test]
+async fn unknown_fields_at_every_level_on_request() {
+    let server = FakeOpenAi::new().start().await;
+    let level = |l: &str| json!({"level": l});
+    let mut req = tool_request("get_time", false);
+    req["x_fake_unknown_fields"] = json!(true);
+    let (_, v) = post(&server, &req).await;
+    assert_eq!(v["x_fake_response"], level("response"));
+    assert_eq!(v["x_fake_received"]["x_fake_unknown_fields"], true);
+    assert_eq!(v["choices"][0]["x_fake_choice"], level("choice"));
+    let message = &v["choices"][0]["message"];
+    assert_eq!(message["x_fake_message"], level("message"));
+    assert_eq!(
+        message["tool_calls"][0]["x_fake_tool_call"],
+        level("tool_call")
+    );
+
+    req["stream"] = json!(true);
+    let (chunks, _) = post_stream(&server, &req).await;
+    for c in &chunks {
+        assert_eq!(c["x_fake_response"], level("response"));
+        assert_eq!(c["choices"][0]["x_fake_choice"], level("choice"));
+        assert_eq!(c["choices"][0]["delta"]["x_fake_delta"], level("delta"));
+    }
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"]["tool_calls"][0]["x_fake_tool_call"],
+        level("tool_call")
+    );
+    // Not asked: none of them.
+    let (_, v) = post(&server, &chat("fake-model", false)).await;
+    assert!(v.get("x_fake_response").is_none());
+    assert!(v["choices"][0].get("x_fake_choice").is_none());
+}
