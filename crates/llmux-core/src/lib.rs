@@ -50,7 +50,7 @@ pub use chunk::{
     Reasoning, Source, ToolCallDelta, Usage,
 };
 pub use config::{ProviderConfig, Timeouts};
-pub use error::{Action, Attempt, Error, Result, TimeoutPhase};
+pub use error::{Action, ApiErrorDetail, Attempt, Error, Result, TimeoutPhase};
 pub use provider::{
     BoxFuture, Capabilities, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo,
     Registration, registrations,
