@@ -271,11 +271,6 @@ def test_unpaired_tool_message_is_bad_request(client):
         list(client.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS, stream=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug (issue #12): an upstream 400's `param` becomes null, its `code` becomes "
-    "`upstream_status` and its message gets an `openai-compat: HTTP 400: ` prefix",
-)
 def test_upstream_validation_error_reaches_the_client_verbatim(client):
     messages = say("hi") + [{"role": "tool", "tool_call_id": "call_nowhere", "content": "42"}]
     with pytest.raises(openai.BadRequestError) as e:
@@ -427,10 +422,6 @@ def test_unknown_response_fields_reach_the_client(client):
     assert chunks[0].choices[0].delta.role == "assistant"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug (issue #12): `refusal: null` of the upstream's message and first delta is dropped",
-)
 def test_null_refusal_reaches_the_client(client):
     message = client.chat.completions.create(model=MODEL, messages=say()).choices[0].message
     assert "refusal" in message.model_fields_set and message.refusal is None

@@ -227,8 +227,7 @@ describe('openai npm SDK through llmux', { skip }, () => {
     assert.ok(lp.content.every((t) => t.top_logprobs.length === 2));
   });
 
-  // A known gateway bug: marked todo so the run stays green; it reports when it starts passing.
-  test('refusal: null reaches the client', { todo: 'gateway bug (issue #12): refusal: null is dropped' }, async () => {
+  test('refusal: null reaches the client', async () => {
     const r = await client.chat.completions.create({ model: MODEL, messages: say() });
     assert.ok('refusal' in r.choices[0].message && r.choices[0].message.refusal === null);
   });
