@@ -134,7 +134,9 @@ async fn routes_by_discovered_model_and_reports_close_matches() {
         .await
         .expect_err("unknown model");
     match err {
-        Error::NoProviderForModel { model, suggestions } => {
+        Error::NoProviderForModel {
+            model, suggestions, ..
+        } => {
             assert_eq!(model, "qwen2");
             assert!(
                 suggestions.contains(&"qwen2.5".to_owned()),

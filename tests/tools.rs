@@ -57,16 +57,8 @@ fn weather_tools() -> Value {
 
 fn expected_calls() -> Vec<ToolCall> {
     vec![
-        ToolCall {
-            id: "call_a".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-        },
-        ToolCall {
-            id: "call_b".into(),
-            name: "get_time".into(),
-            arguments: r#"{"tz":"CET"}"#.into(),
-        },
+        ToolCall::new("call_a", "get_weather", r#"{"city":"Paris"}"#),
+        ToolCall::new("call_b", "get_time", r#"{"tz":"CET"}"#),
     ]
 }
 
@@ -544,11 +536,11 @@ async fn dialects_of_servers_in_the_wild() {
         let r = acc.finish();
         assert_eq!(
             r.tool_calls,
-            [ToolCall {
-                id: "call_x".into(),
-                name: "get_weather".into(),
-                arguments: r#"{"city":"Paris"}"#.into()
-            }],
+            [ToolCall::new(
+                "call_x",
+                "get_weather",
+                r#"{"city":"Paris"}"#
+            )],
             "{content_type:?}: names are not concatenated"
         );
     }

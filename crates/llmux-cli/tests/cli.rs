@@ -454,10 +454,17 @@ async fn exit_codes() {
         out.stderr.lines().collect::<Vec<_>>(),
         ["llmux: error: provider `nope` not found"]
     );
+    // the configured openai-compat server's discovery fails (nothing listens): it may serve any
+    // model, so it is tried; the error says so
     let out = Llmux::new(&dir, &["chat", "-m", "no-such-model-anywhere", "x"])
         .run()
         .await;
     assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("discovery failed") && out.stderr.contains("openai-compat"),
+        "{}",
+        out.stderr
+    );
 
     // 4: authentication (and the key never shows)
     let out = Llmux::new(

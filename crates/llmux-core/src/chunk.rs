@@ -96,6 +96,9 @@ pub struct ToolCallDelta {
     /// A fragment of the JSON arguments text.
     #[serde(default)]
     pub arguments: String,
+    /// Fields of the call object llmux does not model, passed on verbatim.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where in an OpenAI-shaped answer [`Extra`] fields belong.

@@ -83,14 +83,17 @@ pub enum Error {
     },
     /// No working provider serves the model.
     #[error(
-        "no provider serves model `{model}`{}",
-        list_hint("close matches", suggestions)
+        "no provider serves model `{model}`{}{}",
+        list_hint("close matches", suggestions),
+        note_hint(note)
     )]
     NoProviderForModel {
         /// Requested model.
         model: String,
         /// Close matches among known models.
         suggestions: Vec<String>,
+        /// What else was tried (providers whose model discovery failed), or empty.
+        note: String,
     },
     /// Credentials are missing, expired or refused.
     #[error("{provider}: authentication required: {help}")]
@@ -238,6 +241,14 @@ fn list_hint(label: &str, items: &[String]) -> String {
         let shown: Vec<&str> = items.iter().take(12).map(String::as_str).collect();
         let more = if items.len() > 12 { ", …" } else { "" };
         format!(" ({label}: {}{more})", shown.join(", "))
+    }
+}
+
+fn note_hint(note: &str) -> String {
+    if note.is_empty() {
+        String::new()
+    } else {
+        format!("; {note}")
     }
 }
 

@@ -201,7 +201,7 @@ impl Message {
 }
 
 /// One complete tool call of an assistant turn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
     /// The call id (the tool result names it in `tool_call_id`).
     pub id: String,
@@ -209,6 +209,25 @@ pub struct ToolCall {
     pub name: String,
     /// The arguments: a JSON document as text, exactly as the model wrote it.
     pub arguments: String,
+    /// Fields of the call object llmux does not model, passed on verbatim.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ToolCall {
+    /// A call of `name` with these JSON `arguments`.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+            extra: serde_json::Map::new(),
+        }
+    }
 }
 
 /// A function the model may call.
@@ -566,7 +585,7 @@ impl ChatRequest {
     /// ));
     /// // what a provider streams back (in a program: `client.chat(req.clone())`)
     /// let streamed = [
-    ///     Chunk::ToolCall(ToolCallDelta { index: 0, id: Some("call_1".into()), name: Some("get_weather".into()), arguments: "{\"city\":".into() }),
+    ///     Chunk::ToolCall(ToolCallDelta { index: 0, id: Some("call_1".into()), name: Some("get_weather".into()), arguments: "{\"city\":".into(), ..Default::default() }),
     ///     Chunk::ToolCall(ToolCallDelta { index: 0, arguments: "\"Paris\"}".into(), ..Default::default() }),
     ///     Chunk::Finish(FinishReason::ToolCalls),
     /// ];

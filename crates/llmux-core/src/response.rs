@@ -100,14 +100,7 @@ fn apply_delta(indices: &mut Vec<u32>, calls: &mut Vec<ToolCall>, d: &ToolCallDe
                 .position(|i| *i > d.index)
                 .unwrap_or(indices.len());
             indices.insert(p, d.index);
-            calls.insert(
-                p,
-                ToolCall {
-                    id: String::new(),
-                    name: String::new(),
-                    arguments: String::new(),
-                },
-            );
+            calls.insert(p, ToolCall::default());
             p
         }
     };
@@ -123,6 +116,9 @@ fn apply_delta(indices: &mut Vec<u32>, calls: &mut Vec<ToolCall>, d: &ToolCallDe
         }
     }
     call.arguments.push_str(&d.arguments);
+    for (k, v) in &d.extra {
+        call.extra.entry(k.clone()).or_insert_with(|| v.clone());
+    }
 }
 
 impl ToolCallAssembler {

@@ -4,7 +4,7 @@
 
 use llmux_core::{ToolCall, Usage};
 use serde::Serialize;
-use serde::ser::{SerializeStruct, Serializer};
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 /// An empty map, for answers without extras.
@@ -74,17 +74,20 @@ struct WireCall<'a>(&'a ToolCall);
 
 impl Serialize for WireCall<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ToolCall", 3)?;
-        st.serialize_field("id", &self.0.id)?;
-        st.serialize_field("type", "function")?;
-        st.serialize_field(
+        let mut m = s.serialize_map(Some(3 + self.0.extra.len()))?;
+        m.serialize_entry("id", &self.0.id)?;
+        m.serialize_entry("type", "function")?;
+        m.serialize_entry(
             "function",
             &FunctionPiece {
                 name: Some(&self.0.name),
                 arguments: &self.0.arguments,
             },
         )?;
-        st.end()
+        for (k, v) in &self.0.extra {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
     }
 }
 
@@ -159,6 +162,9 @@ pub struct ToolCallPiece<'a> {
     pub kind: Option<&'static str>,
     /// Name and argument text.
     pub function: FunctionPiece<'a>,
+    /// Fields of the call object llmux does not model.
+    #[serde(flatten)]
+    pub extra: Option<&'a Map<String, Value>>,
 }
 
 /// The function part of a tool-call piece.
@@ -178,11 +184,7 @@ mod tests {
 
     #[test]
     fn completion_shape() {
-        let calls = [ToolCall {
-            id: "c".into(),
-            name: "f".into(),
-            arguments: "{}".into(),
-        }];
+        let calls = [ToolCall::new("c", "f", "{}")];
         let mut extra = Map::new();
         extra.insert("system_fingerprint".into(), json!("fp"));
         let usage = Usage::new(1, 2);
@@ -228,6 +230,7 @@ mod tests {
                 name: Some("f"),
                 arguments: "",
             },
+            extra: None,
         }];
         let choices = [ChunkChoice {
             index: 0,

@@ -190,6 +190,7 @@ fn message_in(
             id: c.id,
             name: c.function.name,
             arguments: c.function.arguments,
+            extra: c.extra,
         })
         .collect();
     Ok(Message {
@@ -428,6 +429,7 @@ fn message_out(m: &Message) -> ChatMessage {
                     name: c.name.clone(),
                     arguments: c.arguments.clone(),
                 },
+                extra: c.extra.clone(),
             })
             .collect(),
         tool_call_id: m.tool_call_id.clone(),

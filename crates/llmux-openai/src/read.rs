@@ -139,24 +139,36 @@ impl Reader {
                 .function
                 .map(|f| (f.name, f.arguments))
                 .unwrap_or_default();
-            (index, c.id, name, arguments)
+            ToolPiece {
+                index,
+                id: c.id,
+                name,
+                arguments,
+                extra: c.extra,
+            }
         });
-        let legacy = legacy.map(|f| (0, None, f.name, f.arguments));
-        for (index, id, name, arguments) in calls.chain(legacy) {
-            self.tool_piece(index, id, name, arguments, out);
+        let legacy = legacy.map(|f| ToolPiece {
+            index: 0,
+            id: None,
+            name: f.name,
+            arguments: f.arguments,
+            extra: Map::new(),
+        });
+        for piece in calls.chain(legacy) {
+            self.tool_piece(piece, out);
         }
     }
 
     /// One tool-call piece in OpenAI's shape: each call's id and name are passed on once (on
     /// its first piece), however often a server repeats them.
-    fn tool_piece(
-        &mut self,
-        index: u32,
-        id: Option<Cow<'_, str>>,
-        name: Option<Cow<'_, str>>,
-        arguments: Option<Cow<'_, str>>,
-        out: &mut Vec<Chunk>,
-    ) {
+    fn tool_piece(&mut self, p: ToolPiece<'_>, out: &mut Vec<Chunk>) {
+        let ToolPiece {
+            index,
+            id,
+            name,
+            arguments,
+            extra,
+        } = p;
         let once = |seen: &mut Vec<u32>, v: Option<Cow<'_, str>>| {
             let v = nonempty(v).filter(|_| !seen.contains(&index));
             if v.is_some() {
@@ -169,11 +181,25 @@ impl Reader {
             id: once(&mut self.ids, id),
             name: once(&mut self.names, name),
             arguments: arguments.map(Cow::into_owned).unwrap_or_default(),
+            extra,
         };
-        if piece.id.is_some() || piece.name.is_some() || !piece.arguments.is_empty() {
+        if piece.id.is_some()
+            || piece.name.is_some()
+            || !piece.arguments.is_empty()
+            || !piece.extra.is_empty()
+        {
             out.push(Chunk::ToolCall(piece));
         }
     }
+}
+
+/// One tool-call piece as an upstream sent it.
+struct ToolPiece<'a> {
+    index: u32,
+    id: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, str>>,
+    arguments: Option<Cow<'a, str>>,
+    extra: Map<String, Value>,
 }
 
 fn extra(scope: ExtraScope, fields: Map<String, Value>) -> Chunk {
@@ -352,6 +378,7 @@ struct ToolCallIn<'a> {
     index: Option<u32>,
     id: Option<Cow<'a, str>>,
     function: Option<FunctionIn<'a>>,
+    extra: Map<String, Value>,
 }
 
 #[derive(Default)]
@@ -584,9 +611,10 @@ map_visitor!(ToolCallIn, "a tool call object", |map, out, key| {
         "index" => out.index = map.next_value()?,
         "id" => out.id = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
         "function" => out.function = map.next_value()?,
-        _ => {
+        "type" => {
             map.next_value::<IgnoredAny>()?;
         }
+        _ => keep(&mut map, key, &mut out.extra)?,
     }
 });
 

@@ -137,6 +137,9 @@ pub struct WireToolCall {
     pub kind: String,
     /// The function and its arguments.
     pub function: FunctionCall,
+    /// Other fields, verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 fn function_type() -> String {

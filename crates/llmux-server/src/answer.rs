@@ -3,10 +3,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use llmux::{
-    ChatRequest, Chunk, Conversation, ExtraFields, FinishReason, Reasoning, ToolCall,
+    ChatRequest, Chunk, Conversation, ExtraFields, ExtraScope, FinishReason, Reasoning, ToolCall,
     ToolCallAssembler, ToolCallDelta, Usage,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::render;
 
@@ -38,9 +38,21 @@ pub(crate) struct Answer {
     /// Estimated prompt tokens (used only when the upstream reports no usage).
     pub prompt_estimate: u64,
     pub completion_chars: usize,
+    /// The deepest scope of the choice / message extras waiting for the next event (0 none,
+    /// 1 choice, 2 message): an upstream event's extras come choice first, then message, so a
+    /// new extra of the same or an outer scope starts the next upstream event.
+    pending_scope: u8,
     /// Tool-call indices already announced, and the calls so far (non-stream).
     announced: Vec<u32>,
     pub tools: ToolCallAssembler,
+}
+
+fn scope_rank(scope: ExtraScope) -> u8 {
+    match scope {
+        ExtraScope::Response => 0,
+        ExtraScope::Choice => 1,
+        ExtraScope::Message => 2,
+    }
 }
 
 /// A sane prompt estimate: about 4 bytes of text per token, plus OpenAI's framing of 3 tokens
@@ -82,6 +94,7 @@ impl Answer {
             extra: ExtraFields::default(),
             prompt_estimate,
             completion_chars: 0,
+            pending_scope: 0,
             announced: Vec::new(),
             tools: ToolCallAssembler::default(),
         }
@@ -110,6 +123,7 @@ impl Answer {
             Chunk::ToolCall(d) => Piece::Tool(self.tool_piece(d)),
             Chunk::Extra(e) => {
                 let output = e.is_output();
+                self.pending_scope = self.pending_scope.max(scope_rank(e.scope));
                 self.extra.merge(&e);
                 if output {
                     Piece::ExtraOnly
@@ -145,6 +159,32 @@ impl Answer {
             Piece::ExtraOnly | Piece::Nothing => {}
         }
         piece
+    }
+
+    /// True when `chunk` is an extra of the next upstream event while this one's extras still
+    /// wait: the waiting ones must be written first, in an event of their own (stream only).
+    pub fn starts_next_event(&self, chunk: &Chunk) -> bool {
+        match chunk {
+            Chunk::Extra(e) => {
+                let rank = scope_rank(e.scope);
+                rank > 0 && self.pending_scope >= rank
+            }
+            _ => false,
+        }
+    }
+
+    /// True while choice or message extras wait for an event.
+    pub fn has_pending_extras(&self) -> bool {
+        self.pending_scope > 0
+    }
+
+    /// The waiting choice and message extras, for the event being written.
+    pub fn take_pending_extras(&mut self) -> (Map<String, Value>, Map<String, Value>) {
+        self.pending_scope = 0;
+        (
+            std::mem::take(&mut self.extra.choice),
+            std::mem::take(&mut self.extra.message),
+        )
     }
 
     /// OpenAI's shape for a piece: the first piece of a call carries its id (made up when the

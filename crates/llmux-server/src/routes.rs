@@ -492,7 +492,11 @@ where
         // (unknown model, rate limits, upstream down) get an honest HTTP status
         let first = loop {
             match stream.next().await {
-                Some(Ok(chunk)) if Answer::is_visible(&chunk) => break Some(chunk),
+                Some(Ok(chunk))
+                    if Answer::is_visible(&chunk) || answer.starts_next_event(&chunk) =>
+                {
+                    break Some(chunk);
+                }
                 Some(Ok(chunk)) => {
                     let _ = answer.take(chunk);
                 }

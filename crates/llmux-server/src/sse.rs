@@ -107,9 +107,8 @@ impl SseBody {
         self.refresh_top();
         let role = (!self.role_sent).then_some("assistant");
         self.role_sent = true;
-        let mut choice_extra = std::mem::take(&mut self.answer.extra.choice);
+        let (mut choice_extra, message_extra) = self.answer.take_pending_extras();
         let logprobs = choice_extra.remove("logprobs").unwrap_or(Value::Null);
-        let message_extra = std::mem::take(&mut self.answer.extra.message);
         let delta = Delta {
             role,
             extra: Some(&message_extra).filter(|m| !m.is_empty()),
@@ -144,6 +143,7 @@ impl SseBody {
                 name: d.name.as_deref(),
                 arguments: &d.arguments,
             },
+            extra: Some(&d.extra).filter(|m| !m.is_empty()),
         }];
         self.write_delta(
             Delta {
@@ -215,8 +215,18 @@ impl SseBody {
         true
     }
 
+    /// Writes the waiting extras of an upstream event that had no output of its own.
+    fn flush_extras(&mut self) {
+        if self.answer.has_pending_extras() {
+            self.write_delta(Delta::default(), None, None);
+        }
+    }
+
     /// Handles one chunk.
     fn on_chunk(&mut self, chunk: Chunk) {
+        if self.answer.starts_next_event(&chunk) {
+            self.flush_extras();
+        }
         let piece = self.answer.take(chunk);
         if !matches!(piece, Piece::Nothing) {
             self.access.first_token();
@@ -237,7 +247,8 @@ impl SseBody {
                 self.write_delta(delta, None, None);
             }
             Piece::Tool(d) => self.write_tool(&d),
-            Piece::ExtraOnly => self.write_delta(Delta::default(), None, None),
+            // written with the event's output, or on its own when the event has none
+            Piece::ExtraOnly => {}
             Piece::Nothing => {}
         }
     }
@@ -266,6 +277,14 @@ impl SseBody {
                 Some(c) => Some(Ok(c)),
                 None => match self.stream.poll_next_unpin(cx) {
                     Poll::Ready(n) => n,
+                    Poll::Pending
+                        if self.answer.has_pending_extras() && self.answer.finish.is_none() =>
+                    {
+                        // the upstream event is complete: its extras are an event of their own
+                        // (after the finish reason, the last event carries them)
+                        self.flush_extras();
+                        continue;
+                    }
                     Poll::Pending if !self.buf.is_empty() && self.should_yield() => {
                         // a task woken while it runs is requeued behind the ready tasks
                         cx.waker().wake_by_ref();

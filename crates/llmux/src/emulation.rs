@@ -198,6 +198,7 @@ pub(crate) fn wrap(mut stream: ChatStream, spec: Spec, provider: String) -> Chat
                         id: Some(format!("call_{}", llmux_core::random::random_alnum(24))),
                         name: Some(name),
                         arguments,
+                        extra: serde_json::Map::new(),
                     });
                 }
                 yield Chunk::Finish(FinishReason::ToolCalls);
@@ -432,11 +433,7 @@ mod tests {
             vec![
                 Message::system("Be brief."),
                 Message::user("Weather in Paris?"),
-                Message::tool_calls(vec![ToolCall {
-                    id: "c1".into(),
-                    name: "weather".into(),
-                    arguments: r#"{"city":"Paris"}"#.into(),
-                }]),
+                Message::tool_calls(vec![ToolCall::new("c1", "weather", r#"{"city":"Paris"}"#)]),
                 Message::tool_result("c1", "sunny"),
             ],
         )

@@ -81,6 +81,23 @@ fn request_for(req: &ChatRequest, cand: &Candidate) -> ChatRequest {
     r
 }
 
+/// "No provider serves the model", naming the providers that were tried because their model
+/// discovery failed, and how their attempts failed.
+fn unlisted_failure(model: &str, attempts: &[Attempt]) -> Error {
+    let tried: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.provider, a.error))
+        .collect();
+    Error::NoProviderForModel {
+        model: model.to_owned(),
+        suggestions: Vec::new(),
+        note: format!(
+            "tried, because their model discovery failed: {}",
+            tried.join("; ")
+        ),
+    }
+}
+
 pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
     Box::pin(async_stream::try_stream! {
         let timeouts = Timeouts {
@@ -196,6 +213,11 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
         }
         for prompt in failed_prompts {
             yield prompt;
+        }
+        if !attempts.is_empty() && cands.iter().all(|(c, _)| c.unlisted) {
+            // nobody lists the model: the servers tried because their discovery failed could
+            // not serve it either
+            Err(unlisted_failure(&req.model, &attempts))?;
         }
         if single && attempts.len() == 1 {
             if let Some(a) = attempts.pop() {

@@ -29,7 +29,8 @@ pub(crate) struct RouteCache {
 
 struct Route {
     at: Instant,
-    entries: Vec<Entry>,
+    /// The providers, each with whether it is only tried because its discovery failed.
+    entries: Vec<(Entry, bool)>,
     /// A background refresh is under way.
     refreshing: bool,
 }
@@ -41,7 +42,7 @@ impl RouteCache {
 
     /// The cached providers of `model`, and whether the caller should refresh them (stale, and
     /// no refresh under way: the caller now owns it).
-    fn get(&self, model: &str) -> Option<(Vec<Entry>, bool)> {
+    fn get(&self, model: &str) -> Option<(Vec<(Entry, bool)>, bool)> {
         let mut map = self.lock();
         let route = map.get_mut(model)?;
         let refresh = !route.refreshing && route.at.elapsed() >= ROUTE_TTL;
@@ -50,7 +51,7 @@ impl RouteCache {
     }
 
     /// Stores (or, for an empty list, forgets) the providers of `model`.
-    fn put(&self, model: &str, entries: Vec<Entry>) {
+    fn put(&self, model: &str, entries: Vec<(Entry, bool)>) {
         let mut map = self.lock();
         if entries.is_empty() {
             map.remove(model);
@@ -73,11 +74,11 @@ impl RouteCache {
 
 /// Runs discovery on every enabled provider: the ones serving `model`, and every model id found.
 ///
-/// A provider whose discovery failed and that lists no models of its own (an OpenAI-compatible
-/// server: llama.cpp's `/v1/models` blocks while it generates) may still serve the model: it is
-/// tried after the providers known to serve it, rather than the model being reported as served
-/// by nobody.
-async fn discover_route(client: &Client, model: &str) -> (Vec<Entry>, Vec<String>) {
+/// When no provider serves it, a provider whose discovery failed and that lists no models of its
+/// own (an OpenAI-compatible server: llama.cpp's `/v1/models` blocks while it generates) may:
+/// it is tried (marked `true`, "unlisted"), rather than the model being reported as served by
+/// nobody.
+async fn discover_route(client: &Client, model: &str) -> (Vec<(Entry, bool)>, Vec<String>) {
     let mut serving = Vec::new();
     let mut maybe = Vec::new();
     let mut known = Vec::new();
@@ -97,8 +98,12 @@ async fn discover_route(client: &Client, model: &str) -> (Vec<Entry>, Vec<String
             Err(_) => {}
         }
     }
-    serving.extend(maybe);
-    (serving, known)
+    let route = if serving.is_empty() {
+        maybe.into_iter().map(|e| (e, true)).collect()
+    } else {
+        serving.into_iter().map(|e| (e, false)).collect()
+    };
+    (route, known)
 }
 
 /// Refreshes the cached route of `model` in the background (inline outside a tokio runtime).
@@ -124,6 +129,8 @@ pub(crate) struct Candidate {
     pub model: String,
     /// Chosen by name (explicitly): gets the caller's credentials, skips the `working` check.
     pub explicit: bool,
+    /// Tried only because its model discovery failed (it does not list the model).
+    pub unlisted: bool,
 }
 
 /// Orders candidates: explicit priority first, then (optionally shuffled) the rest.
@@ -191,6 +198,7 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
             entry: entry.clone(),
             model,
             explicit: true,
+            unlisted: false,
         }]);
     }
 
@@ -201,6 +209,7 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
                 entry: entry.clone(),
                 model: m.to_owned(),
                 explicit: true,
+                unlisted: false,
             }]);
         }
     }
@@ -209,6 +218,7 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
             entry: entry.clone(),
             model: String::new(),
             explicit: true,
+            unlisted: false,
         }]);
     }
 
@@ -223,12 +233,14 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
                 entry: e.clone(),
                 model: String::new(),
                 explicit: false,
+                unlisted: false,
             })
             .collect::<Vec<_>>();
         if list.is_empty() {
             return Err(Error::NoProviderForModel {
                 model: "(default)".into(),
                 suggestions: Vec::new(),
+                note: String::new(),
             });
         }
         return Ok(order(client, list));
@@ -243,6 +255,7 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
                 entry: e.clone(),
                 model: model.clone(),
                 explicit: false,
+                unlisted: false,
             });
         }
     }
@@ -263,10 +276,11 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
         };
         list = entries
             .into_iter()
-            .map(|entry| Candidate {
+            .map(|(entry, unlisted)| Candidate {
                 entry,
                 model: model.clone(),
                 explicit: false,
+                unlisted,
             })
             .collect();
     }
@@ -280,6 +294,7 @@ pub(crate) async fn candidates(client: &Client, req: &ChatRequest) -> Result<Vec
         return Err(Error::NoProviderForModel {
             suggestions: close_matches(&model, &known),
             model,
+            note: String::new(),
         });
     }
     Ok(order(client, list))

@@ -448,10 +448,6 @@ def test_unknown_response_fields_at_every_level(client):
     assert any(extra(ch.delta, "x_fake_delta") == LEVEL["delta"] for c in chunks for ch in c.choices)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug (issue #12): unknown fields inside a tool call object are dropped (non-stream and stream)",
-)
 def test_unknown_tool_call_fields_reach_the_client(client):
     r = client.chat.completions.create(model=MODEL, messages=say("get_time please"), tools=TOOLS, extra_body=PROBE)
     assert extra(r.choices[0].message.tool_calls[0], "x_fake_tool_call") == LEVEL["tool_call"]
@@ -462,11 +458,6 @@ def test_unknown_tool_call_fields_reach_the_client(client):
     assert headers and all(extra(tc, "x_fake_tool_call") == LEVEL["tool_call"] for tc in headers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug (issue #12): an upstream chunk whose choice/delta has unknown fields is relayed as two "
-    "chunks, one with those fields (and the logprobs), one with the content / tool_calls without them",
-)
 @pytest.mark.parametrize("tools", [None, TOOLS], ids=["text", "tool_calls"])
 def test_unknown_choice_and_delta_fields_stay_in_their_chunk(client, tools):
     kwargs = {"tools": tools} if tools else {}
