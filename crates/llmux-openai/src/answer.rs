@@ -112,6 +112,33 @@ pub struct ChatCompletionChunk<'a> {
     pub extra: &'a Map<String, Value>,
 }
 
+/// The fields of a chunk before `choices` (`id`, `object`, `created`, `model` and the
+/// response-level `extra`), as JSON without the closing brace: a writer that caches them appends
+/// `,"choices":[…]` (and `,"usage":…`) and `}` per event, which writes the same object as
+/// [`ChatCompletionChunk`] without serialising the same strings again for every event.
+pub fn chunk_head(id: &str, created: u64, model: &str, extra: &Map<String, Value>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        id: &'a str,
+        object: &'static str,
+        created: u64,
+        model: &'a str,
+        #[serde(flatten)]
+        extra: &'a Map<String, Value>,
+    }
+    let head = Head {
+        id,
+        object: "chat.completion.chunk",
+        created,
+        model,
+        extra,
+    };
+    // serialising strings and JSON values into memory cannot fail
+    let mut out = serde_json::to_vec(&head).unwrap_or_else(|_| b"{}".to_vec());
+    out.pop();
+    out
+}
+
 /// The choice of a chunk.
 #[derive(Debug, Serialize)]
 pub struct ChunkChoice<'a> {
@@ -218,6 +245,30 @@ mod tests {
                 "usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},
                 "system_fingerprint":"fp"})
         );
+    }
+
+    #[test]
+    fn cached_head_writes_the_same_chunk() {
+        let mut extra = Map::new();
+        extra.insert("provider".into(), json!("p\"q"));
+        let choices: [ChunkChoice<'_>; 0] = [];
+        let whole = serde_json::to_vec(&ChatCompletionChunk {
+            id: "x",
+            object: "chat.completion.chunk",
+            created: 7,
+            model: "m",
+            choices: &choices,
+            usage: None,
+            extra: &extra,
+        })
+        .expect("json");
+        let mut pieced = chunk_head("x", 7, "m", &extra);
+        pieced.extend_from_slice(b",\"choices\":[]}");
+        let (a, b): (Value, Value) = (
+            serde_json::from_slice(&whole).expect("json"),
+            serde_json::from_slice(&pieced).expect("json"),
+        );
+        assert_eq!(a, b);
     }
 
     #[test]

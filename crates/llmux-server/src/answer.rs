@@ -32,6 +32,9 @@ pub(crate) struct Answer {
     pub conversation: Option<Conversation>,
     /// Request fields the answering provider ignores.
     pub ignored: Vec<String>,
+    /// Changes whenever the provider, the model or the response-level extras change (so a
+    /// writer knows when its cached chunk head is stale).
+    pub head_generation: u32,
     /// Upstream fields llmux does not model: response-level ones hold for the whole answer;
     /// choice and message ones wait for the next event (stream) or accumulate (non-stream).
     pub extra: ExtraFields,
@@ -91,6 +94,7 @@ impl Answer {
             usage: None,
             conversation: None,
             ignored: Vec::new(),
+            head_generation: 0,
             extra: ExtraFields::default(),
             prompt_estimate,
             completion_chars: 0,
@@ -124,6 +128,9 @@ impl Answer {
             Chunk::Extra(e) => {
                 let output = e.is_output();
                 self.pending_scope = self.pending_scope.max(scope_rank(e.scope));
+                if e.scope == ExtraScope::Response {
+                    self.head_generation = self.head_generation.wrapping_add(1);
+                }
                 self.extra.merge(&e);
                 if output {
                     Piece::ExtraOnly
@@ -144,6 +151,7 @@ impl Answer {
                 Piece::Nothing
             }
             Chunk::Provider(p) => {
+                self.head_generation = self.head_generation.wrapping_add(1);
                 self.provider = p.provider;
                 if !p.model.is_empty() {
                     self.model = p.model;

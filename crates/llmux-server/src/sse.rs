@@ -10,9 +10,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body::Frame;
 use llmux::{ChatStream, Chunk, ToolCallDelta};
-use llmux_openai::answer::{ChatCompletionChunk, ChunkChoice, Delta, FunctionPiece, ToolCallPiece};
+use llmux_openai::answer::{ChunkChoice, Delta, FunctionPiece, ToolCallPiece, chunk_head};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::answer::{Answer, Piece};
 use crate::error::{ApiError, from_llmux};
@@ -28,13 +28,10 @@ const MAX_FUTILE_YIELDS: u8 = 2;
 /// what is left stays with an open stream, so it is kept small).
 const BUF_CAPACITY: usize = 512;
 
-/// Appends `data: <chunk>\n\n`.
-fn put_event<T: Serialize>(buf: &mut BytesMut, chunk: &T) {
-    buf.reserve(256);
-    buf.extend_from_slice(b"data: ");
-    // serialising into memory cannot fail
-    let _ = serde_json::to_writer((&mut *buf).writer(), chunk);
-    buf.extend_from_slice(b"\n\n");
+/// Appends `,"key":<value>` (serialising into memory cannot fail).
+fn put_field<T: Serialize + ?Sized>(buf: &mut BytesMut, key: &[u8], value: &T) {
+    buf.extend_from_slice(key);
+    let _ = serde_json::to_writer(buf.writer(), value);
 }
 
 /// SSE body of one streamed chat completion.
@@ -43,10 +40,11 @@ pub(crate) struct SseBody {
     first: Option<Chunk>,
     answer: Answer,
     include_usage: bool,
-    /// Response-level fields of every event (`provider`, the upstream's extras), rebuilt when
-    /// they change.
-    top: Map<String, Value>,
-    top_for: (String, usize),
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"provider":…` and the upstream's
+    /// response-level extras (no closing brace), rebuilt when they change.
+    head: Vec<u8>,
+    /// The [`Answer::head_generation`] `head` was built for.
+    head_for: Option<u32>,
     role_sent: bool,
     buf: BytesMut,
     done: bool,
@@ -71,8 +69,8 @@ impl SseBody {
             first,
             answer,
             include_usage,
-            top: Map::new(),
-            top_for: (String::new(), usize::MAX),
+            head: Vec::new(),
+            head_for: None,
             role_sent: false,
             buf: BytesMut::with_capacity(BUF_CAPACITY),
             done: false,
@@ -83,17 +81,32 @@ impl SseBody {
         }
     }
 
-    /// Refreshes [`SseBody::top`] when the provider or the response extras changed.
-    fn refresh_top(&mut self) {
+    /// Rebuilds [`SseBody::head`] when the provider, the model or the response extras changed.
+    fn refresh_head(&mut self) {
         let a = &self.answer;
-        let key = (a.provider.as_str(), a.extra.response.len());
-        if self.top_for.0 == key.0 && self.top_for.1 == key.1 && !self.top.is_empty() {
+        if self.head_for == Some(a.head_generation) {
             return;
         }
-        self.top = a.extra.response.clone();
-        self.top
-            .insert("provider".into(), Value::String(a.provider.clone()));
-        self.top_for = (a.provider.clone(), a.extra.response.len());
+        let mut top = a.extra.response.clone();
+        top.insert("provider".into(), Value::String(a.provider.clone()));
+        self.head.clear();
+        self.head.extend_from_slice(b"data: ");
+        self.head
+            .extend_from_slice(&chunk_head(&a.id, a.created, &a.model, &top));
+        self.head_for = Some(a.head_generation);
+    }
+
+    /// Writes one event: the cached head, `choices`, then `extra` fields (`usage`,
+    /// `conversation`) given as raw `(key, value)` pairs.
+    fn write_event(&mut self, choices: &[ChunkChoice<'_>], tail: &[(&[u8], &Value)]) {
+        self.refresh_head();
+        self.buf.reserve(self.head.len() + 160);
+        self.buf.extend_from_slice(&self.head);
+        put_field(&mut self.buf, b",\"choices\":", choices);
+        for (key, value) in tail {
+            put_field(&mut self.buf, key, *value);
+        }
+        self.buf.extend_from_slice(b"}\n\n");
     }
 
     /// One event with `delta` (role on the first), the waiting choice and message extras, and
@@ -102,9 +115,8 @@ impl SseBody {
         &mut self,
         delta: Delta<'_>,
         finish_reason: Option<&str>,
-        top: Option<&Map<String, Value>>,
+        conversation: Option<&Value>,
     ) {
-        self.refresh_top();
         let role = (!self.role_sent).then_some("assistant");
         self.role_sent = true;
         let (mut choice_extra, message_extra) = self.answer.take_pending_extras();
@@ -121,17 +133,10 @@ impl SseBody {
             finish_reason,
             extra: &choice_extra,
         }];
-        let a = &self.answer;
-        let chunk = ChatCompletionChunk {
-            id: &a.id,
-            object: "chat.completion.chunk",
-            created: a.created,
-            model: &a.model,
-            choices: &choices,
-            usage: None,
-            extra: top.unwrap_or(&self.top),
-        };
-        put_event(&mut self.buf, &chunk);
+        match conversation {
+            Some(c) => self.write_event(&choices, &[(b",\"conversation\":", c)]),
+            None => self.write_event(&choices, &[]),
+        }
     }
 
     fn write_tool(&mut self, d: &ToolCallDelta) {
@@ -158,35 +163,20 @@ impl SseBody {
     fn write_final(&mut self) {
         let finish = self.answer.finish_reason().to_owned();
         let content = (!self.role_sent && !self.answer.has_tool_calls()).then_some("");
-        self.refresh_top();
-        let top = self.answer.conversation.as_ref().map(|c| {
-            let mut t = self.top.clone();
-            t.insert("conversation".into(), c.0.clone());
-            t
-        });
+        let conversation = self.answer.conversation.take().map(|c| c.0);
         self.write_delta(
             Delta {
                 content,
                 ..Delta::default()
             },
             Some(&finish),
-            top.as_ref(),
+            conversation.as_ref(),
         );
         if self.include_usage {
             // OpenAI's shape when `stream_options.include_usage` is set: a last chunk with
             // empty `choices` carrying the usage
-            let usage = self.answer.usage();
-            let a = &self.answer;
-            let chunk = ChatCompletionChunk {
-                id: &a.id,
-                object: "chat.completion.chunk",
-                created: a.created,
-                model: &a.model,
-                choices: &[],
-                usage: Some(&usage),
-                extra: &self.top,
-            };
-            put_event(&mut self.buf, &chunk);
+            let usage = serde_json::to_value(self.answer.usage()).unwrap_or(Value::Null);
+            self.write_event(&[], &[(b",\"usage\":", &usage)]);
         }
         self.buf.extend_from_slice(b"data: [DONE]\n\n");
     }
