@@ -111,12 +111,17 @@ mod error;
 pub mod fuzzing;
 mod log;
 mod render;
+mod responses;
 mod routes;
 mod server;
 mod sse;
 mod ui;
 mod wire;
 
-pub use config::{DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, ServerConfig};
+pub use config::{
+    DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, DEFAULT_RESPONSES_STORE_SIZE,
+    DEFAULT_RESPONSES_STORE_TTL, ServerConfig,
+};
+pub use responses::store::{MemoryStore, ResponseStore, StoreError, StoreFuture, StoredResponse};
 pub use routes::OVERHEAD_HEADER;
 pub use server::{BoundGateway, Gateway};
