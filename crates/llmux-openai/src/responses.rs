@@ -51,3 +51,6 @@ pub fn new_id(prefix: &str) -> String {
 fn err(code: &'static str, param: impl Into<String>, message: impl Into<String>) -> WireError {
     WireError::new(code, param, message)
 }
+
+#[cfg(test)]
+mod tests;
