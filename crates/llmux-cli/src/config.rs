@@ -717,10 +717,7 @@ cookies = { session = "s1" }
             Some(Duration::from_millis(2500))
         );
         assert_eq!(c.server.responses_store_size, Some(50));
-        assert_eq!(
-            c.server.responses_store_ttl,
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(c.server.responses_store_ttl, Some(Duration::from_secs(120)));
         assert_eq!(c.aliases["fast"], "openai-compat:llama3.2");
         let oc = c.providers["openai-compat"].to_provider_config("openai-compat");
         assert_eq!(oc.origin("base", ""), "http://127.0.0.1:11434/v1");

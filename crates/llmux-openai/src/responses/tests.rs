@@ -66,7 +66,9 @@ fn same_shape(path: &str, real: &Value, mine: &Value) {
 fn check(transcript: &str, mine: &[Value]) {
     let real = events(transcript);
     let kinds = |v: &[Value]| -> Vec<String> {
-        v.iter().map(|e| e["type"].as_str().unwrap_or("").to_owned()).collect()
+        v.iter()
+            .map(|e| e["type"].as_str().unwrap_or("").to_owned())
+            .collect()
     };
     assert_eq!(kinds(&real), kinds(mine), "event order");
     for (i, (r, m)) in real.iter().zip(mine).enumerate() {
@@ -92,7 +94,8 @@ fn usage() -> Option<ResponseUsage> {
 
 #[test]
 fn text_stream_matches_the_transcript() {
-    let mut b = builder(json!({"model": "gpt-4.1", "input": "Hi", "temperature": 1.0, "top_p": 1.0}));
+    let mut b =
+        builder(json!({"model": "gpt-4.1", "input": "Hi", "temperature": 1.0, "top_p": 1.0}));
     b.start();
     b.text("Hi");
     b.text(" there!");
@@ -201,7 +204,10 @@ fn refusal_is_a_refusal_part() {
     assert!(kinds.contains(&"response.refusal.delta"));
     assert!(kinds.contains(&"response.refusal.done"));
     let out = &mine[mine.len() - 1]["response"]["output"][0]["content"][0];
-    assert_eq!(out, &json!({"type": "refusal", "refusal": "I can't help with that."}));
+    assert_eq!(
+        out,
+        &json!({"type": "refusal", "refusal": "I can't help with that."})
+    );
 }
 
 #[test]
@@ -242,7 +248,10 @@ fn a_function_call_round_trip_input_becomes_chat_messages() {
     }));
     let m = &c.request.messages;
     assert_eq!(m.len(), 6, "{m:?}");
-    assert_eq!((m[0].role, m[0].text().as_str()), (Role::System, "Be brief."));
+    assert_eq!(
+        (m[0].role, m[0].text().as_str()),
+        (Role::System, "Be brief.")
+    );
     assert!(
         matches!(&m[1].content, Some(Content::Parts(p)) if matches!(&p[1], ContentPart::ImageUrl { image_url } if image_url.detail.as_deref() == Some("low")))
     );
@@ -252,11 +261,20 @@ fn a_function_call_round_trip_input_becomes_chat_messages() {
     assert_eq!(m[3].tool_call_id.as_deref(), Some("call_1"));
     assert_eq!(m[4].text(), "18 °C.");
     assert_eq!(m[5].role, Role::System);
-    assert_eq!(c.conversation.len(), 5, "instructions are not part of the stored conversation");
+    assert_eq!(
+        c.conversation.len(),
+        5,
+        "instructions are not part of the stored conversation"
+    );
     let r = &c.request;
     assert_eq!(r.max_tokens, Some(99));
-    assert_eq!(r.tool_choice, Some(ToolChoice::Function("get_weather".into())));
-    assert!(matches!(&r.response_format, Some(ResponseFormat::JsonSchema { name, strict: Some(true), .. }) if name == "w"));
+    assert_eq!(
+        r.tool_choice,
+        Some(ToolChoice::Function("get_weather".into()))
+    );
+    assert!(
+        matches!(&r.response_format, Some(ResponseFormat::JsonSchema { name, strict: Some(true), .. }) if name == "w")
+    );
     assert_eq!(r.extra["reasoning_effort"], "low");
     assert_eq!(r.extra["verbosity"], "low");
     assert!(!c.response.store);
@@ -286,27 +304,78 @@ fn refused(body: Value) -> WireError {
 #[test]
 fn what_cannot_be_honoured_is_refused_with_its_param() {
     let cases = [
-        (json!({"input": "x", "tools": [{"type": "web_search"}]}), "tools[0].type"),
-        (json!({"input": "x", "tools": [{"type": "file_search", "vector_store_ids": []}]}), "tools[0].type"),
+        (
+            json!({"input": "x", "tools": [{"type": "web_search"}]}),
+            "tools[0].type",
+        ),
+        (
+            json!({"input": "x", "tools": [{"type": "file_search", "vector_store_ids": []}]}),
+            "tools[0].type",
+        ),
         (json!({"input": "x", "background": true}), "background"),
-        (json!({"input": "x", "include": ["reasoning.encrypted_content"]}), "include"),
+        (
+            json!({"input": "x", "include": ["reasoning.encrypted_content"]}),
+            "include",
+        ),
         (json!({"input": "x", "truncation": "auto"}), "truncation"),
         (json!({"input": "x", "prompt": {"id": "pmpt_1"}}), "prompt"),
-        (json!({"input": "x", "conversation": "conv_1"}), "conversation"),
+        (
+            json!({"input": "x", "conversation": "conv_1"}),
+            "conversation",
+        ),
         (json!({"input": "x", "frobnicate": 1}), "frobnicate"),
-        (json!({"input": [{"type": "item_reference", "id": "msg_1"}]}), "input[0].type"),
-        (json!({"input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]}), "input[0].type"),
-        (json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}), "input[0].content[0].type"),
-        (json!({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}), "input[0].content[0].image_url"),
-        (json!({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]}), "input[0].content[0].image_url"),
-        (json!({"input": [{"role": "tool", "content": "x"}]}), "input[0].role"),
-        (json!({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}), "input[0].call_id"),
-        (json!({"input": [{"type": "function_call_output", "call_id": "c"}]}), "input[0].output"),
-        (json!({"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}), "text.format.name"),
-        (json!({"input": "x", "text": {"format": {"type": "grammar"}}}), "text.format.type"),
-        (json!({"input": "x", "reasoning": {"effort": "low", "budget": 3}}), "reasoning.budget"),
-        (json!({"input": "x", "tool_choice": {"type": "function", "name": "nope"}}), "tool_choice"),
-        (json!({"input": "x", "tool_choice": {"type": "web_search_preview"}}), "tool_choice"),
+        (
+            json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
+            "input[0].type",
+        ),
+        (
+            json!({"input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]}),
+            "input[0].type",
+        ),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}),
+            "input[0].content[0].type",
+        ),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}),
+            "input[0].content[0].image_url",
+        ),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]}),
+            "input[0].content[0].image_url",
+        ),
+        (
+            json!({"input": [{"role": "tool", "content": "x"}]}),
+            "input[0].role",
+        ),
+        (
+            json!({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}),
+            "input[0].call_id",
+        ),
+        (
+            json!({"input": [{"type": "function_call_output", "call_id": "c"}]}),
+            "input[0].output",
+        ),
+        (
+            json!({"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}),
+            "text.format.name",
+        ),
+        (
+            json!({"input": "x", "text": {"format": {"type": "grammar"}}}),
+            "text.format.type",
+        ),
+        (
+            json!({"input": "x", "reasoning": {"effort": "low", "budget": 3}}),
+            "reasoning.budget",
+        ),
+        (
+            json!({"input": "x", "tool_choice": {"type": "function", "name": "nope"}}),
+            "tool_choice",
+        ),
+        (
+            json!({"input": "x", "tool_choice": {"type": "web_search_preview"}}),
+            "tool_choice",
+        ),
         (json!({"input": []}), "input"),
         (json!({"model": "m"}), "input"),
     ];
@@ -377,10 +446,8 @@ fn output_becomes_the_assistant_turn_of_a_follow_up() {
 #[test]
 fn usage_details_are_read() {
     let mut u = Usage::new(10, 20);
-    u.details.insert(
-        "prompt_tokens_details".into(),
-        json!({"cached_tokens": 4}),
-    );
+    u.details
+        .insert("prompt_tokens_details".into(), json!({"cached_tokens": 4}));
     u.details.insert(
         "completion_tokens_details".into(),
         json!({"reasoning_tokens": 7}),
