@@ -248,3 +248,26 @@ async fn unknown_model_on_the_server_is_model_not_supported() {
         "{err}"
     );
 }
+
+/// A server whose model discovery fails (llama.cpp's `/v1/models` blocks while it generates) is
+/// still tried for a model it may serve, instead of "no provider serves model X".
+#[tokio::test]
+async fn failed_discovery_does_not_hide_the_server() {
+    let fake = FakeOpenAi::new()
+        .models(Vec::<String>::new())
+        .echo()
+        .start()
+        .await;
+    fake.inject_times("/v1/models", Fault::status(500), 100);
+    let client = client_for(&fake, None).await;
+    let resp = client
+        .complete(ChatRequest::user("local-model", "hi"))
+        .await
+        .expect("tried despite failed discovery");
+    assert_eq!(resp.text, "echo: hi");
+    assert_eq!(resp.provider, "openai-compat");
+    assert!(
+        !fake.requests_to("/v1/models").is_empty(),
+        "discovery was tried"
+    );
+}

@@ -215,6 +215,8 @@ pub fn status_and_code(kind: Kind) -> (u16, &'static str) {
         Kind::Connect => (502, "connect"),
         Kind::Status(400) => (400, "upstream_status"),
         Kind::Status(_) => (502, "upstream_status"),
+        // relayed as the upstream said it (the fake's faults: code = the status as text)
+        Kind::UpstreamApi(s) => (s, ""),
         Kind::MissingAuth => (401, "upstream_auth_required"),
         Kind::RateLimited(_) => (429, "rate_limited"),
         Kind::Cloudflare => (502, "cloudflare"),
@@ -238,6 +240,16 @@ fn phase_text(kind: Kind) -> Option<String> {
 
 /// Checks an error object against the expected kind for `provider`.
 fn check_error(error: &Value, kind: Kind, provider: &str) -> Result<(), String> {
+    if let Kind::UpstreamApi(s) = kind {
+        let code = error["code"].as_str().and_then(|c| c.parse::<u16>().ok());
+        return if code == Some(s) && error["type"] == "fake_fault" {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected the upstream's own error for {s}: {error}"
+            ))
+        };
+    }
     let (_, code) = status_and_code(kind);
     if error["code"] != code {
         return Err(format!(

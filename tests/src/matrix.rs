@@ -147,6 +147,8 @@ pub enum Kind {
     Connect,
     /// [`Error::HttpStatus`] with this status.
     Status(u16),
+    /// [`Error::UpstreamApi`] with this status (an OpenAI-shaped error body, relayed as it is).
+    UpstreamApi(u16),
     /// [`Error::MissingAuth`].
     MissingAuth,
     /// [`Error::RateLimited`] with this `Retry-After` (seconds).
@@ -176,7 +178,8 @@ impl Kind {
             | (Kind::TooLarge, Error::BodyTooLarge { .. })
             | (Kind::ModelNotSupported, Error::ModelNotSupported { .. })
             | (Kind::Upstream, Error::Upstream { .. }) => true,
-            (Kind::Status(s), Error::HttpStatus { status, .. }) => s == *status,
+            (Kind::Status(s), Error::HttpStatus { status, .. })
+            | (Kind::UpstreamApi(s), Error::UpstreamApi { status, .. }) => s == *status,
             (Kind::RateLimited(r), Error::RateLimited { retry_after, .. }) => {
                 r == retry_after.map(|d| d.as_secs())
             }
@@ -493,18 +496,22 @@ fn openai_config(origin: &str) -> ProviderConfig {
     cfg
 }
 
-/// OpenAI wire (openai-compat, amigochat): an SSE body sent with another content type is
-/// still read as SSE (as OpenAI's SDKs do), so the answer arrives.
-fn openai_adjust(_f: FaultId, _step: &Step, e: Expect) -> Expect {
-    e
+/// openai-compat: an OpenAI-shaped error body (the fake's faults send one) is kept as the
+/// upstream said it; an SSE body sent with another content type is still read as SSE (as
+/// OpenAI's SDKs do), so the answer arrives.
+fn openai_adjust(f: FaultId, _step: &Step, e: Expect) -> Expect {
+    match (f, e) {
+        (FaultId::Status(_), Expect::Fails(Kind::Status(s))) => Expect::Fails(Kind::UpstreamApi(s)),
+        (_, e) => e,
+    }
 }
 
 /// amigochat: as the OpenAI wire; and it retries every failure before content up to 3 times
 /// (protocol §4.6), so three first-byte stalls (3 × 1.2 s) spend the whole 3 s budget.
-fn amigo_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
+fn amigo_adjust(f: FaultId, _step: &Step, e: Expect) -> Expect {
     match f {
         FaultId::FirstByteStall => Expect::Fails(Kind::Timeout(TimeoutPhase::Total)),
-        _ => openai_adjust(f, step, e),
+        _ => e,
     }
 }
 

@@ -31,6 +31,17 @@ impl fmt::Display for TimeoutPhase {
     }
 }
 
+/// The `type`, `code` and `param` of an OpenAI-shaped upstream error ([`Error::UpstreamApi`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiErrorDetail {
+    /// The error `type`.
+    pub kind: Option<String>,
+    /// The error `code`.
+    pub code: Option<String>,
+    /// The request field it names.
+    pub param: Option<String>,
+}
+
 /// One provider attempt recorded by fallback.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -120,6 +131,20 @@ pub enum Error {
         status: u16,
         /// A short, cleaned message (upstream error text, or "HTML content").
         message: String,
+    },
+    /// The upstream refused the request with an OpenAI-shaped error body
+    /// (`{"error":{"message","type","code","param"}}`), kept as it said it so that a gateway can
+    /// relay it unchanged (`context_length_exceeded` on `messages`, …).
+    #[error("{provider}: HTTP {status}: {message}")]
+    UpstreamApi {
+        /// Provider name.
+        provider: String,
+        /// Status code.
+        status: u16,
+        /// The upstream's message (credentials it echoed are scrubbed).
+        message: String,
+        /// The upstream's `type`, `code` and `param`.
+        detail: Box<ApiErrorDetail>,
     },
     /// A Cloudflare (or similar bot-protection) challenge page.
     #[error(
@@ -288,7 +313,7 @@ impl Error {
             Error::MissingAuth { .. } => "missing_auth",
             Error::RateLimited { .. } => "rate_limited",
             Error::ModelLoading { .. } => "model_loading",
-            Error::HttpStatus { .. } => "upstream_status",
+            Error::HttpStatus { .. } | Error::UpstreamApi { .. } => "upstream_status",
             Error::Cloudflare { .. } => "cloudflare",
             Error::Timeout { .. } => "timeout",
             Error::Connect { .. } => "connect",
@@ -335,6 +360,7 @@ impl Error {
             | Error::RateLimited { provider, .. }
             | Error::ModelLoading { provider, .. }
             | Error::HttpStatus { provider, .. }
+            | Error::UpstreamApi { provider, .. }
             | Error::Cloudflare { provider, .. }
             | Error::Timeout { provider, .. }
             | Error::Connect { provider, .. }

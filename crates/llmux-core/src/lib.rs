@@ -35,7 +35,6 @@ pub mod chunk;
 pub mod config;
 pub mod decode;
 pub mod error;
-pub mod gradio;
 pub mod http;
 pub mod media;
 pub mod prompt;
@@ -50,7 +49,7 @@ pub use chunk::{
     Reasoning, Source, ToolCallDelta, Usage,
 };
 pub use config::{ProviderConfig, Timeouts};
-pub use error::{Action, Attempt, Error, Result, TimeoutPhase};
+pub use error::{Action, ApiErrorDetail, Attempt, Error, Result, TimeoutPhase};
 pub use provider::{
     BoxFuture, Capabilities, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo,
     Registration, registrations,

@@ -551,6 +551,38 @@ impl ChatRequest {
         self
     }
     /// Offers a tool to the model.
+    ///
+    /// A tool loop: send the request, collect the answer; while it holds tool calls, append the
+    /// assistant's calls and one result per call, and ask again.
+    ///
+    /// ```
+    /// use llmux_core::{Accumulator, ChatRequest, Chunk, FinishReason, Message, Tool, ToolCallDelta};
+    /// use serde_json::json;
+    ///
+    /// let mut req = ChatRequest::user("gpt-4o-mini", "Weather in Paris?").with_tool(Tool::function(
+    ///     "get_weather",
+    ///     "Current weather of a city",
+    ///     json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    /// ));
+    /// // what a provider streams back (in a program: `client.chat(req.clone())`)
+    /// let streamed = [
+    ///     Chunk::ToolCall(ToolCallDelta { index: 0, id: Some("call_1".into()), name: Some("get_weather".into()), arguments: "{\"city\":".into() }),
+    ///     Chunk::ToolCall(ToolCallDelta { index: 0, arguments: "\"Paris\"}".into(), ..Default::default() }),
+    ///     Chunk::Finish(FinishReason::ToolCalls),
+    /// ];
+    /// let mut acc = Accumulator::new();
+    /// streamed.iter().for_each(|c| acc.push(c));
+    /// let answer = acc.finish();
+    /// assert_eq!(answer.finish_reason, Some(FinishReason::ToolCalls));
+    /// let results: Vec<Message> = answer
+    ///     .tool_calls
+    ///     .iter()
+    ///     .map(|call| Message::tool_result(&call.id, format!("sunny in {}", call.arguments)))
+    ///     .collect();
+    /// req.messages.push(Message::tool_calls(answer.tool_calls.clone()));
+    /// req.messages.extend(results);
+    /// assert_eq!(req.messages.len(), 3); // user, assistant calls, tool result: ask again
+    /// ```
     pub fn with_tool(mut self, tool: Tool) -> Self {
         self.tools.push(tool);
         self
@@ -560,7 +592,24 @@ impl ChatRequest {
         self.tool_choice = Some(choice);
         self
     }
-    /// Sets the response format.
+    /// Sets the response format: a JSON object, or JSON that follows a schema.
+    ///
+    /// ```
+    /// use llmux_core::{ChatRequest, ResponseFormat};
+    /// use serde_json::json;
+    ///
+    /// let req = ChatRequest::user("gpt-4o-mini", "Name a city and its country.")
+    ///     .with_response_format(ResponseFormat::JsonSchema {
+    ///         name: "city".into(),
+    ///         description: None,
+    ///         schema: Some(json!({"type": "object",
+    ///             "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+    ///             "required": ["city", "country"], "additionalProperties": false})),
+    ///         strict: Some(true),
+    ///     });
+    /// // the answer's text is the JSON (`client.chat(req)` → collect → `serde_json::from_str`)
+    /// assert!(matches!(req.response_format, Some(ResponseFormat::JsonSchema { .. })));
+    /// ```
     pub fn with_response_format(mut self, format: ResponseFormat) -> Self {
         self.response_format = Some(format);
         self

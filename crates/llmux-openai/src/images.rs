@@ -62,20 +62,9 @@ pub fn model_ids(v: &Value) -> Vec<String> {
 
 /// An `error` object (or string) inside a response body.
 fn error_of(provider: &str, v: &Value) -> Option<Error> {
-    let e = v.get("error").filter(|e| !e.is_null())?;
-    let message = e
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            e.as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| e.to_string())
-        });
-    Some(Error::Upstream {
-        provider: provider.to_owned(),
-        message,
-    })
+    v.get("error")
+        .filter(|e| !e.is_null())
+        .map(|e| crate::read::upstream_error(provider, e))
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ fn nonempty(s: Option<Cow<'_, str>>) -> Option<String> {
 }
 
 /// An `error` object (or string) inside a response body.
-fn upstream_error(provider: &str, e: &Value) -> Error {
+pub(crate) fn upstream_error(provider: &str, e: &Value) -> Error {
     let message = e
         .get("message")
         .and_then(Value::as_str)
@@ -482,14 +482,16 @@ fn text_field<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
-/// Keeps a field llmux does not model (unless it is `null`).
+/// Keeps a field llmux does not model, `null` included (clients tell a present `null` from an
+/// absent field); only a `null` `logprobs`, which servers repeat on every chunk and the gateway
+/// writes itself, is skipped.
 fn keep<'de, A: MapAccess<'de>>(
     map: &mut A,
     key: Cow<'de, str>,
     extra: &mut Map<String, Value>,
 ) -> std::result::Result<(), A::Error> {
     let v: Value = map.next_value()?;
-    if !v.is_null() {
+    if !(v.is_null() && key == "logprobs") {
         extra.insert(key.into_owned(), v);
     }
     Ok(())
@@ -642,7 +644,6 @@ impl<'de> Deserialize<'de> for UsageIn {
             n("completion_tokens").unwrap_or(0),
             n("total_tokens"),
         );
-        all.retain(|_, v| !v.is_null());
         Ok(UsageIn(Usage {
             prompt_tokens: p,
             completion_tokens: c,
@@ -708,7 +709,8 @@ mod tests {
         let Chunk::Extra(m) = &out[2] else {
             panic!("message extra expected")
         };
-        assert!(!m.fields.contains_key("refusal") && m.fields.contains_key("annotations"));
+        assert_eq!(m.fields["refusal"], Value::Null, "a present null is kept");
+        assert!(m.fields.contains_key("annotations"));
         assert!(!m.is_output());
     }
 

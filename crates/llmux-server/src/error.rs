@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use llmux::Error;
-use serde::Serialize;
+use llmux_openai::error::{ErrorBody, ErrorObject};
 
 /// An error answer: `{"error":{"message","type","param","code"}}` with an HTTP status.
 #[derive(Debug, Clone)]
@@ -15,20 +15,8 @@ pub(crate) struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub retry_after: Option<Duration>,
-}
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    message: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    param: Option<&'a str>,
-    code: &'a str,
+    /// The upstream's own `type` and `code`, relayed in place of llmux's.
+    pub upstream: Option<Box<(Option<String>, Option<String>)>>,
 }
 
 impl ApiError {
@@ -45,6 +33,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            upstream: None,
         }
     }
 
@@ -65,12 +54,16 @@ impl ApiError {
 
     /// Writes the JSON envelope (no trailing newline) into `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let env = Envelope {
-            error: Inner {
+        let (kind, code) = match self.upstream.as_deref() {
+            Some((k, c)) => (k.as_deref().unwrap_or(self.kind), c.as_deref()),
+            None => (self.kind, Some(self.code)),
+        };
+        let env = ErrorBody {
+            error: ErrorObject {
                 message: &self.message,
-                kind: self.kind,
+                kind,
                 param: self.param.as_deref(),
-                code: self.code,
+                code,
             },
         };
         // serialising plain strings into a Vec cannot fail
@@ -114,6 +107,9 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
         Error::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
         Error::HttpStatus {
             status: 400 | 422, ..
+        }
+        | Error::UpstreamApi {
+            status: 400 | 422, ..
         } => (StatusCode::BAD_REQUEST, "invalid_request_error"),
         Error::AllFailed { attempts } if !attempts.is_empty() => {
             if attempts
@@ -145,6 +141,28 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
         Error::Unsupported { param, .. } => Some(param.clone()),
         _ => None,
     };
+    if let Error::UpstreamApi {
+        status: up,
+        message,
+        detail,
+        ..
+    } = e
+    {
+        // an OpenAI-shaped upstream error keeps its meaning: status, type, code, param, message
+        let status = StatusCode::from_u16(*up)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(status);
+        return ApiError {
+            status,
+            kind,
+            code: e.code(),
+            message: message.clone(),
+            param: detail.param.clone(),
+            retry_after: None,
+            upstream: Some(Box::new((detail.kind.clone(), detail.code.clone()))),
+        };
+    }
     let retry_after = match status {
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => e.retry_after(),
         _ => None,
@@ -156,6 +174,7 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
         message: e.to_string(),
         param,
         retry_after,
+        upstream: None,
     }
 }
 

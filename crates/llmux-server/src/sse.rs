@@ -217,9 +217,12 @@ impl SseBody {
 
     /// Handles one chunk.
     fn on_chunk(&mut self, chunk: Chunk) {
-        match self.answer.take(chunk) {
+        let piece = self.answer.take(chunk);
+        if !matches!(piece, Piece::Nothing) {
+            self.access.first_token();
+        }
+        match piece {
             Piece::Content(t) => {
-                self.access.first_token();
                 let delta = Delta {
                     content: Some(&t),
                     ..Delta::default()
@@ -227,21 +230,14 @@ impl SseBody {
                 self.write_delta(delta, None, None);
             }
             Piece::Reasoning(t) => {
-                self.access.first_token();
                 let delta = Delta {
                     reasoning_content: Some(&t),
                     ..Delta::default()
                 };
                 self.write_delta(delta, None, None);
             }
-            Piece::Tool(d) => {
-                self.access.first_token();
-                self.write_tool(&d);
-            }
-            Piece::ExtraOnly => {
-                self.access.first_token();
-                self.write_delta(Delta::default(), None, None);
-            }
+            Piece::Tool(d) => self.write_tool(&d),
+            Piece::ExtraOnly => self.write_delta(Delta::default(), None, None),
             Piece::Nothing => {}
         }
     }

@@ -189,6 +189,7 @@ impl Client {
     pub async fn models(&self) -> Vec<ModelListing> {
         let mut out = Vec::new();
         for (entry, discovered) in self.discover_all(false).await {
+            let discovered = discovered.unwrap_or_default();
             let info = entry.info();
             let mut ids = info.all_models();
             for m in discovered {
@@ -238,9 +239,12 @@ impl Client {
         self.context(t, Instant::now() + t.total)
     }
 
-    /// Runs model discovery concurrently on every provider (or only the enabled ones); errors
-    /// give an empty list.
-    pub(crate) async fn discover_all(&self, enabled_only: bool) -> Vec<(Entry, Vec<String>)> {
+    /// Runs model discovery concurrently on every provider (or only the enabled ones): each
+    /// entry's models, or the error its discovery ended with (and no models).
+    pub(crate) async fn discover_all(
+        &self,
+        enabled_only: bool,
+    ) -> Vec<(Entry, std::result::Result<Vec<String>, Error>)> {
         let ctx = self.discovery_context();
         let entries = self
             .inner
@@ -251,13 +255,10 @@ impl Client {
             let ctx = ctx.clone();
             let e = e.clone();
             async move {
-                let found = match e.provider.models(&ctx).await {
-                    Ok(m) => m,
-                    Err(err) => {
-                        tracing::debug!(provider = %e.info().name, error = %err, "model discovery failed");
-                        Vec::new()
-                    }
-                };
+                let found = e.provider.models(&ctx).await;
+                if let Err(err) = &found {
+                    tracing::debug!(provider = %e.info().name, error = %err, "model discovery failed");
+                }
                 (e, found)
             }
         });

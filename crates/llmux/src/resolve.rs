@@ -72,15 +72,32 @@ impl RouteCache {
 }
 
 /// Runs discovery on every enabled provider: the ones serving `model`, and every model id found.
+///
+/// A provider whose discovery failed and that lists no models of its own (an OpenAI-compatible
+/// server: llama.cpp's `/v1/models` blocks while it generates) may still serve the model: it is
+/// tried after the providers known to serve it, rather than the model being reported as served
+/// by nobody.
 async fn discover_route(client: &Client, model: &str) -> (Vec<Entry>, Vec<String>) {
     let mut serving = Vec::new();
+    let mut maybe = Vec::new();
     let mut known = Vec::new();
     for (e, discovered) in client.discover_all(true).await {
-        if e.info().serves(model, &discovered) {
-            serving.push(e);
+        match discovered {
+            Ok(found) => {
+                if e.info().serves(model, &found) {
+                    serving.push(e);
+                }
+                known.extend(found);
+            }
+            Err(err) if e.info().all_models().is_empty() => {
+                tracing::info!(provider = %e.info().name, error = %err, model,
+                    "model discovery failed; trying the provider for the model anyway");
+                maybe.push(e);
+            }
+            Err(_) => {}
         }
-        known.extend(discovered);
     }
+    serving.extend(maybe);
     (serving, known)
 }
 

@@ -5,20 +5,12 @@
 
 #[test]
 fn registry_matches_enabled_features() {
-    let enabled: Vec<&str> = [
-        ("amigochat", cfg!(feature = "amigochat")),
-        ("flowgpt", cfg!(feature = "flowgpt")),
-        ("huggingchat", cfg!(feature = "huggingchat")),
-        (
-            "huggingface-inference",
-            cfg!(feature = "huggingface-inference"),
-        ),
-        ("microsoft-phi-4", cfg!(feature = "microsoft-phi-4")),
-        ("openai-compat", cfg!(feature = "openai-compat")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
+    // every feature of this crate but `default` is a provider (see build.rs)
+    let mut enabled: Vec<&str> = env!("LLMUX_FEATURES")
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .collect();
+    enabled.sort_unstable();
     let registered: Vec<&str> = llmux::core::registrations()
         .expect("no duplicate names")
         .iter()

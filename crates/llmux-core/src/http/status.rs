@@ -13,6 +13,10 @@ pub enum StatusRules {
     Generic,
     /// Hugging Face Space rules: message from `error` then `message`, cut at the first `" <a "`.
     HfSpace,
+    /// OpenAI-compatible servers: the generic rules, and an OpenAI-shaped error body
+    /// (`{"error":{"message","type","code","param"}}`) is kept as the upstream said it
+    /// ([`Error::UpstreamApi`]).
+    OpenAi,
 }
 
 const CLOUDFLARE_MARKERS: &[&str] = &[
@@ -44,7 +48,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 fn json_message(body: &str, rules: StatusRules) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let picked = match rules {
-        StatusRules::Generic => v.get("error").cloned().unwrap_or(v),
+        StatusRules::Generic | StatusRules::OpenAi => v.get("error").cloned().unwrap_or(v),
         StatusRules::HfSpace => v
             .get("error")
             .or_else(|| v.get("message"))
@@ -59,6 +63,28 @@ fn json_message(body: &str, rules: StatusRules) -> Option<String> {
         serde_json::Value::String(s) => s,
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
+    })
+}
+
+/// An OpenAI-shaped error body: `{"error":{"message", "type"?, "code"?, "param"?}}` with at least
+/// one of `type`, `code` or `param`.
+fn openai_error(provider: &str, status: u16, body: &str) -> Option<Error> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let e = v.get("error")?.as_object()?;
+    let text = |k: &str| match e.get(k)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let (kind, code, param) = (text("type"), text("code"), text("param"));
+    if kind.is_none() && code.is_none() && param.is_none() {
+        return None;
+    }
+    Some(Error::UpstreamApi {
+        provider: provider.to_owned(),
+        status,
+        message: snippet(&text("message").unwrap_or_default(), 2000),
+        detail: Box::new(crate::error::ApiErrorDetail { kind, code, param }),
     })
 }
 
@@ -139,6 +165,12 @@ pub fn status_error(
             help: format!("Response 401: {shown}; check the API key or cookies"),
             login_url: None,
         },
+        400..=599
+            if rules == StatusRules::OpenAi
+                && let Some(e) = openai_error(&provider, status, trimmed) =>
+        {
+            e
+        }
         _ => Error::HttpStatus {
             provider,
             status,

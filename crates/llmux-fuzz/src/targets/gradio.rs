@@ -1,6 +1,6 @@
 //! Gradio queue messages and diffs.
 
-use llmux_core::gradio::{
+use llmux_gradio::{
     QueueEvent, QueueState, ReplyText, apply_diff, chatbot_reply, is_diff, parse_data_line,
     parse_space_page, space_error,
 };

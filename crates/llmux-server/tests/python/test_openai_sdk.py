@@ -1,76 +1,20 @@
-"""The official `openai` Python SDK against a running llmux gateway, unchanged.
+"""The official `openai` Python SDK against a running llmux gateway: models, chat, errors, images.
 
-Self-contained: needs only `pip install openai pytest` and a gateway to talk to.
-
-Environment:
-  LLMUX_GATEWAY_URL       required. Gateway base URL, e.g. http://127.0.0.1:1337/v1
-                          ("/v1" is appended when missing). Every test is skipped without it.
-  LLMUX_GATEWAY_API_KEY   the key the gateway was started with (`llmux serve --api-key`), if any.
-                          When set, the 401/403 tests run too.
-  LLMUX_TEST_MODEL        a chat model the upstream serves (default `fake-model`, the default of
-                          `llmux-mock openai`).
-  LLMUX_TEST_REPLY        the exact reply the upstream gives (default: `llmux-mock openai`'s
-                          "Hello from the fake upstream!"); set it empty to only check non-empty.
-  LLMUX_TEST_FAULT_PORT   optional, with LLMUX_TEST_FAULT_MODEL: this test serves a failing
-  LLMUX_TEST_FAULT_MODEL  upstream on 127.0.0.1:<port> (every chat completion gets 429 with
-                          `Retry-After: 30`); the gateway must route LLMUX_TEST_FAULT_MODEL (e.g.
-                          `faulty:fault-model`, an openai-compat instance named `faulty` with base
-                          URL http://127.0.0.1:<port>/v1) there. The RateLimitError test is skipped
-                          unless both are set.
-
-Typical wiring:
-  llmux-mock openai --port 18080 &
-  llmux serve --upstream http://127.0.0.1:18080/v1 --bind 127.0.0.1:18081 &
-  LLMUX_GATEWAY_URL=http://127.0.0.1:18081/v1 pytest crates/llmux-server/tests/python
+Needs `pip install openai pytest` and a gateway to talk to; the environment and wiring are
+described in conftest.py (shared with the other suites of this folder).
 """
 
 import base64
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import FAULT_MODEL, FAULT_PORT, KEY, MODEL, check_reply, make_client, say
 
 openai = pytest.importorskip("openai")
 
-URL = os.environ.get("LLMUX_GATEWAY_URL", "").rstrip("/")
-if URL and not URL.endswith("/v1"):
-    URL += "/v1"
-KEY = os.environ.get("LLMUX_GATEWAY_API_KEY") or None
-MODEL = os.environ.get("LLMUX_TEST_MODEL") or "fake-model"
-REPLY = os.environ.get("LLMUX_TEST_REPLY", "Hello from the fake upstream!")
-FAULT_PORT = os.environ.get("LLMUX_TEST_FAULT_PORT")
-FAULT_MODEL = os.environ.get("LLMUX_TEST_FAULT_MODEL")
-
-pytestmark = pytest.mark.skipif(not URL, reason="LLMUX_GATEWAY_URL is not set")
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def make_client(api_key=None, headers=None):
-    return openai.OpenAI(
-        base_url=URL,
-        api_key=api_key if api_key is not None else (KEY or "no-key-needed"),
-        default_headers=headers,
-        max_retries=0,
-        timeout=30,
-    )
-
-
-@pytest.fixture(scope="module")
-def client():
-    return make_client()
-
-
-def say(text="Say hi"):
-    return [{"role": "user", "content": text}]
-
-
-def check_reply(text):
-    assert text, "empty reply"
-    if REPLY:
-        assert text == REPLY
 
 
 def test_models_list_and_retrieve(client):
@@ -107,7 +51,8 @@ def test_chat_stream(client):
     assert len({c.id for c in chunks}) == 1
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop"
-    assert last.usage is not None and last.usage.total_tokens > 0
+    # As OpenAI: usage is streamed only when stream_options.include_usage asks for it.
+    assert [c.usage for c in chunks if c.usage is not None] == []
 
 
 def test_chat_stream_include_usage(client):
@@ -117,8 +62,13 @@ def test_chat_stream_include_usage(client):
         )
     )
     assert chunks[-1].choices == []
-    assert chunks[-1].usage.total_tokens > 0
+    usage = chunks[-1].usage
+    assert usage.total_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert chunks[-2].choices[0].finish_reason == "stop"
+    # Only the final chunk carries usage, and it is the only one without choices.
+    assert [c.usage is not None for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert all(c.choices for c in chunks[:-1])
 
 
 def test_chat_params_and_extensions_accepted(client):

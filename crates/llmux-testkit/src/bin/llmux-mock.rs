@@ -226,6 +226,10 @@ struct OpenAiArgs {
     /// Route prefix.
     #[arg(long, default_value = "/v1")]
     prefix: String,
+    /// Leave out the fields real OpenAI responses carry beyond the bare shape
+    /// (system_fingerprint, service_tier, refusal, annotations, logprobs: null).
+    #[arg(long)]
+    no_extras: bool,
     /// Answer every chat completion with a 429 rate-limit error carrying `Retry-After: SECS`.
     #[arg(long, value_name = "SECS")]
     rate_limit: Option<u64>,
@@ -236,7 +240,8 @@ impl OpenAiArgs {
         let mut fake = FakeOpenAi::new()
             .prefix(&self.prefix)
             .chunks(self.chunks)
-            .chunk_delay(Duration::from_millis(self.chunk_delay_ms));
+            .chunk_delay(Duration::from_millis(self.chunk_delay_ms))
+            .extras(!self.no_extras);
         if !self.models.is_empty() {
             fake = fake.models(self.models);
         }

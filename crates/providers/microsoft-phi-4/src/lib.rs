@@ -1,6 +1,6 @@
 //! llmux provider `microsoft-phi-4` (g4f `Microsoft_Phi_4`): Microsoft's Phi-4-multimodal on the
 //! Hugging Face ZeroGPU Space [`microsoft/phi-4-multimodal`](https://huggingface.co/spaces/microsoft/phi-4-multimodal),
-//! spoken to through its Gradio queue API (the shared client in [`llmux_core::gradio`]).
+//! spoken to through its Gradio queue API (the shared client in [`llmux_gradio`]).
 //!
 //! Accepts text, images and audio: [`llmux_core::ChatRequest::media`] plus the `image_url` /
 //! `input_audio` parts (data URIs) of the trailing user messages. Audio is recognised by its file
@@ -72,15 +72,15 @@
 use std::sync::Arc;
 
 use llmux_core::futures_util::StreamExt;
-use llmux_core::gradio::{
-    self, Call, ConfigCache, QueueEvent, ReplyText, Space, UploadFile, ZeroGpu,
-};
 use llmux_core::media::{audio_mime, extension_for_mime, sniff_image};
 use llmux_core::provider::Origin;
 use llmux_core::serde_json::{Value, json};
 use llmux_core::{
     Capabilities, ChatRequest, ChatStream, Chunk, Context, Conversation, Error, FinishReason,
     Media, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, prompt,
+};
+use llmux_gradio::{
+    self as gradio, Call, ConfigCache, QueueEvent, ReplyText, Space, UploadFile, ZeroGpu,
 };
 
 /// Provider name.

@@ -241,7 +241,7 @@ fn async_stream_impl(
         }
         let resp = Box::pin(rb.send()).await?;
         if !resp.status().is_success() {
-            Err(model_error(Box::pin(resp.into_error(StatusRules::Generic)).await, &model))?;
+            Err(model_error(Box::pin(resp.into_error(StatusRules::OpenAi)).await, &model))?;
             return;
         }
         let mut chunks = std::pin::pin!(llmux_openai::response_chunks(name, resp));
@@ -263,6 +263,20 @@ fn model_error(e: Error, model: &str) -> Error {
             model: model.to_owned(),
             valid: Vec::new(),
         },
+        Error::UpstreamApi {
+            provider,
+            status: 404,
+            detail,
+            message,
+        } if detail.code.as_deref() == Some("model_not_found")
+            || message.to_ascii_lowercase().contains("model") =>
+        {
+            Error::ModelNotSupported {
+                provider,
+                model: model.to_owned(),
+                valid: Vec::new(),
+            }
+        }
         other => other,
     }
 }

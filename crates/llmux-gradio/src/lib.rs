@@ -24,7 +24,7 @@
 //! ```no_run
 //! # async fn demo(http: llmux_core::http::HttpClient) -> llmux_core::Result<()> {
 //! use llmux_core::futures_util::StreamExt;
-//! use llmux_core::gradio::{self, Call, QueueEvent, ReplyText, Space};
+//! use llmux_gradio::{self as gradio, Call, QueueEvent, ReplyText, Space};
 //! use serde_json::json;
 //!
 //! let space = Space::new("my-provider", "https://user-space.hf.space");
@@ -52,10 +52,10 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result, TimeoutPhase, snippet};
-use crate::http::{HttpClient, Multipart, RequestBuilder, StatusRules, strip_html};
-use crate::provider::DiscoveryCache;
-use crate::secret::{Cookies, Secret};
+use llmux_core::error::{Error, Result, TimeoutPhase, snippet};
+use llmux_core::http::{HttpClient, Multipart, RequestBuilder, StatusRules, strip_html};
+use llmux_core::provider::DiscoveryCache;
+use llmux_core::secret::{Cookies, Secret};
 
 /// The `meta._type` of a Gradio file object.
 pub const FILE_DATA_TYPE: &str = "gradio.FileData";
@@ -66,7 +66,7 @@ pub const OBJECT_OBJECT: &str = "[object Object]";
 
 /// A new session hash: 32 lower-case hex characters (a UUID4 without dashes, as Gradio clients use).
 pub fn session_hash() -> String {
-    crate::random::uuid_v4().replace('-', "")
+    llmux_core::random::uuid_v4().replace('-', "")
 }
 
 /// A file to upload to a Space.
@@ -190,7 +190,7 @@ pub struct SpaceConfig {
 /// Per-Space cache of [`SpaceConfig`]s, keyed by the Space's API origin, with the discipline of
 /// the other discoveries ([`DiscoveryCache`]): one `GET /config` at a time per Space, a success
 /// kept for the process lifetime, a failure returned again without a request for
-/// [`crate::provider::DISCOVERY_RETRY_AFTER`].
+/// [`llmux_core::provider::DISCOVERY_RETRY_AFTER`].
 #[derive(Debug, Default)]
 pub struct ConfigCache {
     spaces: std::sync::Mutex<HashMap<String, Arc<DiscoveryCache<SpaceConfig>>>>,
@@ -448,7 +448,7 @@ impl Space {
         let provider = self.provider.clone();
         async_stream::try_stream! {
             let resp = rb.send().await?.error_for_status_with(StatusRules::HfSpace).await?;
-            let mut lines = std::pin::pin!(crate::decode::jsonl::lines(resp.into_stream()));
+            let mut lines = std::pin::pin!(llmux_core::decode::jsonl::lines(resp.into_stream()));
             let mut queue = QueueState::new(&provider);
             while let Some(line) = lines.next().await {
                 let line = line.map_err(|e| e.with_provider(&provider))?;
