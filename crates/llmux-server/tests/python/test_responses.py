@@ -1,31 +1,18 @@
-"""The official `openai` Python SDK's Responses API calls against a running llmux gateway.
+"""The official `openai` Python SDK's Responses API calls (`client.responses.*`) against a running
+llmux gateway in front of `llmux-mock openai` (environment: see conftest.py).
 
-Same environment as test_openai_sdk.py (LLMUX_GATEWAY_URL, LLMUX_GATEWAY_API_KEY,
-LLMUX_TEST_MODEL, LLMUX_TEST_REPLY); every test is skipped without LLMUX_GATEWAY_URL. The
-upstream is expected to be `llmux-mock openai` (or anything that answers the same way): its
-`prompt_tokens` count the words of every message it received, which is how the
-`previous_response_id` test sees that the whole conversation reached it.
-
-The function-call round trip needs an upstream that answers with tool calls when asked for one
-(`tool_choice` naming a function); it is skipped, saying so, when the upstream answers with
-text instead.
+They rely on the mock's documented behaviour (FakeOpenAi of llmux-testkit): its `prompt_tokens`
+count the words of every message it received (so the `previous_response_id` test sees the whole
+conversation reach it), it calls a tool the last user message names, with arguments generated
+from the tool's schema, and answers `Tool results: <outputs>` after tool results.
 """
 
 import json
-import os
 
 import pytest
+from conftest import MODEL, REPLY, check_reply
 
 openai = pytest.importorskip("openai")
-
-URL = os.environ.get("LLMUX_GATEWAY_URL", "").rstrip("/")
-if URL and not URL.endswith("/v1"):
-    URL += "/v1"
-KEY = os.environ.get("LLMUX_GATEWAY_API_KEY") or None
-MODEL = os.environ.get("LLMUX_TEST_MODEL") or "fake-model"
-REPLY = os.environ.get("LLMUX_TEST_REPLY", "Hello from the fake upstream!")
-
-pytestmark = pytest.mark.skipif(not URL, reason="LLMUX_GATEWAY_URL is not set")
 
 WEATHER = {
     "type": "function",
@@ -39,19 +26,6 @@ WEATHER = {
     },
     "strict": True,
 }
-
-
-@pytest.fixture(scope="module")
-def client():
-    return openai.OpenAI(
-        base_url=URL, api_key=KEY or "no-key-needed", max_retries=0, timeout=30
-    )
-
-
-def check_reply(text):
-    assert text, "empty reply"
-    if REPLY:
-        assert text == REPLY
 
 
 def words(text):
@@ -168,42 +142,62 @@ def test_unsupported_fields_are_refused(client):
 
 def test_function_call_round_trip(client):
     first = client.responses.create(
-        model=MODEL,
-        input="What is the weather in Paris?",
-        tools=[WEATHER],
-        tool_choice={"type": "function", "name": "get_weather"},
+        model=MODEL, input="Use get_weather for Paris, please.", tools=[WEATHER]
     )
     calls = [i for i in first.output if i.type == "function_call"]
-    if not calls:
-        pytest.skip("the upstream answers with text, not tool calls (an older llmux-mock)")
+    assert len(calls) == 1, first.output
     call = calls[0]
     assert call.name == "get_weather"
     assert call.id.startswith("fc_")
     assert call.call_id
-    json.loads(call.arguments)
+    assert call.status == "completed"
+    assert json.loads(call.arguments) == {"city": "value"}
+    assert first.output_text == ""
 
     # streamed, the SDK accumulates the call's arguments from the deltas
+    kinds = []
     with client.responses.stream(
         model=MODEL,
         input="What is the weather in Paris?",
         tools=[WEATHER],
         tool_choice={"type": "function", "name": "get_weather"},
     ) as stream:
+        for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.function_call_arguments.delta":
+                # the helper's accumulation of the deltas so far
+                assert event.snapshot.endswith(event.delta)
         final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
     streamed = [i for i in final.output if i.type == "function_call"]
-    assert streamed and json.loads(streamed[0].arguments) == json.loads(call.arguments)
+    assert streamed and json.loads(streamed[0].arguments) == {"city": "value"}
 
+    # the round trip: the client runs the tool and sends its output
+    output = json.dumps({"temperature_c": 18})
     answer = client.responses.create(
         model=MODEL,
         previous_response_id=first.id,
         tools=[WEATHER],
-        input=[
-            {
-                "type": "function_call_output",
-                "call_id": call.call_id,
-                "output": json.dumps({"temperature_c": 18}),
-            }
-        ],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": output}],
     )
     assert answer.status == "completed"
-    assert answer.output_text or any(i.type == "function_call" for i in answer.output)
+    assert answer.output_text == f"Tool results: {output}"
+
+    # the same without the store: the client sends the whole history itself
+    answer = client.responses.create(
+        model=MODEL,
+        store=False,
+        tools=[WEATHER],
+        input=[
+            {"role": "user", "content": "Use get_weather for Paris, please."},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": output},
+        ],
+    )
+    assert answer.output_text == f"Tool results: {output}"
