@@ -119,11 +119,16 @@ where
     let answer = Answer::new(creq.model.clone(), estimate_prompt_tokens(&creq));
     let mut response = converted.response;
     response.id = new_id("resp");
-    response.store &= state.responses.is_some();
-    let keep = response.store.then(|| Keep {
-        store: state.responses.clone().expect("checked above"),
-        messages: converted.conversation,
-    });
+    let keep = state
+        .responses
+        .clone()
+        .filter(|_| response.store)
+        .map(|store| Keep {
+            store,
+            messages: converted.conversation,
+        });
+    // with storage off the response says it was not stored
+    response.store = keep.is_some();
     let builder = Builder::new(response, converted.stream);
     let overhead = before_body + parse_start.elapsed();
     let stream = state.client.chat(creq);

@@ -131,6 +131,19 @@ def test_store_false_is_not_kept(client):
         client.responses.retrieve(r.id)
 
 
+def test_structured_output_parse(client):
+    pydantic = pytest.importorskip("pydantic")
+
+    class Weather(pydantic.BaseModel):
+        city: str
+        temperature: float
+
+    r = client.responses.parse(model=MODEL, input="Weather in Paris?", text_format=Weather)
+    assert isinstance(r.output_parsed, Weather)
+    assert r.text.format.type == "json_schema"
+    assert r.text.format.name == "Weather"
+
+
 def test_unsupported_fields_are_refused(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model=MODEL, input="x", tools=[{"type": "web_search"}])
