@@ -141,6 +141,9 @@ pub use config::{
     DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, DEFAULT_RESPONSES_STORE_SIZE,
     DEFAULT_RESPONSES_STORE_TTL, ServerConfig,
 };
-pub use responses::store::{MemoryStore, ResponseStore, StoreError, StoreFuture, StoredResponse};
+pub use responses::store::{
+    DEFAULT_MAX_BYTES as DEFAULT_RESPONSES_STORE_MAX_BYTES, MemoryStore, ResponseStore, StoreError,
+    StoreFuture, StoredResponse,
+};
 pub use routes::OVERHEAD_HEADER;
 pub use server::{BoundGateway, Gateway};

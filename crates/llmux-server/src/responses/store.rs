@@ -50,11 +50,31 @@ pub trait ResponseStore: Send + Sync {
     fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
 }
 
-/// The in-memory store: at most `capacity` responses (the least recently used go first), each
-/// for `ttl` after it was stored.
+/// Default of [`MemoryStore::with_max_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// The in-memory store: at most `capacity` responses and [`DEFAULT_MAX_BYTES`] of them (their
+/// JSON size; the least recently used go first), each for `ttl` after it was stored.
 pub struct MemoryStore {
     ttl: Duration,
-    entries: Mutex<LruCache<String, (Instant, StoredResponse)>>,
+    max_bytes: usize,
+    entries: Mutex<Entries>,
+}
+
+type Entry = (Instant, usize, StoredResponse);
+
+/// The cache and the bytes it holds.
+struct Entries {
+    cache: LruCache<String, Entry>,
+    bytes: usize,
+}
+
+impl Entries {
+    fn pop(&mut self, id: &str) -> Option<Entry> {
+        let e = self.cache.pop(id)?;
+        self.bytes = self.bytes.saturating_sub(e.1);
+        Some(e)
+    }
 }
 
 impl MemoryStore {
@@ -62,11 +82,21 @@ impl MemoryStore {
     pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(LruCache::new(capacity)),
+            max_bytes: DEFAULT_MAX_BYTES,
+            entries: Mutex::new(Entries {
+                cache: LruCache::new(capacity),
+                bytes: 0,
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, (Instant, StoredResponse)>> {
+    /// Limits the JSON size of all stored responses together (a larger one is not stored).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // a panic while holding the lock cannot leave the cache half-updated
         self.entries
             .lock()
@@ -76,12 +106,40 @@ impl MemoryStore {
     fn take_live(&self, id: &str, remove: bool) -> Option<StoredResponse> {
         let mut entries = self.lock();
         let expired = entries
+            .cache
             .peek(id)
-            .is_some_and(|(at, _)| at.elapsed() >= self.ttl);
+            .is_some_and(|(at, _, _)| at.elapsed() >= self.ttl);
         if expired || remove {
-            return entries.pop(id).filter(|_| !expired).map(|(_, r)| r);
+            return entries.pop(id).filter(|_| !expired).map(|(_, _, r)| r);
         }
-        entries.get(id).map(|(_, r)| r.clone())
+        entries.cache.get(id).map(|(_, _, r)| r.clone())
+    }
+
+    /// Stores `response`, evicting the least recently used until it fits.
+    fn insert(&self, response: StoredResponse) -> Result<(), StoreError> {
+        let size = serde_json::to_vec(&response)
+            .map_err(|e| StoreError(format!("cannot encode the response: {e}")))?
+            .len();
+        if size > self.max_bytes {
+            return Err(StoreError(format!(
+                "the response ({size} bytes with its conversation) is larger than the store's limit of {} bytes",
+                self.max_bytes
+            )));
+        }
+        let mut entries = self.lock();
+        let id = response.response.id.clone();
+        entries.pop(&id);
+        while entries.bytes + size > self.max_bytes {
+            let Some((_, (_, n, _))) = entries.cache.pop_lru() else {
+                break;
+            };
+            entries.bytes = entries.bytes.saturating_sub(n);
+        }
+        if let Some((_, (_, n, _))) = entries.cache.push(id, (Instant::now(), size, response)) {
+            entries.bytes = entries.bytes.saturating_sub(n);
+        }
+        entries.bytes += size;
+        Ok(())
     }
 }
 
@@ -90,8 +148,10 @@ impl std::fmt::Debug for MemoryStore {
         let entries = self.lock();
         f.debug_struct("MemoryStore")
             .field("ttl", &self.ttl)
-            .field("len", &entries.len())
-            .field("capacity", &entries.cap())
+            .field("len", &entries.cache.len())
+            .field("capacity", &entries.cache.cap())
+            .field("bytes", &entries.bytes)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -103,9 +163,8 @@ impl ResponseStore for MemoryStore {
     }
 
     fn put(&self, response: StoredResponse) -> StoreFuture<'_, ()> {
-        self.lock()
-            .put(response.response.id.clone(), (Instant::now(), response));
-        Box::pin(async { Ok(()) })
+        let done = self.insert(response);
+        Box::pin(async move { done })
     }
 
     fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
@@ -157,5 +216,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(block(s.get("x")).is_none(), "expired");
         assert!(!block(s.delete("x")));
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let one = serde_json::to_vec(&stored("a")).expect("json").len();
+        let s = MemoryStore::new(NonZeroUsize::new(10).expect("10"), Duration::from_secs(60))
+            .with_max_bytes(2 * one + one / 2);
+        for id in ["a", "b", "c"] {
+            block(s.put(stored(id)));
+        }
+        assert!(block(s.get("a")).is_none(), "evicted to fit");
+        assert!(block(s.get("b")).is_some() && block(s.get("c")).is_some());
+        let small = MemoryStore::new(NonZeroUsize::new(10).expect("10"), Duration::from_secs(60))
+            .with_max_bytes(one / 2);
+        let e = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(small.put(stored("big")))
+            .expect_err("too large");
+        assert!(e.0.contains("larger than"), "{e}");
     }
 }
