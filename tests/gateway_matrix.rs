@@ -62,3 +62,92 @@ async fn gateway_fault_matrix_and_secrets() {
         "the gateway logs (the search is not vacuous)"
     );
 }
+
+/// `POST /v1/responses` (stream) over every streaming target whose stream is cut or stalls
+/// after content began: a 200 stream of typed events ending with `response.failed` (a typed
+/// `error`, the output marked incomplete), never a completion. Cut before any content, it is an
+/// OpenAI error status instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_route_cut_streams_fail_typed() {
+    use llmux_e2e::gateway::{Gw, auth, config, well_formed_error};
+    use llmux_e2e::matrix::{Expect, FaultId};
+    use llmux_testkit::client;
+    use serde_json::{Value, json};
+
+    let capture = Capture::global();
+    let cells: Vec<_> = matrix::cells()
+        .into_iter()
+        .filter(|c| {
+            c.target.stream
+                && matches!(c.expect, Expect::Fails(_))
+                && matches!(
+                    c.fault,
+                    FaultId::DisconnectAfterFirstContent
+                        | FaultId::DisconnectMidStream
+                        | FaultId::StallMidStream
+                        | FaultId::StallAfterFirstContent
+                )
+        })
+        .collect();
+    assert!(!cells.is_empty(), "the matrix has cut streams");
+    let mut failures = Vec::new();
+    for cell in &cells {
+        let Some(step) = cell.step else { continue };
+        let server = (cell.target.start)().await;
+        server.inject_times(step.route, cell.fault.fault(&step), 64);
+        let gw = Gw::start(runner::client(cell, &server.url(""), None), config()).await;
+        let (k, v) = auth();
+        let body = json!({"model": cell.target.model, "provider": cell.target.name,
+            "input": "Say hello, please.", "stream": true});
+        let outcome = async {
+            let resp = client::post_json(&gw.url("/v1/responses"), &[(k, v.as_str())], &body)
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = resp.status.as_u16();
+            let text = resp.text().await.map_err(|e| format!("body: {e}"))?;
+            if status != 200 {
+                let v: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+                capture.record(v.to_string());
+                if cell.content_before_error == Some(true) {
+                    return Err(format!("{status} although content came first: {text}"));
+                }
+                return well_formed_error(&v["error"]);
+            }
+            // `event: <type>` then `data: <json>` per event
+            let events: Vec<Value> = text
+                .split("\n\n")
+                .filter_map(|b| b.lines().find_map(|l| l.strip_prefix("data: ")))
+                .map(|e| serde_json::from_str(e).map_err(|x| format!("{x}: {e}")))
+                .collect::<Result<_, _>>()?;
+            let last = events.last().ok_or("an empty stream")?;
+            capture.record(last.to_string());
+            let error = &last["response"]["error"];
+            let typed = last["type"] == "response.failed"
+                && last["response"]["status"] == "failed"
+                && error["code"].as_str().is_some_and(|c| !c.is_empty())
+                && error["message"].as_str().is_some_and(|m| !m.is_empty());
+            if !typed || events.iter().any(|e| e["type"] == "response.completed") {
+                return Err(format!("not a typed failure: {text}"));
+            }
+            let numbered = events
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e["sequence_number"] == json!(i));
+            if !numbered {
+                return Err(format!("sequence numbers out of order: {text}"));
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            failures.push(format!("{}: {e}", cell.id()));
+        }
+        if let Err(e) = gw.stop().await {
+            failures.push(format!("{}: {e}", cell.id()));
+        }
+    }
+    eprintln!("responses route: {} cut-stream cells", cells.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let leaks = capture.leaks(secrets::ALL);
+    assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
+}

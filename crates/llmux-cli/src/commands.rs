@@ -498,6 +498,14 @@ fn config_view(app: &App) -> Result<Value, CliError> {
         sv.insert("default_provider".into(), json!(p));
     }
     sv.insert("shutdown_grace".into(), secs(server.shutdown_grace));
+    sv.insert(
+        "responses_store_size".into(),
+        json!(server.responses_store_size),
+    );
+    sv.insert(
+        "responses_store_ttl".into(),
+        secs(server.responses_store_ttl),
+    );
     root.insert("server".into(), Value::Object(sv));
 
     let c = &f.chat;

@@ -143,6 +143,11 @@ pub struct ServerSection {
     /// Seconds in-flight requests get to finish on shutdown.
     #[serde(with = "opt_secs")]
     pub shutdown_grace: Option<Duration>,
+    /// Most responses `/v1/responses` keeps for `previous_response_id` (`0`: storage off).
+    pub responses_store_size: Option<usize>,
+    /// Seconds a stored response is kept.
+    #[serde(with = "opt_secs")]
+    pub responses_store_ttl: Option<Duration>,
 }
 
 /// `[chat]`: defaults of `llmux chat` / `llmux image`.
@@ -674,6 +679,8 @@ bind = "127.0.0.1:1337"
 api_key = "gw-secret"
 cors = false
 header_read_timeout = 2.5
+responses_store_size = 50
+responses_store_ttl = 120
 
 [timeouts]
 total = 600
@@ -709,6 +716,8 @@ cookies = { session = "s1" }
             c.server.header_read_timeout,
             Some(Duration::from_millis(2500))
         );
+        assert_eq!(c.server.responses_store_size, Some(50));
+        assert_eq!(c.server.responses_store_ttl, Some(Duration::from_secs(120)));
         assert_eq!(c.aliases["fast"], "openai-compat:llama3.2");
         let oc = c.providers["openai-compat"].to_provider_config("openai-compat");
         assert_eq!(oc.origin("base", ""), "http://127.0.0.1:11434/v1");

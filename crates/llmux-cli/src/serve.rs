@@ -105,6 +105,8 @@ pub(crate) fn server_config(
         default_provider,
         shutdown_grace: s.shutdown_grace.unwrap_or(d.shutdown_grace),
         ui: !flags.no_ui,
+        responses_store_size: s.responses_store_size.unwrap_or(d.responses_store_size),
+        responses_store_ttl: s.responses_store_ttl.unwrap_or(d.responses_store_ttl),
     })
 }
 

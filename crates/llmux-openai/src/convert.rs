@@ -25,7 +25,11 @@ pub struct WireError {
 }
 
 impl WireError {
-    fn new(code: &'static str, param: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        code: &'static str,
+        param: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             code,
             message: message.into(),
@@ -122,7 +126,7 @@ pub fn into_chat_request(
 }
 
 /// Moves llmux's own fields out of `extra` into the request.
-fn llmux_fields(
+pub(crate) fn llmux_fields(
     extra: &mut Map<String, Value>,
     req: &mut ChatRequest,
 ) -> std::result::Result<(), WireError> {
@@ -204,7 +208,7 @@ fn message_in(
 }
 
 /// `image_url` values must be data URIs unless remote media is allowed.
-fn check_media_url(url: &str, allow_remote: bool) -> std::result::Result<(), WireError> {
+pub(crate) fn check_media_url(url: &str, allow_remote: bool) -> std::result::Result<(), WireError> {
     let lower = |p: &str| {
         url.get(..p.len())
             .is_some_and(|s| s.eq_ignore_ascii_case(p))

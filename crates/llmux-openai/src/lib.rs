@@ -30,6 +30,7 @@ pub mod convert;
 pub mod error;
 pub mod images;
 pub mod read;
+pub mod responses;
 pub mod wire;
 
 pub use convert::{WireError, chat_body, into_chat_request};

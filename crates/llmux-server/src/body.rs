@@ -18,6 +18,15 @@ pub(crate) enum Body {
     Full(Option<Bytes>),
     /// A chat completion stream; dropping it drops the provider stream.
     Sse(Box<SseBody>),
+    /// Any other live stream of frames (the Responses API's events).
+    Stream(Pin<Box<dyn futures_util::Stream<Item = Bytes> + Send>>),
+}
+
+impl Body {
+    /// True for live streams (their access line is written when they end).
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Body::Sse(_) | Body::Stream(_))
+    }
 }
 
 impl http_body::Body for Body {
@@ -31,6 +40,8 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Sse(s) => s.poll_frame(cx),
+            Body::Stream(s) => futures_util::Stream::poll_next(s.as_mut(), cx)
+                .map(|b| b.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -42,7 +53,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Sse(_) => SizeHint::default(),
+            Body::Sse(_) | Body::Stream(_) => SizeHint::default(),
         }
     }
 }

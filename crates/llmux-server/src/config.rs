@@ -52,6 +52,32 @@ pub struct ServerConfig {
     /// Serve the web chat page at `/` and `/chat` (default `true`). The page's files never
     /// need the gateway key; the page asks for it and sends it on its API calls.
     pub ui: bool,
+    /// Most responses `/v1/responses` keeps in memory for `GET /v1/responses/{id}` and
+    /// `previous_response_id` (default 1000; the least recently used go first). `0` turns
+    /// storage off: responses are not kept and their ids answer 404.
+    pub responses_store_size: usize,
+    /// How long a stored response is kept (default 1 hour).
+    pub responses_store_ttl: Duration,
+}
+
+/// Default of [`ServerConfig::responses_store_size`].
+pub const DEFAULT_RESPONSES_STORE_SIZE: usize = 1000;
+/// Default of [`ServerConfig::responses_store_ttl`].
+pub const DEFAULT_RESPONSES_STORE_TTL: Duration = Duration::from_secs(3600);
+
+impl ServerConfig {
+    /// The in-memory response store this configuration asks for (`None` when off).
+    pub(crate) fn responses_store(
+        &self,
+    ) -> Option<std::sync::Arc<dyn crate::responses::store::ResponseStore>> {
+        let size = std::num::NonZeroUsize::new(self.responses_store_size)?;
+        if self.responses_store_ttl.is_zero() {
+            return None;
+        }
+        Some(std::sync::Arc::new(
+            crate::responses::store::MemoryStore::new(size, self.responses_store_ttl),
+        ))
+    }
 }
 
 impl Default for ServerConfig {
@@ -66,6 +92,8 @@ impl Default for ServerConfig {
             default_provider: None,
             shutdown_grace: Duration::from_secs(30),
             ui: true,
+            responses_store_size: DEFAULT_RESPONSES_STORE_SIZE,
+            responses_store_ttl: DEFAULT_RESPONSES_STORE_TTL,
         }
     }
 }
@@ -82,6 +110,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("default_provider", &self.default_provider)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("ui", &self.ui)
+            .field("responses_store_size", &self.responses_store_size)
+            .field("responses_store_ttl", &self.responses_store_ttl)
             .finish()
     }
 }

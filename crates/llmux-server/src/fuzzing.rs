@@ -28,6 +28,21 @@ pub fn parse_images(body: &[u8]) -> Result<llmux::ChatRequest, Vec<u8>> {
         .map_err(|e| e.to_json())
 }
 
+/// Parses a `POST /v1/responses` body and translates it (without a stored previous
+/// conversation), as the handler does; the response object is returned with the request.
+pub fn parse_responses(
+    body: &[u8],
+    allow_remote_media: bool,
+) -> Result<(llmux::ChatRequest, llmux_openai::responses::ResponseObject), Vec<u8>> {
+    wire::parse::<llmux_openai::responses::CreateResponse>(body)
+        .and_then(|w| {
+            llmux_openai::responses::into_chat_request(w, Vec::new(), allow_remote_media)
+                .map_err(wire::from_wire_error)
+        })
+        .map(|c| (c.request, c.response))
+        .map_err(|e| e.to_json())
+}
+
 /// A gateway whose handler can be called directly.
 pub struct Handler {
     state: Arc<State>,

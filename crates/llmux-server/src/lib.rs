@@ -34,6 +34,8 @@
 //! | Route | What |
 //! |---|---|
 //! | `POST /v1/chat/completions` | chat, streaming (SSE) or not |
+//! | `POST /v1/responses` | OpenAI's Responses API over the same chat machinery, streaming or not (see below) |
+//! | `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` | a stored response; forget it |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | models of the providers automatic routing uses (`owned_by` = provider); `{id}` may also be an alias or `provider:model` |
 //! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
 //! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
@@ -60,6 +62,23 @@
 //! output get real statuses. An error after output has begun arrives as an event
 //! `data: {"error":{...}}` followed by `data: [DONE]`.
 //!
+//! **Responses requests** (`POST /v1/responses`) take OpenAI's Responses body: `input` (a string,
+//! or `message` items with `input_text` / `input_image` / `output_text` / `refusal` parts,
+//! `function_call`, `function_call_output`; earlier `reasoning` items are accepted and not
+//! replayed), `instructions`, function `tools`, `tool_choice`, `parallel_tool_calls`,
+//! `text.format` (`json_schema`, …), `text.verbosity`, `max_output_tokens`, `temperature`,
+//! `top_p`, `reasoning.effort` (the chat `reasoning_effort`, named in `x-llmux-ignored-params`
+//! where the provider ignores it), `metadata`, `user`, `store`, `previous_response_id`,
+//! `stream`, and the llmux extensions `provider`, `api_key`, `web_search`, `tool_emulation`.
+//! Whatever cannot be honoured is a 400 naming it (`param`): other tool types, `background`,
+//! `include`, `truncation: "auto"`, unknown fields or item types. The answer is a `response`
+//! object with `message` (`msg_…`), `reasoning` (`rs_…`, summary text) and `function_call`
+//! (`fc_…`, `call_id`) items and `usage`; a stream is the typed event sequence (`event:` /
+//! `data:` with `sequence_number`, from `response.created` to `response.completed`), and a
+//! failure after it began ends it with `response.failed`. Responses are kept in a bounded
+//! in-memory store ([`ServerConfig::responses_store_size`], [`ServerConfig::responses_store_ttl`];
+//! a [`ResponseStore`]) for `previous_response_id` and `GET`; unknown or expired ids are 404s.
+//!
 //! ## Errors
 //!
 //! Always `{"error":{"message","type","param","code"}}`:
@@ -69,7 +88,7 @@
 //! | 400 | malformed JSON (`invalid_json`), a wrong field (`param` names it, e.g. `messages[0].content`), an API key in the query string (`api_key_in_query`), a remote image URL, upstream refused the parameters |
 //! | 401 | gateway key missing (`missing_api_key`); or the **provider** needs credentials (`upstream_auth_required`: configure them or send `api_key` in the body) |
 //! | 403 | wrong gateway key (`invalid_api_key`) |
-//! | 404 | unknown model (`model_not_found`, `model_not_supported`) or provider (`provider_not_found`), unknown endpoint |
+//! | 404 | unknown model (`model_not_found`, `model_not_supported`) or provider (`provider_not_found`), unknown endpoint, unknown or expired response id (`not_found`, `previous_response_not_found`) |
 //! | 413 | body over [`ServerConfig::max_body_bytes`] |
 //! | 429 | upstream rate limit; its `Retry-After` is passed on |
 //! | 502 | upstream failure; the message names every provider tried |
@@ -111,12 +130,20 @@ mod error;
 pub mod fuzzing;
 mod log;
 mod render;
+mod responses;
 mod routes;
 mod server;
 mod sse;
 mod ui;
 mod wire;
 
-pub use config::{DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, ServerConfig};
+pub use config::{
+    DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, DEFAULT_RESPONSES_STORE_SIZE,
+    DEFAULT_RESPONSES_STORE_TTL, ServerConfig,
+};
+pub use responses::store::{
+    DEFAULT_MAX_BYTES as DEFAULT_RESPONSES_STORE_MAX_BYTES, MemoryStore, ResponseStore, StoreError,
+    StoreFuture, StoredResponse,
+};
 pub use routes::OVERHEAD_HEADER;
 pub use server::{BoundGateway, Gateway};

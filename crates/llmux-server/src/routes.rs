@@ -30,12 +30,12 @@ pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Response header with the gateway's own time on the request (see the crate docs).
 pub const OVERHEAD_HEADER: &str = "x-llmux-overhead-ms";
 
-const SSE: HeaderValue = HeaderValue::from_static("text/event-stream; charset=utf-8");
-const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
-const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
-const NO: HeaderValue = HeaderValue::from_static("no");
+pub(crate) const SSE: HeaderValue = HeaderValue::from_static("text/event-stream; charset=utf-8");
+pub(crate) const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+pub(crate) const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+pub(crate) const NO: HeaderValue = HeaderValue::from_static("no");
 const STAR: HeaderValue = HeaderValue::from_static("*");
-const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, OPTIONS");
+const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
 const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
     "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project",
 );
@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub client: llmux::Client,
     pub config: ServerConfig,
     key_hash: Option<[u8; 32]>,
+    /// Where `/v1/responses` keeps responses (`None`: storage is off).
+    pub responses: Option<Arc<dyn crate::responses::store::ResponseStore>>,
 }
 
 impl State {
@@ -58,10 +60,12 @@ impl State {
             .as_ref()
             .filter(|k| !k.is_empty())
             .map(|k| Sha256::digest(k.expose().as_bytes()).into());
+        let responses = config.responses_store();
         Self {
             client,
             config,
             key_hash,
+            responses,
         }
     }
 
@@ -106,7 +110,7 @@ impl State {
     }
 
     /// Applies the configured default provider to a request that names none.
-    fn default_provider(&self, req: &mut llmux::ChatRequest) {
+    pub(crate) fn default_provider(&self, req: &mut llmux::ChatRequest) {
         let Some(default) = &self.config.default_provider else {
             return;
         };
@@ -131,6 +135,8 @@ enum Route {
     Model(String),
     Providers,
     Provider(String),
+    Responses,
+    Response(String),
 }
 
 impl Route {
@@ -143,12 +149,21 @@ impl Route {
             Route::Model(_) => "/v1/models/{id}",
             Route::Providers => "/v1/providers",
             Route::Provider(_) => "/v1/providers/{name}",
+            Route::Responses => "/v1/responses",
+            Route::Response(_) => "/v1/responses/{id}",
         }
+    }
+
+    /// Whether `m` is one of the route's methods.
+    fn allows(&self, m: &Method) -> bool {
+        *m == self.method()
+            || (*m == Method::HEAD && self.method() == Method::GET)
+            || (matches!(self, Route::Response(_)) && *m == Method::DELETE)
     }
 
     fn method(&self) -> Method {
         match self {
-            Route::Chat | Route::Images => Method::POST,
+            Route::Chat | Route::Images | Route::Responses => Method::POST,
             _ => Method::GET,
         }
     }
@@ -173,9 +188,15 @@ fn route(path: &str) -> Option<Route> {
         "/images/generations" | "/images/generate" | "/media/generate" => Route::Images,
         "/models" => Route::Models,
         "/providers" => Route::Providers,
+        "/responses" => Route::Responses,
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
+            } else if let Some(id) = p
+                .strip_prefix("/responses/")
+                .filter(|s| !s.is_empty() && !s.contains('/'))
+            {
+                Route::Response(decode(id))
             } else if let Some(name) = p
                 .strip_prefix("/providers/")
                 .filter(|s| !s.is_empty() && !s.contains('/'))
@@ -275,9 +296,7 @@ where
             "unknown_url",
             format!("unknown endpoint {method} {}", req.uri().path()),
         )),
-        Some(r)
-            if r.method() != method && !(method == Method::HEAD && r.method() == Method::GET) =>
-        {
+        Some(r) if !r.allows(&method) => {
             let mut resp = body::error(&ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request_error",
@@ -301,11 +320,18 @@ where
                 Route::Model(id) => model(state, &id).await,
                 Route::Providers => providers(state),
                 Route::Provider(name) => provider(state, &name).await,
+                Route::Responses => {
+                    Box::pin(crate::responses::create(state, req, &mut access)).await
+                }
+                Route::Response(id) if method == Method::DELETE => {
+                    crate::responses::delete(state, &id).await
+                }
+                Route::Response(id) => crate::responses::get(state, &id).await,
                 Route::Health => health(),
             },
         },
     };
-    if !matches!(resp.body(), Body::Sse(_)) {
+    if !resp.body().is_stream() {
         access.log(
             resp.status().as_u16(),
             if resp.status().is_success() {
@@ -323,7 +349,7 @@ fn health() -> Response<Body> {
 }
 
 /// Reads the body within the size limit and [`BODY_READ_TIMEOUT`].
-async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+pub(crate) async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -361,7 +387,7 @@ where
     }
 }
 
-fn set_overhead(resp: &mut Response<Body>, d: Duration) {
+pub(crate) fn set_overhead(resp: &mut Response<Body>, d: Duration) {
     let mut buf = [0u8; 24];
     let s = {
         use std::io::Write;
@@ -375,7 +401,7 @@ fn set_overhead(resp: &mut Response<Body>, d: Duration) {
     }
 }
 
-fn error_with_overhead(e: &ApiError, overhead: Duration) -> Response<Body> {
+pub(crate) fn error_with_overhead(e: &ApiError, overhead: Duration) -> Response<Body> {
     let mut r = body::error(e);
     set_overhead(&mut r, overhead);
     r
@@ -387,7 +413,7 @@ pub const IGNORED_PARAMS_HEADER: &str = "x-llmux-ignored-params";
 pub const USAGE_HEADER: &str = "x-llmux-usage";
 
 /// Sets [`IGNORED_PARAMS_HEADER`] when the provider ignores fields.
-fn set_ignored(resp: &mut Response<Body>, answer: &Answer) {
+pub(crate) fn set_ignored(resp: &mut Response<Body>, answer: &Answer) {
     if answer.ignored.is_empty() {
         return;
     }

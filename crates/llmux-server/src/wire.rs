@@ -75,13 +75,16 @@ pub(crate) fn chat_request(
     allow_remote_media: bool,
 ) -> Result<(ChatRequest, GatewayOptions), ApiError> {
     let wire = parse::<ChatCompletionRequest>(body)?;
-    into_chat_request(wire, allow_remote_media).map_err(|e| {
-        let api = ApiError::bad_request(e.code, e.message);
-        match e.param {
-            Some(p) => api.with_param(p),
-            None => api,
-        }
-    })
+    into_chat_request(wire, allow_remote_media).map_err(from_wire_error)
+}
+
+/// The 400 of a request the wire model refuses.
+pub(crate) fn from_wire_error(e: llmux_openai::WireError) -> ApiError {
+    let api = ApiError::bad_request(e.code, e.message);
+    match e.param {
+        Some(p) => api.with_param(p),
+        None => api,
+    }
 }
 
 /// `POST /v1/images/generations` body.

@@ -46,6 +46,10 @@ const DICTIONARY: &[&[u8]] = &[
     b"HEAD ",
     b"/v1/chat/completions",
     b"/v1/images/generations",
+    b"/v1/responses",
+    b"/v1/responses/resp_1",
+    b"DELETE ",
+    b"\"input\":\"hi\"",
     b"/v1/models",
     b"/v1/models/echo%3Aecho-1",
     b"/v1/providers/echo",
@@ -98,6 +102,9 @@ fn request_seeds() -> Vec<Vec<u8>> {
         "POST /v1/chat/completions\ncontent-type: application/json\n\n{\"model\":\"echo-1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"boom after this\"}]}",
         "POST /v1/images/generations\nauthorization: Bearer sk-llmux-fuzz-gateway-key\n\n{\"prompt\":\"x\",\"size\":\"9x9\"}",
         "GET /v1/models/echo%3Aecho-1\n\n",
+        "POST /v1/responses\n\n{\"model\":\"echo-1\",\"stream\":true,\"input\":\"boom after this\"}",
+        "POST /v1/responses\n\n{\"model\":\"echo-1\",\"input\":[{\"role\":\"user\",\"content\":\"hi\"}],\"previous_response_id\":\"resp_x\"}",
+        "DELETE /v1/responses/resp_x\n\n",
         "GET /v1/providers/echo?x=1\nx-api-key: sk-llmux-fuzz-gateway-key\n\n",
         "OPTIONS /v1/chat/completions\naccess-control-request-headers: x-custom\n\n",
         "GET /v1/models?api_key=secret\n\n",
@@ -194,6 +201,7 @@ pub fn handler(with_key: bool) -> Handler {
     let config = ServerConfig {
         api_key: with_key.then(|| Secret::new(GATEWAY_KEY)),
         max_body_bytes: 16 * 1024,
+        responses_store_size: 16,
         ..ServerConfig::default()
     };
     Handler::new(client, config)
@@ -237,6 +245,7 @@ fn gateway(data: &[u8]) -> u64 {
     let Some(req) = request(data) else {
         return 1;
     };
+    let responses = req.uri().path().contains("/responses");
     let with_key = hash_str(&String::from_utf8_lossy(data)) % 2 == 1;
     let (status, headers, body) = HANDLERS.with(|(open, keyed)| {
         let h = if with_key { keyed } else { open };
@@ -262,10 +271,26 @@ fn gateway(data: &[u8]) -> u64 {
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if streamed {
-        assert!(
-            body.ends_with(b"data: [DONE]\n\n"),
-            "a stream must end with [DONE]"
-        );
+        if responses {
+            // Responses API streams end with their terminal typed event, not `[DONE]`
+            let last = body
+                .rsplit(|b| *b == b'\n')
+                .find(|l| l.starts_with(b"data: "))
+                .and_then(|l| serde_json::from_slice::<Value>(&l[6..]).ok());
+            let kind = last.as_ref().and_then(|v| v["type"].as_str());
+            assert!(
+                matches!(
+                    kind,
+                    Some("response.completed" | "response.failed" | "response.incomplete")
+                ),
+                "a Responses stream must end with a terminal event, not {kind:?}"
+            );
+        } else {
+            assert!(
+                body.ends_with(b"data: [DONE]\n\n"),
+                "a stream must end with [DONE]"
+            );
+        }
     }
     fnv(&[
         u64::from(status.as_u16()),

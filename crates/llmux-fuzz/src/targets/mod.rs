@@ -13,6 +13,7 @@ pub mod gradio;
 pub mod media;
 pub mod multipart;
 pub mod prompt;
+pub mod responses;
 pub mod stream;
 
 /// Every target.
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Target> {
         multipart::MULTIPART,
         prompt::PROMPT,
         gateway::GATEWAY_PARSE,
+        responses::RESPONSES_PARSE,
         gateway::GATEWAY,
     ]
 }
