@@ -58,6 +58,19 @@ pub(crate) struct ChatArgs {
     /// Maximum new tokens.
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// Offer these tools: a JSON array of OpenAI function tools; each tool call the model makes
+    /// is printed to stdout as one JSON line `{"id","name","arguments"}`.
+    #[arg(long, value_name = "FILE.json")]
+    tools: Option<PathBuf>,
+    /// Which tools the model may call: auto, required, none or a function name.
+    #[arg(long, value_name = "CHOICE", value_parser = crate::tools::parse_tool_choice)]
+    tool_choice: Option<llmux::ToolChoice>,
+    /// Ask for JSON that follows this schema (a JSON Schema, or `{"name","schema","strict"}`).
+    #[arg(long, value_name = "FILE.json")]
+    json_schema: Option<PathBuf>,
+    /// Emulate tools / structured output with a prompt on providers that lack them.
+    #[arg(long)]
+    tool_emulation: bool,
     /// Where generated images and audio are saved [default: `chat.output_dir`, else `.`].
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
@@ -324,6 +337,9 @@ struct Session<'a> {
     history: Vec<Message>,
     conversation: Option<Conversation>,
     output_dir: PathBuf,
+    /// `--tools` and `--json-schema`, read once.
+    tools: Vec<llmux::Tool>,
+    response_format: Option<llmux::ResponseFormat>,
 }
 
 impl Session<'_> {
@@ -352,6 +368,12 @@ impl Session<'_> {
         req.idle_timeout = self.args.idle_timeout;
         req.temperature = self.args.temperature;
         req.max_tokens = self.args.max_tokens;
+        req.tools = self.tools.clone();
+        req.tool_choice = self.args.tool_choice.clone();
+        req.response_format = self.response_format.clone();
+        if self.args.tool_emulation {
+            req.tool_emulation = Some(true);
+        }
         req
     }
 
@@ -375,6 +397,9 @@ impl Session<'_> {
         }
         renderer.end_stream().await;
         let resp = acc.finish();
+        if !self.args.json {
+            crate::tools::print_calls(&resp.tool_calls);
+        }
         let files = save_outputs(&self.client, &resp, &self.output_dir, prompt).await;
         let files = match files {
             Ok(f) => f,
@@ -525,6 +550,15 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
             .clone()
             .or_else(|| chat_cfg.output_dir())
             .unwrap_or_else(|| PathBuf::from(".")),
+        tools: match &args.tools {
+            Some(p) => crate::tools::load_tools(p)?,
+            None => Vec::new(),
+        },
+        response_format: args
+            .json_schema
+            .as_deref()
+            .map(crate::tools::load_schema)
+            .transpose()?,
     };
 
     let prompt = if args.prompt.len() == 1 && args.prompt[0] == "-" {

@@ -34,6 +34,7 @@ mod commands;
 mod media;
 mod serve;
 mod term;
+mod tools;
 
 use config::{Overrides, Settings};
 use exit::CliError;

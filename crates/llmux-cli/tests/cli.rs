@@ -1120,3 +1120,152 @@ async fn serve_reports_a_busy_port() {
         out.stderr
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// tools and structured output (issue #12)
+
+/// One OpenAI streaming chunk carrying `delta`.
+fn delta_chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-t", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_tools_prints_each_call_as_a_json_line() {
+    use llmux_testkit::Reply;
+    let server = FakeOpenAi::new().start().await;
+    let events = vec![
+        delta_chunk(json!({"role": "assistant", "content": null}), None).to_string(),
+        delta_chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":"}}]}), None).to_string(),
+        delta_chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}), None).to_string(),
+        delta_chunk(json!({"tool_calls": [{"index": 1, "id": "call_2", "type": "function", "function": {"name": "note", "arguments": "not json"}}]}), None).to_string(),
+        delta_chunk(json!({}), Some("tool_calls")).to_string(),
+        "[DONE]".to_owned(),
+    ];
+    server.inject("/v1/chat/completions", Fault::Reply(Reply::sse(events)));
+    let dir = temp_dir("tools");
+    write(
+        &dir.join("tools.json"),
+        r#"[{"type":"function","function":{"name":"get_weather","description":"Weather of a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true}},
+            {"name":"note","parameters":{"type":"object"}}]"#,
+    );
+    let out = Llmux::new(
+        &dir,
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--tools",
+            "tools.json",
+            "--tool-choice",
+            "required",
+            "weather?",
+        ],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}),
+            json!({"id": "call_2", "name": "note", "arguments": "not json"}),
+        ]
+    );
+    let body = &chat_bodies(&server)[0];
+    assert_eq!(body["tool_choice"], "required");
+    assert_eq!(body["tools"][0]["type"], "function");
+    assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["tools"][0]["function"]["strict"], true);
+    assert_eq!(body["tools"][1]["function"]["name"], "note");
+
+    // a named function as the choice
+    let out = Llmux::new(
+        &dir,
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--tools",
+            "tools.json",
+            "--tool-choice",
+            "note",
+            "x",
+        ],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        chat_bodies(&server)[1]["tool_choice"],
+        json!({"type": "function", "function": {"name": "note"}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_tools_file_errors_name_the_file() {
+    let dir = temp_dir("tools-bad");
+    write(
+        &dir.join("broken.json"),
+        r#"[{"type":"function","function":{"description":"no name"}}]"#,
+    );
+    let out = Llmux::new(&dir, &["chat", "--tools", "broken.json", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tool 1 has no function `name`"),
+        "{}",
+        out.stderr
+    );
+    let out = Llmux::new(&dir, &["chat", "--json-schema", "missing.json", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("missing.json"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_json_schema_asks_for_structured_output() {
+    let server = FakeOpenAi::new().reply(r#"{"name":"Ada"}"#).start().await;
+    let dir = temp_dir("schema");
+    write(
+        &dir.join("person.json"),
+        r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}"#,
+    );
+    let out = Llmux::new(
+        &dir,
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--json-schema",
+            "person.json",
+            "--tool-emulation",
+            "who?",
+        ],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "{\"name\":\"Ada\"}\n");
+    let body = &chat_bodies(&server)[0];
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["name"], "person");
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["required"],
+        json!(["name"])
+    );
+}
