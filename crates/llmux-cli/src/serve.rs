@@ -105,6 +105,7 @@ pub(crate) fn server_config(
         default_provider,
         shutdown_grace: s.shutdown_grace.unwrap_or(d.shutdown_grace),
         ui: !flags.no_ui,
+        cookies_dir: None,
     })
 }
 
@@ -167,7 +168,8 @@ fn open_page(url: &str) {
 
 /// Runs `llmux serve` until Ctrl-C / SIGTERM.
 pub(crate) async fn run(app: &App, args: ServeArgs) -> Result<u8, CliError> {
-    let config = server_config(&app.settings, &ServeFlags::from(&args))?;
+    let mut config = server_config(&app.settings, &ServeFlags::from(&args))?;
+    config.cookies_dir.clone_from(&app.cookies_dir);
     let client = app.client()?;
     let requested = config.bind;
     let open = config.api_key.is_none() && !requested.ip().is_loopback();

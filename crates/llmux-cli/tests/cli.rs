@@ -1269,3 +1269,167 @@ async fn chat_json_schema_asks_for_structured_output() {
         json!(["name"])
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// cookies directory (issue #19)
+
+const HF_COOKIES_TXT: &str = "# Netscape HTTP Cookie File\n.huggingface.co\tTRUE\t/\tTRUE\t4102444800\thf-chat\tfake-hf-chat-session\n";
+const HF_EXPIRED_JSON: &str = r#"[{"domain": ".huggingface.co", "name": "hf-chat", "value": "stale-cookie-value", "expirationDate": 978307200}]"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_directory_reaches_huggingchat_by_domain() {
+    use llmux_testkit::huggingchat::FakeHuggingChat;
+    let server = FakeHuggingChat::new().reply("Dune.").start().await;
+    let dir = temp_dir("cookies-hc");
+    let cookies = dir.join("cookies");
+    std::fs::create_dir_all(&cookies).expect("dir");
+    let run = |args: &[&str]| {
+        Llmux::new(&dir, args)
+            .env("LLMUX_HUGGINGCHAT_BASE_URL", &server.url("/chat"))
+            .env("LLMUX_COOKIES_DIR", &cookies.display().to_string())
+            .run()
+    };
+    // no cookies: HuggingChat asks for them
+    let out = run(&["chat", "-p", "huggingchat", "q"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+
+    // an expired cookie: named with its file, value never shown
+    write(&cookies.join("old.json"), HF_EXPIRED_JSON);
+    let out = run(&["chat", "-p", "huggingchat", "q"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("cookie `hf-chat`"), "{}", out.stderr);
+    assert!(out.stderr.contains("old.json"), "{}", out.stderr);
+    assert!(out.stderr.contains("expired 2001-01-01"), "{}", out.stderr);
+    assert!(!out.stderr.contains("stale-cookie-value"), "{}", out.stderr);
+
+    // a valid cookies.txt: the fake accepts the session
+    write(&cookies.join("browser.txt"), HF_COOKIES_TXT);
+    let out = run(&["chat", "-p", "huggingchat", "q"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "Dune.\n");
+    let sent = server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("cookie").map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert!(
+        sent.iter()
+            .any(|c| c.contains("hf-chat=fake-hf-chat-session")),
+        "{sent:?}"
+    );
+
+    // `cookies list`: providers by domain, values masked, expiry shown
+    let out = run(&["cookies", "list"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        !out.stdout.contains("fake-hf-chat-session"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("stale-cookie-value"), "{}", out.stdout);
+    let hc: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("huggingchat "))
+        .collect();
+    assert_eq!(hc.len(), 2, "{}", out.stdout);
+    assert!(
+        hc.iter().any(|l| l.contains("hf-chat=***")
+            && l.contains("2100-01-01")
+            && l.contains("browser.txt")),
+        "{hc:?}"
+    );
+    assert!(
+        hc.iter()
+            .any(|l| l.contains("expired 2001-01-01") && l.contains("old.json")),
+        "{hc:?}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("microsoft-phi-4 ")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("flowgpt ")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_import_validates_and_copies() {
+    let dir = temp_dir("cookies-import");
+    let cookies = dir.join("store");
+    write(&dir.join("good.txt"), HF_COOKIES_TXT);
+    write(
+        &dir.join("bad.txt"),
+        "# Netscape\n.huggingface.co\tTRUE\t/\tTRUE\tsoon\thf-chat\tsecret-in-bad-file\n",
+    );
+    let env_dir = cookies.display().to_string();
+    let out = Llmux::new(&dir, &["cookies", "import", "good.txt"])
+        .env("LLMUX_COOKIES_DIR", &env_dir)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("1 cookies, 0 expired"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(cookies.join("good.txt")).expect("copied"),
+        HF_COOKIES_TXT
+    );
+    let out = Llmux::new(&dir, &["cookies", "import", "bad.txt"])
+        .env("LLMUX_COOKIES_DIR", &env_dir)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("bad.txt, line 2"), "{}", out.stderr);
+    assert!(!out.stderr.contains("secret-in-bad-file"), "{}", out.stderr);
+    assert!(!cookies.join("bad.txt").exists());
+    // the --cookies-dir flag wins; the default lives in the config dir
+    let out = Llmux::new(
+        &dir,
+        &["--cookies-dir", "flagdir", "cookies", "import", "good.txt"],
+    )
+    .env("LLMUX_COOKIES_DIR", &env_dir)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(dir.join("flagdir/good.txt").exists());
+    let out = Llmux::new(&dir, &["cookies", "import", "good.txt"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        dir.join(".config/llmux/cookies/good.txt").exists(),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hf_token_file_reaches_huggingface_inference() {
+    let dir = temp_dir("hf-token");
+    std::fs::create_dir_all(dir.join(".cache/huggingface")).expect("dir");
+    write(
+        &dir.join(".cache/huggingface/token"),
+        "hf_secret_from_cli_login\n",
+    );
+    let out = Llmux::new(&dir, &["config", "--json"]).run().await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(
+        v["config"]["providers"]["huggingface-inference"]["api_key"],
+        "***"
+    );
+    assert!(!out.stdout.contains("hf_secret_from_cli_login"));
+    // a configured key wins
+    let out = Llmux::new(&dir, &["config", "--json"])
+        .env("HF_TOKEN", "hf_env_token")
+        .run()
+        .await;
+    assert!(!out.stdout.contains("hf_env_token"));
+}

@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// Serve the web chat page at `/` and `/chat` (default `true`). The page's files never
     /// need the gateway key; the page asks for it and sends it on its API calls.
     pub ui: bool,
+    /// Where `POST /v1/upload_cookies` stores browser cookie files (`None`: uploads are
+    /// refused with 404). The CLI passes its cookies directory.
+    pub cookies_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             default_provider: None,
             shutdown_grace: Duration::from_secs(30),
             ui: true,
+            cookies_dir: None,
         }
     }
 }
@@ -82,6 +86,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("default_provider", &self.default_provider)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("ui", &self.ui)
+            .field("cookies_dir", &self.cookies_dir)
             .finish()
     }
 }

@@ -106,6 +106,7 @@
 mod answer;
 mod body;
 mod config;
+mod cookies;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -131,6 +131,7 @@ enum Route {
     Model(String),
     Providers,
     Provider(String),
+    UploadCookies,
 }
 
 impl Route {
@@ -143,12 +144,13 @@ impl Route {
             Route::Model(_) => "/v1/models/{id}",
             Route::Providers => "/v1/providers",
             Route::Provider(_) => "/v1/providers/{name}",
+            Route::UploadCookies => "/v1/upload_cookies",
         }
     }
 
     fn method(&self) -> Method {
         match self {
-            Route::Chat | Route::Images => Method::POST,
+            Route::Chat | Route::Images | Route::UploadCookies => Method::POST,
             _ => Method::GET,
         }
     }
@@ -173,6 +175,7 @@ fn route(path: &str) -> Option<Route> {
         "/images/generations" | "/images/generate" | "/media/generate" => Route::Images,
         "/models" => Route::Models,
         "/providers" => Route::Providers,
+        "/upload_cookies" => Route::UploadCookies,
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
@@ -301,6 +304,7 @@ where
                 Route::Model(id) => model(state, &id).await,
                 Route::Providers => providers(state),
                 Route::Provider(name) => provider(state, &name).await,
+                Route::UploadCookies => crate::cookies::upload(state, req).await,
                 Route::Health => health(),
             },
         },
@@ -323,7 +327,7 @@ fn health() -> Response<Body> {
 }
 
 /// Reads the body within the size limit and [`BODY_READ_TIMEOUT`].
-async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+pub(crate) async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
