@@ -1433,3 +1433,113 @@ async fn hf_token_file_reaches_huggingface_inference() {
         .await;
     assert!(!out.stdout.contains("hf_env_token"));
 }
+
+/// `POST /v1/upload_cookies` with `files` parts `(file name, content)`.
+async fn upload_cookies(
+    addr: &str,
+    files: &[(&str, &str)],
+    key: Option<&str>,
+) -> llmux_testkit::client::ClientResponse {
+    let mut form = llmux::core::http::Multipart::new();
+    for (name, text) in files {
+        form = form.file("files", *name, "application/octet-stream", text.to_string());
+    }
+    let ct = form.content_type();
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", ct.as_str())];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    llmux_testkit::client::send(
+        llmux_testkit::Method::POST,
+        &format!("{addr}/v1/upload_cookies"),
+        &headers,
+        form.into_bytes(),
+    )
+    .await
+    .expect("upload")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_upload_cookies_stores_files_a_running_gateway_uses() {
+    use llmux_testkit::huggingchat::FakeHuggingChat;
+    let hc = FakeHuggingChat::new()
+        .reply("Uploaded and used.")
+        .start()
+        .await;
+    let dir = temp_dir("serve-upload");
+    let cookies = dir.join("jar");
+    let served = start_serve(
+        Llmux::new(&dir, &["serve", "--port", "0"])
+            .env("LLMUX_HUGGINGCHAT_BASE_URL", &hc.url("/chat"))
+            .env("LLMUX_COOKIES_DIR", &cookies.display().to_string())
+            .env("LLMUX_API_KEY", "gw-key"),
+    );
+    let chat = || async {
+        llmux_testkit::client::post_json(
+            &format!("{}/v1/chat/completions", served.addr),
+            &[("authorization", "Bearer gw-key")],
+            &json!({"model": "huggingchat:", "provider": "huggingchat", "messages": [{"role": "user", "content": "q"}]}),
+        )
+        .await
+        .expect("chat")
+    };
+    assert_eq!(chat().await.status.as_u16(), 401, "no cookies yet");
+
+    // the gateway key is needed
+    let resp = upload_cookies(&served.addr, &[("c.txt", HF_COOKIES_TXT)], None).await;
+    assert_eq!(resp.status.as_u16(), 401);
+    assert!(!cookies.join("c.txt").exists());
+
+    // a broken file among good ones: nothing is stored, the error names file and line
+    let bad = "# Netscape\n.huggingface.co\tTRUE\t/\n";
+    let resp = upload_cookies(
+        &served.addr,
+        &[("good.txt", HF_COOKIES_TXT), ("bad.txt", bad)],
+        Some("gw-key"),
+    )
+    .await;
+    assert_eq!(resp.status.as_u16(), 400);
+    let v = resp.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "invalid_cookie_file");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("bad.txt, line 2"),
+        "{v}"
+    );
+    assert!(!cookies.join("good.txt").exists());
+
+    // path traversal is reduced to the file name; other names are refused
+    let resp = upload_cookies(
+        &served.addr,
+        &[("../../outside.txt", HF_COOKIES_TXT)],
+        Some("gw-key"),
+    )
+    .await;
+    assert_eq!(resp.status.as_u16(), 200);
+    assert_eq!(
+        resp.json().await.expect("json"),
+        json!([{"filename": "outside.txt"}])
+    );
+    assert!(cookies.join("outside.txt").exists());
+    assert!(!dir.join("outside.txt").exists());
+    let resp = upload_cookies(&served.addr, &[("/etc/passwd", "root:x")], Some("gw-key")).await;
+    assert_eq!(resp.status.as_u16(), 400);
+    assert_eq!(
+        resp.json().await.expect("json")["error"]["code"],
+        "invalid_file_name"
+    );
+
+    // the running gateway picked up the uploaded cookie
+    let resp = chat().await;
+    assert_eq!(resp.status.as_u16(), 200);
+    let v = resp.json().await.expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], "Uploaded and used.");
+
+    // too large
+    let big = "#".repeat(llmux_cookies::MAX_FILE_BYTES + 100 * 1024);
+    let resp = upload_cookies(&served.addr, &[("big.txt", &big)], Some("gw-key")).await;
+    assert_eq!(resp.status.as_u16(), 413);
+}
