@@ -471,6 +471,9 @@ fn config_view(app: &App) -> Result<Value, CliError> {
     root.insert("proxy".into(), json!(proxy));
     root.insert("shuffle".into(), json!(f.shuffle.unwrap_or(false)));
     root.insert("max_retries".into(), json!(f.max_retries.unwrap_or(1)));
+    if let Some(d) = &app.cookies_dir {
+        root.insert("cookies_dir".into(), json!(d.display().to_string()));
+    }
 
     let t = f.timeouts.resolve();
     root.insert(

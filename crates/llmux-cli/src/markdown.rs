@@ -91,11 +91,9 @@ impl Render {
                     self.push(UNDERLINE);
                 }
             }
-            Tag::Paragraph => {
-                if self.lists.is_empty() {
-                    self.blank_line();
-                    self.quote_prefix();
-                }
+            Tag::Paragraph if self.lists.is_empty() => {
+                self.blank_line();
+                self.quote_prefix();
             }
             Tag::BlockQuote(_) => {
                 self.blank_line();
