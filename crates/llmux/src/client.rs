@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use llmux_core::http::{HttpClient, HttpConfig, Proxy};
 use llmux_core::{
-    ChatRequest, ChatResponse, ChatStream, Context, Cookies, Downloaded, Error, Provider, ProviderConfig,
-    ProviderInfo, Registration, Result, Timeouts,
+    ChatRequest, ChatResponse, ChatStream, Context, Cookies, Downloaded, Error, Provider,
+    ProviderConfig, ProviderInfo, Registration, Result, Timeouts,
 };
 use serde::Serialize;
 use tokio::time::Instant;
