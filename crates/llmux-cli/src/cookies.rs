@@ -77,6 +77,15 @@ pub(crate) fn source(dir: Arc<CookieDir>, configured: BTreeSet<String>) -> Cooki
     })
 }
 
+/// True when the cookies directory holds unexpired cookies for this provider.
+pub(crate) fn dir_has_cookies(dir: Option<&CookieDir>, info: &ProviderInfo) -> bool {
+    dir.is_some_and(|d| {
+        !d.lookup(&provider_hosts(info), time::now())
+            .cookies
+            .is_empty()
+    })
+}
+
 /// Runs `llmux cookies`.
 pub(crate) fn run(app: &App, args: CookiesArgs) -> Result<u8, CliError> {
     let dir = app

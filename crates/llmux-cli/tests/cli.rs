@@ -1356,6 +1356,17 @@ async fn cookies_directory_reaches_huggingchat_by_domain() {
         "{}",
         out.stdout
     );
+
+    // `providers` counts the directory's cookies as credentials
+    let out = run(&["providers", "--json"]).await;
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    let cred = |name: &str| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .map(|p| p["credentials"].clone())
+    };
+    assert_eq!(cred("huggingchat"), Some(json!(true)), "{v}");
+    assert_eq!(cred("flowgpt"), Some(json!(false)), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1469,8 +1480,10 @@ async fn serve_upload_cookies_stores_files_a_running_gateway_uses() {
         .await;
     let dir = temp_dir("serve-upload");
     let cookies = dir.join("jar");
+    // a small body limit, so the size test's body fits in the socket buffers
+    write(&dir.join("gw.toml"), "[server]\nmax_body_bytes = 4096\n");
     let served = start_serve(
-        Llmux::new(&dir, &["serve", "--port", "0"])
+        Llmux::new(&dir, &["--config", "gw.toml", "serve", "--port", "0"])
             .env("LLMUX_HUGGINGCHAT_BASE_URL", &hc.url("/chat"))
             .env("LLMUX_COOKIES_DIR", &cookies.display().to_string())
             .env("LLMUX_API_KEY", "gw-key"),
@@ -1538,8 +1551,9 @@ async fn serve_upload_cookies_stores_files_a_running_gateway_uses() {
     let v = resp.json().await.expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], "Uploaded and used.");
 
-    // too large
-    let big = "#".repeat(llmux_cookies::MAX_FILE_BYTES + 100 * 1024);
+    // larger than the gateway's body limit
+    let big = format!("# Netscape\n{}", "#".repeat(5000));
     let resp = upload_cookies(&served.addr, &[("big.txt", &big)], Some("gw-key")).await;
     assert_eq!(resp.status.as_u16(), 413);
+    assert!(!cookies.join("big.txt").exists());
 }

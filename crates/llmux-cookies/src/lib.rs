@@ -209,7 +209,7 @@ impl CookieDir {
     }
 
     /// Re-reads the directory if a file was added, removed or changed; returns the records and
-    /// the files that failed to parse.
+    /// the files that failed to parse (each logged once, as a warning).
     pub fn refresh(&self) -> (Arc<Vec<CookieRecord>>, Arc<Vec<FileError>>) {
         let stamp = self.stamp();
         let mut state = self
@@ -222,7 +222,11 @@ impl CookieDir {
             for (path, _, _) in &stamp {
                 match read_file(path) {
                     Ok(r) => records.extend(r),
-                    Err(e) => errors.push(e),
+                    Err(e) => {
+                        // once per change of the directory: the error names file and line only
+                        tracing::warn!("{e}; the file is skipped");
+                        errors.push(e);
+                    }
                 }
             }
             state.records = Arc::new(records);
