@@ -281,3 +281,75 @@ async fn a_failed_providers_login_prompt_is_not_mixed_into_the_fallback_answer()
     assert!(matches!(err, Some(Error::MissingAuth { .. })), "{err:?}");
     assert_eq!(logins(&chunks), 1);
 }
+
+/// The cookie source hook: asked per attempt, its error fails that attempt only (routing falls
+/// back), and cookies given with a request for a named provider are left alone.
+#[tokio::test]
+async fn cookie_source_is_asked_per_provider_and_its_error_falls_back() {
+    use std::sync::{Arc, Mutex};
+    let alpha = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("alpha")
+        .start()
+        .await;
+    let beta = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("beta")
+        .start()
+        .await;
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&asked);
+    let source: llmux::CookieSource = Arc::new(move |info| {
+        log.lock().expect("lock").push(info.name.clone());
+        if info.name == "alpha" {
+            Err(Error::MissingAuth {
+                provider: info.name.clone(),
+                help: "cookie `s` in a.txt expired".into(),
+                login_url: None,
+            })
+        } else {
+            Ok(Some(llmux::Cookies::parse("s=1")))
+        }
+    });
+    let client = Client::builder()
+        .ignore_env()
+        .registrations(llmux::core::registrations().expect("registry"))
+        .timeouts(short_timeouts())
+        .instance(
+            "alpha",
+            "openai-compat",
+            ProviderConfig::default().with_base_url(alpha.url("/v1")),
+        )
+        .instance(
+            "beta",
+            "openai-compat",
+            ProviderConfig::default().with_base_url(beta.url("/v1")),
+        )
+        .priority(["alpha", "beta"])
+        .cookie_source(source)
+        .build()
+        .expect("client");
+    let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(providers_of(&chunks), ["beta"]);
+    assert_eq!(text_of(&chunks), "beta");
+    assert_eq!(alpha.requests_to("/v1/chat/completions").len(), 0);
+    assert_eq!(*asked.lock().expect("lock"), ["alpha", "beta"]);
+
+    // alone, the hook's error is the answer
+    let (_, err) =
+        drain(client.chat(ChatRequest::user("shared-model", "hi").with_provider("alpha"))).await;
+    assert!(
+        matches!(err, Some(Error::MissingAuth { ref help, .. }) if help.contains("a.txt")),
+        "{err:?}"
+    );
+
+    // a request's own cookies for the named provider: the hook is not asked
+    asked.lock().expect("lock").clear();
+    let req = ChatRequest::user("shared-model", "hi")
+        .with_provider("alpha")
+        .with_cookies(llmux::Cookies::parse("own=1"));
+    let (_, err) = drain(client.chat(req)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(asked.lock().expect("lock").is_empty());
+}

@@ -11,7 +11,7 @@ use llmux::{
     Role,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 
 use crate::exit::{self, CliError};
 use crate::term::{DIM, RESET, Spinner, Tty};
@@ -58,6 +58,19 @@ pub(crate) struct ChatArgs {
     /// Maximum new tokens.
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// Offer these tools: a JSON array of OpenAI function tools; each tool call the model makes
+    /// is printed to stdout as one JSON line `{"id","name","arguments"}`.
+    #[arg(long, value_name = "FILE.json")]
+    tools: Option<PathBuf>,
+    /// Which tools the model may call: auto, required, none or a function name.
+    #[arg(long, value_name = "CHOICE", value_parser = crate::tools::parse_tool_choice)]
+    tool_choice: Option<llmux::ToolChoice>,
+    /// Ask for JSON that follows this schema (a JSON Schema, or `{"name","schema","strict"}`).
+    #[arg(long, value_name = "FILE.json")]
+    json_schema: Option<PathBuf>,
+    /// Emulate tools / structured output with a prompt on providers that lack them.
+    #[arg(long)]
+    tool_emulation: bool,
     /// Where generated images and audio are saved [default: `chat.output_dir`, else `.`].
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
@@ -70,24 +83,24 @@ pub(crate) struct ChatArgs {
 /// The conversation file: history plus the providers' conversation state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-struct ConversationFile {
+pub(crate) struct ConversationFile {
     /// Format version.
-    version: u32,
+    pub(crate) version: u32,
     /// Provider that answered last (reused when neither `-p` nor `-m` is given).
     #[serde(skip_serializing_if = "Option::is_none")]
-    provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// Model that answered last.
     #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
     /// The messages so far.
-    messages: Vec<Message>,
+    pub(crate) messages: Vec<Message>,
     /// Provider conversation state, keyed by provider name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    conversation: Option<Conversation>,
+    pub(crate) conversation: Option<Conversation>,
 }
 
 impl ConversationFile {
-    fn load(path: &Path) -> Result<Option<Self>, CliError> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Self>, CliError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -110,7 +123,7 @@ impl ConversationFile {
     }
 
     /// Writes atomically (temporary file + rename), readable only by the user on Unix.
-    fn save(&self, path: &Path) -> Result<(), CliError> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), CliError> {
         let fail = |e: std::io::Error| {
             CliError::new(
                 exit::FAILURE,
@@ -310,20 +323,23 @@ impl Renderer {
 }
 
 /// Chat state across turns.
-struct Session<'a> {
-    app: &'a App,
-    client: Client,
-    args: &'a ChatArgs,
+pub(crate) struct Session<'a> {
+    pub(crate) app: &'a App,
+    pub(crate) client: Client,
+    pub(crate) args: &'a ChatArgs,
     /// Provider and model for the next turn.
-    provider: Option<String>,
-    model: String,
+    pub(crate) provider: Option<String>,
+    pub(crate) model: String,
     /// Provider/model pinned by flags (or config); otherwise the answering one is kept.
-    pinned: bool,
-    initial: (Option<String>, String),
-    system: Option<String>,
-    history: Vec<Message>,
-    conversation: Option<Conversation>,
-    output_dir: PathBuf,
+    pub(crate) pinned: bool,
+    pub(crate) initial: (Option<String>, String),
+    pub(crate) system: Option<String>,
+    pub(crate) history: Vec<Message>,
+    pub(crate) conversation: Option<Conversation>,
+    pub(crate) output_dir: PathBuf,
+    /// `--tools` and `--json-schema`, read once.
+    pub(crate) tools: Vec<llmux::Tool>,
+    pub(crate) response_format: Option<llmux::ResponseFormat>,
 }
 
 impl Session<'_> {
@@ -352,11 +368,21 @@ impl Session<'_> {
         req.idle_timeout = self.args.idle_timeout;
         req.temperature = self.args.temperature;
         req.max_tokens = self.args.max_tokens;
+        req.tools = self.tools.clone();
+        req.tool_choice = self.args.tool_choice.clone();
+        req.response_format = self.response_format.clone();
+        if self.args.tool_emulation {
+            req.tool_emulation = Some(true);
+        }
         req
     }
 
     /// One question and its answer, printed as it streams.
-    async fn turn(&mut self, prompt: &str, attachments: Vec<Media>) -> Result<(), CliError> {
+    pub(crate) async fn turn(
+        &mut self,
+        prompt: &str,
+        attachments: Vec<Media>,
+    ) -> Result<(), CliError> {
         let req = self.request(prompt, attachments);
         let mut renderer = Renderer::new(self.app.tty, self.args.json, self.app.verbose > 0);
         let mut stream = self.client.chat(req);
@@ -375,6 +401,12 @@ impl Session<'_> {
         }
         renderer.end_stream().await;
         let resp = acc.finish();
+        if self.app.tty.color && !self.args.json {
+            crate::markdown::rerender(&resp.text);
+        }
+        if !self.args.json {
+            crate::tools::print_calls(&resp.tool_calls);
+        }
         let files = save_outputs(&self.client, &resp, &self.output_dir, prompt).await;
         let files = match files {
             Ok(f) => f,
@@ -404,10 +436,15 @@ impl Session<'_> {
         self.save()
     }
 
-    fn save(&self) -> Result<(), CliError> {
+    pub(crate) fn save(&self) -> Result<(), CliError> {
         let Some(path) = &self.args.conversation else {
             return Ok(());
         };
+        self.snapshot().save(path)
+    }
+
+    /// The session as a conversation file.
+    pub(crate) fn snapshot(&self) -> ConversationFile {
         ConversationFile {
             version: 1,
             provider: self.provider.clone(),
@@ -415,10 +452,9 @@ impl Session<'_> {
             messages: self.history.clone(),
             conversation: self.conversation.clone(),
         }
-        .save(path)
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.history.clear();
         self.conversation = None;
         (self.provider, self.model) = self.initial.clone();
@@ -469,14 +505,19 @@ async fn read_stdin() -> Result<String, CliError> {
 }
 
 fn attachments(args: &ChatArgs) -> Result<Vec<Media>, CliError> {
-    let mut out = Vec::new();
-    for path in args.images.iter().chain(&args.audio) {
-        let m = Media::from_path(path).map_err(|e| CliError::usage(e.to_string()))?;
-        llmux::core::media::classify_media(&m)
-            .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
-        out.push(m);
-    }
-    Ok(out)
+    args.images
+        .iter()
+        .chain(&args.audio)
+        .map(|p| attachment(p))
+        .collect()
+}
+
+/// Reads an image or audio file to attach.
+pub(crate) fn attachment(path: &Path) -> Result<Media, CliError> {
+    let m = Media::from_path(path).map_err(|e| CliError::usage(e.to_string()))?;
+    llmux::core::media::classify_media(&m)
+        .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+    Ok(m)
 }
 
 fn interrupted() -> CliError {
@@ -525,6 +566,15 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
             .clone()
             .or_else(|| chat_cfg.output_dir())
             .unwrap_or_else(|| PathBuf::from(".")),
+        tools: match &args.tools {
+            Some(p) => crate::tools::load_tools(p)?,
+            None => Vec::new(),
+        },
+        response_format: args
+            .json_schema
+            .as_deref()
+            .map(crate::tools::load_schema)
+            .transpose()?,
     };
 
     let prompt = if args.prompt.len() == 1 && args.prompt[0] == "-" {
@@ -551,12 +601,12 @@ pub(crate) async fn run(app: &App, args: ChatArgs) -> Result<u8, CliError> {
                 }
             }
         }
-        None => interactive(&mut session, media).await,
+        None => crate::repl::run(&mut session, media).await,
     }
 }
 
 /// Ends a line cut short by Ctrl-C (resetting a dim style).
-fn end_aborted_line(tty: Tty) {
+pub(crate) fn end_aborted_line(tty: Tty) {
     if tty.color {
         print!("{RESET}");
     }
@@ -567,70 +617,6 @@ fn end_aborted_line(tty: Tty) {
 pub(crate) async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-const HELP: &str =
-    "commands: /exit (or Ctrl-D) quits, /reset starts a new conversation, /help shows this";
-
-async fn interactive(session: &mut Session<'_>, mut media: Vec<Media>) -> Result<u8, CliError> {
-    let target = match (&session.provider, session.model.as_str()) {
-        (Some(p), "") => p.clone(),
-        (Some(p), m) => format!("{p}:{m}"),
-        (None, "") => "the default model".to_owned(),
-        (None, m) => m.to_owned(),
-    };
-    eprintln!(
-        "llmux chat with {target}{}; {HELP}",
-        if session.history.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} earlier messages)", session.history.len())
-        }
-    );
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        eprint!("> ");
-        let _ = std::io::stderr().flush();
-        let line = tokio::select! {
-            l = lines.next_line() => l.map_err(|e| CliError::new(exit::FAILURE, format!("cannot read stdin: {e}")))?,
-            () = ctrl_c() => {
-                eprintln!();
-                return Ok(exit::INTERRUPTED);
-            }
-        };
-        let Some(line) = line else {
-            eprintln!();
-            return Ok(exit::OK);
-        };
-        let input = line.trim();
-        match input {
-            "" => continue,
-            "/exit" | "/quit" | "/q" => return Ok(exit::OK),
-            "/reset" | "/new" => {
-                session.reset();
-                session.save()?;
-                eprintln!("(new conversation)");
-                continue;
-            }
-            "/help" | "/?" => {
-                eprintln!("{HELP}");
-                continue;
-            }
-            _ => {}
-        }
-        let attach = std::mem::take(&mut media);
-        let result = tokio::select! {
-            r = session.turn(input, attach) => r,
-            () = ctrl_c() => {
-                end_aborted_line(session.app.tty);
-                eprintln!("(cancelled)");
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            e.print(session.app.verbose > 0);
-        }
     }
 }
 

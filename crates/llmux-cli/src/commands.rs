@@ -284,16 +284,18 @@ pub(crate) fn providers(app: &App, as_json: bool) -> Result<u8, CliError> {
     let client = app.client()?;
     let list = client.providers();
     let configs = effective_configs(app);
+    let jar = app.cookies_dir.as_ref().map(llmux_cookies::CookieDir::new);
+    let has = |info: &llmux::ProviderInfo| {
+        has_credentials(configs.get(&info.name).map(|c| &c.1))
+            || crate::cookies::dir_has_cookies(jar.as_ref(), info)
+    };
     if as_json {
         let v: Vec<Value> = list
             .iter()
             .map(|l| {
                 let mut v = serde_json::to_value(l).unwrap_or(Value::Null);
                 if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "credentials".into(),
-                        Value::Bool(has_credentials(configs.get(&l.info.name).map(|c| &c.1))),
-                    );
+                    o.insert("credentials".into(), Value::Bool(has(&l.info)));
                 }
                 v
             })
@@ -304,7 +306,7 @@ pub(crate) fn providers(app: &App, as_json: bool) -> Result<u8, CliError> {
         .iter()
         .map(|l| {
             let i = &l.info;
-            let creds = has_credentials(configs.get(&i.name).map(|c| &c.1));
+            let creds = has(i);
             let auth = match (i.needs_auth, creds) {
                 (true, true) => "required, set",
                 (true, false) => "required, missing",
@@ -471,6 +473,9 @@ fn config_view(app: &App) -> Result<Value, CliError> {
     root.insert("proxy".into(), json!(proxy));
     root.insert("shuffle".into(), json!(f.shuffle.unwrap_or(false)));
     root.insert("max_retries".into(), json!(f.max_retries.unwrap_or(1)));
+    if let Some(d) = &app.cookies_dir {
+        root.insert("cookies_dir".into(), json!(d.display().to_string()));
+    }
 
     let t = f.timeouts.resolve();
     root.insert(

@@ -528,6 +528,9 @@ pub struct Overrides {
     pub tool_emulation: bool,
 }
 
+/// Providers that take a Hugging Face token as their API key when none is configured.
+pub const HF_TOKEN_PROVIDERS: &[&str] = &["huggingface-inference"];
+
 /// The `openai-compat` provider name.
 pub const OPENAI_COMPAT: &str = "openai-compat";
 
@@ -574,6 +577,10 @@ impl Settings {
                     .map(|s| s.to_provider_config(name))
                     .unwrap_or_else(|| ProviderConfig::named(*name));
                 cfg.merge(&ProviderConfig::from_lookup(name, extra, env));
+                if HF_TOKEN_PROVIDERS.contains(name) && cfg.api_key.is_none() {
+                    // nothing more specific: `HF_TOKEN` or the Hugging Face CLI's token file
+                    cfg.api_key = llmux_cookies::hf_token(env);
+                }
                 if *name == OPENAI_COMPAT {
                     if let Some(u) = &overrides.upstream {
                         cfg.origins.insert("base".into(), u.clone());

@@ -31,9 +31,13 @@ pub mod exit;
 
 mod chat;
 mod commands;
+mod cookies;
+mod markdown;
 mod media;
+mod repl;
 mod serve;
 mod term;
+mod tools;
 
 use config::{Overrides, Settings};
 use exit::CliError;
@@ -59,6 +63,16 @@ struct Cli {
         hide_env_values = true
     )]
     proxy: Option<String>,
+    /// Browser cookie files for providers (.har, .json exports, cookies.txt), re-read on change
+    /// [default: ~/.config/llmux/cookies].
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "LLMUX_COOKIES_DIR",
+        hide_env_values = true
+    )]
+    cookies_dir: Option<PathBuf>,
     /// More output: -v shows the provider, every failed attempt and token usage; -vv debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -80,6 +94,8 @@ enum Command {
     Providers(JsonFlag),
     /// Show the effective configuration (secrets masked).
     Config(JsonFlag),
+    /// Browser cookies for providers: import files, list what each provider gets.
+    Cookies(cookies::CookiesArgs),
 }
 
 /// `--json` alone.
@@ -109,6 +125,8 @@ pub(crate) struct App {
     pub overrides: Overrides,
     pub verbose: u8,
     pub tty: term::Tty,
+    /// The cookies directory (`--cookies-dir`, `LLMUX_COOKIES_DIR`, else the default).
+    pub cookies_dir: Option<PathBuf>,
 }
 
 /// Reads the process environment.
@@ -123,6 +141,26 @@ impl App {
             .settings
             .client_builder(&self.regs, &env_var, &self.overrides)
             .map_err(CliError::usage)?;
+        let builder = match &self.cookies_dir {
+            Some(dir) => {
+                let configured = self
+                    .settings
+                    .provider_configs(&self.regs, &env_var, &self.overrides)
+                    .into_iter()
+                    .chain(
+                        self.settings
+                            .instance_configs(&self.regs, &env_var)
+                            .into_iter()
+                            .map(|(n, _, c)| (n, c)),
+                    )
+                    .filter(|(_, c)| c.cookies.as_ref().is_some_and(|j| !j.is_empty()))
+                    .map(|(n, _)| n)
+                    .collect();
+                let dir = std::sync::Arc::new(llmux_cookies::CookieDir::new(dir));
+                builder.cookie_source(cookies::source(dir, configured))
+            }
+            None => builder,
+        };
         builder.build().map_err(CliError::from)
     }
 }
@@ -159,6 +197,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         },
         verbose: cli.verbose,
         tty: term::Tty::detect(),
+        cookies_dir: cookies::resolve_dir(cli.cookies_dir),
     };
     app.settings
         .proxy(&app.overrides)
@@ -174,6 +213,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Models(args) => commands::models(&app, args).await,
         Command::Providers(a) => commands::providers(&app, a.json),
         Command::Config(a) => commands::show_config(&app, a.json),
+        Command::Cookies(args) => cookies::run(&app, args),
     }
 }
 

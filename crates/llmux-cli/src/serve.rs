@@ -107,6 +107,7 @@ pub(crate) fn server_config(
         ui: !flags.no_ui,
         responses_store_size: s.responses_store_size.unwrap_or(d.responses_store_size),
         responses_store_ttl: s.responses_store_ttl.unwrap_or(d.responses_store_ttl),
+        cookies_dir: None,
     })
 }
 
@@ -169,7 +170,8 @@ fn open_page(url: &str) {
 
 /// Runs `llmux serve` until Ctrl-C / SIGTERM.
 pub(crate) async fn run(app: &App, args: ServeArgs) -> Result<u8, CliError> {
-    let config = server_config(&app.settings, &ServeFlags::from(&args))?;
+    let mut config = server_config(&app.settings, &ServeFlags::from(&args))?;
+    config.cookies_dir.clone_from(&app.cookies_dir);
     let client = app.client()?;
     let requested = config.bind;
     let open = config.api_key.is_none() && !requested.ip().is_loopback();

@@ -1127,3 +1127,440 @@ async fn serve_reports_a_busy_port() {
         out.stderr
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// tools and structured output (issue #12)
+
+/// One OpenAI streaming chunk carrying `delta`.
+fn delta_chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-t", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_tools_prints_each_call_as_a_json_line() {
+    use llmux_testkit::Reply;
+    let server = FakeOpenAi::new().start().await;
+    let events = vec![
+        delta_chunk(json!({"role": "assistant", "content": null}), None).to_string(),
+        delta_chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":"}}]}), None).to_string(),
+        delta_chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}), None).to_string(),
+        delta_chunk(json!({"tool_calls": [{"index": 1, "id": "call_2", "type": "function", "function": {"name": "note", "arguments": "not json"}}]}), None).to_string(),
+        delta_chunk(json!({}), Some("tool_calls")).to_string(),
+        "[DONE]".to_owned(),
+    ];
+    server.inject("/v1/chat/completions", Fault::Reply(Reply::sse(events)));
+    let dir = temp_dir("tools");
+    write(
+        &dir.join("tools.json"),
+        r#"[{"type":"function","function":{"name":"get_weather","description":"Weather of a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true}},
+            {"name":"note","parameters":{"type":"object"}}]"#,
+    );
+    let out = Llmux::new(
+        &dir,
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--tools",
+            "tools.json",
+            "--tool-choice",
+            "required",
+            "weather?",
+        ],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}),
+            json!({"id": "call_2", "name": "note", "arguments": "not json"}),
+        ]
+    );
+    let body = &chat_bodies(&server)[0];
+    assert_eq!(body["tool_choice"], "required");
+    assert_eq!(body["tools"][0]["type"], "function");
+    assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["tools"][0]["function"]["strict"], true);
+    assert_eq!(body["tools"][1]["function"]["name"], "note");
+
+    // a named function as the choice
+    let out = Llmux::new(
+        &dir,
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--tools",
+            "tools.json",
+            "--tool-choice",
+            "note",
+            "x",
+        ],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        chat_bodies(&server)[1]["tool_choice"],
+        json!({"type": "function", "function": {"name": "note"}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_tools_file_errors_name_the_file() {
+    let dir = temp_dir("tools-bad");
+    write(
+        &dir.join("broken.json"),
+        r#"[{"type":"function","function":{"description":"no name"}}]"#,
+    );
+    let out = Llmux::new(&dir, &["chat", "--tools", "broken.json", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tool 1 has no function `name`"),
+        "{}",
+        out.stderr
+    );
+    let out = Llmux::new(&dir, &["chat", "--json-schema", "missing.json", "x"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("missing.json"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_json_schema_asks_for_structured_output() {
+    let server = FakeOpenAi::new().reply(r#"{"name":"Ada"}"#).start().await;
+    let dir = temp_dir("schema");
+    write(
+        &dir.join("person.json"),
+        r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}"#,
+    );
+    let out = Llmux::new(
+        &dir,
+        &[
+            "chat",
+            "-m",
+            "openai-compat:fake-model",
+            "--json-schema",
+            "person.json",
+            "--tool-emulation",
+            "who?",
+        ],
+    )
+    .env("LLMUX_OPENAI_COMPAT_BASE_URL", &fake_url(&server))
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "{\"name\":\"Ada\"}\n");
+    let body = &chat_bodies(&server)[0];
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["name"], "person");
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["required"],
+        json!(["name"])
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// cookies directory (issue #19)
+
+const HF_COOKIES_TXT: &str = "# Netscape HTTP Cookie File\n.huggingface.co\tTRUE\t/\tTRUE\t4102444800\thf-chat\tfake-hf-chat-session\n";
+const HF_EXPIRED_JSON: &str = r#"[{"domain": ".huggingface.co", "name": "hf-chat", "value": "stale-cookie-value", "expirationDate": 978307200}]"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_directory_reaches_huggingchat_by_domain() {
+    use llmux_testkit::huggingchat::FakeHuggingChat;
+    let server = FakeHuggingChat::new().reply("Dune.").start().await;
+    let dir = temp_dir("cookies-hc");
+    let cookies = dir.join("cookies");
+    std::fs::create_dir_all(&cookies).expect("dir");
+    let run = |args: &[&str]| {
+        Llmux::new(&dir, args)
+            .env("LLMUX_HUGGINGCHAT_BASE_URL", &server.url("/chat"))
+            .env("LLMUX_COOKIES_DIR", &cookies.display().to_string())
+            .run()
+    };
+    // no cookies: HuggingChat asks for them
+    let out = run(&["chat", "-p", "huggingchat", "q"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+
+    // an expired cookie: named with its file, value never shown
+    write(&cookies.join("old.json"), HF_EXPIRED_JSON);
+    let out = run(&["chat", "-p", "huggingchat", "q"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("cookie `hf-chat`"), "{}", out.stderr);
+    assert!(out.stderr.contains("old.json"), "{}", out.stderr);
+    assert!(out.stderr.contains("expired 2001-01-01"), "{}", out.stderr);
+    assert!(!out.stderr.contains("stale-cookie-value"), "{}", out.stderr);
+
+    // a valid cookies.txt: the fake accepts the session
+    write(&cookies.join("browser.txt"), HF_COOKIES_TXT);
+    let out = run(&["chat", "-p", "huggingchat", "q"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "Dune.\n");
+    let sent = server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("cookie").map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert!(
+        sent.iter()
+            .any(|c| c.contains("hf-chat=fake-hf-chat-session")),
+        "{sent:?}"
+    );
+
+    // `cookies list`: providers by domain, values masked, expiry shown
+    let out = run(&["cookies", "list"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        !out.stdout.contains("fake-hf-chat-session"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("stale-cookie-value"), "{}", out.stdout);
+    let hc: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("huggingchat "))
+        .collect();
+    assert_eq!(hc.len(), 2, "{}", out.stdout);
+    assert!(
+        hc.iter().any(|l| l.contains("hf-chat=***")
+            && l.contains("2100-01-01")
+            && l.contains("browser.txt")),
+        "{hc:?}"
+    );
+    assert!(
+        hc.iter()
+            .any(|l| l.contains("expired 2001-01-01") && l.contains("old.json")),
+        "{hc:?}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("microsoft-phi-4 ")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("flowgpt ")),
+        "{}",
+        out.stdout
+    );
+
+    // `providers` counts the directory's cookies as credentials
+    let out = run(&["providers", "--json"]).await;
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    let cred = |name: &str| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .map(|p| p["credentials"].clone())
+    };
+    assert_eq!(cred("huggingchat"), Some(json!(true)), "{v}");
+    assert_eq!(cred("flowgpt"), Some(json!(false)), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_import_validates_and_copies() {
+    let dir = temp_dir("cookies-import");
+    let cookies = dir.join("store");
+    write(&dir.join("good.txt"), HF_COOKIES_TXT);
+    write(
+        &dir.join("bad.txt"),
+        "# Netscape\n.huggingface.co\tTRUE\t/\tTRUE\tsoon\thf-chat\tsecret-in-bad-file\n",
+    );
+    let env_dir = cookies.display().to_string();
+    let out = Llmux::new(&dir, &["cookies", "import", "good.txt"])
+        .env("LLMUX_COOKIES_DIR", &env_dir)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("1 cookies, 0 expired"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(cookies.join("good.txt")).expect("copied"),
+        HF_COOKIES_TXT
+    );
+    let out = Llmux::new(&dir, &["cookies", "import", "bad.txt"])
+        .env("LLMUX_COOKIES_DIR", &env_dir)
+        .run()
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("bad.txt, line 2"), "{}", out.stderr);
+    assert!(!out.stderr.contains("secret-in-bad-file"), "{}", out.stderr);
+    assert!(!cookies.join("bad.txt").exists());
+    // the --cookies-dir flag wins; the default lives in the config dir
+    let out = Llmux::new(
+        &dir,
+        &["--cookies-dir", "flagdir", "cookies", "import", "good.txt"],
+    )
+    .env("LLMUX_COOKIES_DIR", &env_dir)
+    .run()
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(dir.join("flagdir/good.txt").exists());
+    let out = Llmux::new(&dir, &["cookies", "import", "good.txt"])
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        dir.join(".config/llmux/cookies/good.txt").exists(),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hf_token_file_reaches_huggingface_inference() {
+    let dir = temp_dir("hf-token");
+    std::fs::create_dir_all(dir.join(".cache/huggingface")).expect("dir");
+    write(
+        &dir.join(".cache/huggingface/token"),
+        "hf_secret_from_cli_login\n",
+    );
+    let out = Llmux::new(&dir, &["config", "--json"]).run().await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(
+        v["config"]["providers"]["huggingface-inference"]["api_key"],
+        "***"
+    );
+    assert!(!out.stdout.contains("hf_secret_from_cli_login"));
+    // a configured key wins
+    let out = Llmux::new(&dir, &["config", "--json"])
+        .env("HF_TOKEN", "hf_env_token")
+        .run()
+        .await;
+    assert!(!out.stdout.contains("hf_env_token"));
+}
+
+/// `POST /v1/upload_cookies` with `files` parts `(file name, content)`.
+async fn upload_cookies(
+    addr: &str,
+    files: &[(&str, &str)],
+    key: Option<&str>,
+) -> llmux_testkit::client::ClientResponse {
+    let mut form = llmux::core::http::Multipart::new();
+    for (name, text) in files {
+        form = form.file("files", *name, "application/octet-stream", text.to_string());
+    }
+    let ct = form.content_type();
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", ct.as_str())];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    llmux_testkit::client::send(
+        llmux_testkit::Method::POST,
+        &format!("{addr}/v1/upload_cookies"),
+        &headers,
+        form.into_bytes(),
+    )
+    .await
+    .expect("upload")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_upload_cookies_stores_files_a_running_gateway_uses() {
+    use llmux_testkit::huggingchat::FakeHuggingChat;
+    let hc = FakeHuggingChat::new()
+        .reply("Uploaded and used.")
+        .start()
+        .await;
+    let dir = temp_dir("serve-upload");
+    let cookies = dir.join("jar");
+    // a small body limit, so the size test's body fits in the socket buffers
+    write(&dir.join("gw.toml"), "[server]\nmax_body_bytes = 4096\n");
+    let served = start_serve(
+        Llmux::new(&dir, &["--config", "gw.toml", "serve", "--port", "0"])
+            .env("LLMUX_HUGGINGCHAT_BASE_URL", &hc.url("/chat"))
+            .env("LLMUX_COOKIES_DIR", &cookies.display().to_string())
+            .env("LLMUX_API_KEY", "gw-key"),
+    );
+    let chat = || async {
+        llmux_testkit::client::post_json(
+            &format!("{}/v1/chat/completions", served.addr),
+            &[("authorization", "Bearer gw-key")],
+            &json!({"model": "huggingchat:", "provider": "huggingchat", "messages": [{"role": "user", "content": "q"}]}),
+        )
+        .await
+        .expect("chat")
+    };
+    assert_eq!(chat().await.status.as_u16(), 401, "no cookies yet");
+
+    // the gateway key is needed
+    let resp = upload_cookies(&served.addr, &[("c.txt", HF_COOKIES_TXT)], None).await;
+    assert_eq!(resp.status.as_u16(), 401);
+    assert!(!cookies.join("c.txt").exists());
+
+    // a broken file among good ones: nothing is stored, the error names file and line
+    let bad = "# Netscape\n.huggingface.co\tTRUE\t/\n";
+    let resp = upload_cookies(
+        &served.addr,
+        &[("good.txt", HF_COOKIES_TXT), ("bad.txt", bad)],
+        Some("gw-key"),
+    )
+    .await;
+    assert_eq!(resp.status.as_u16(), 400);
+    let v = resp.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "invalid_cookie_file");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("bad.txt, line 2"),
+        "{v}"
+    );
+    assert!(!cookies.join("good.txt").exists());
+
+    // path traversal is reduced to the file name; other names are refused
+    let resp = upload_cookies(
+        &served.addr,
+        &[("../../outside.txt", HF_COOKIES_TXT)],
+        Some("gw-key"),
+    )
+    .await;
+    assert_eq!(resp.status.as_u16(), 200);
+    assert_eq!(
+        resp.json().await.expect("json"),
+        json!([{"filename": "outside.txt"}])
+    );
+    assert!(cookies.join("outside.txt").exists());
+    assert!(!dir.join("outside.txt").exists());
+    let resp = upload_cookies(&served.addr, &[("/etc/passwd", "root:x")], Some("gw-key")).await;
+    assert_eq!(resp.status.as_u16(), 400);
+    assert_eq!(
+        resp.json().await.expect("json")["error"]["code"],
+        "invalid_file_name"
+    );
+
+    // the running gateway picked up the uploaded cookie
+    let resp = chat().await;
+    assert_eq!(resp.status.as_u16(), 200);
+    let v = resp.json().await.expect("json");
+    assert_eq!(v["choices"][0]["message"]["content"], "Uploaded and used.");
+
+    // larger than the gateway's body limit
+    let big = format!("# Netscape\n{}", "#".repeat(5000));
+    let resp = upload_cookies(&served.addr, &[("big.txt", &big)], Some("gw-key")).await;
+    assert_eq!(resp.status.as_u16(), 413);
+    assert!(!cookies.join("big.txt").exists());
+}

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub responses_store_size: usize,
     /// How long a stored response is kept (default 1 hour).
     pub responses_store_ttl: Duration,
+    /// Where `POST /v1/upload_cookies` stores browser cookie files (`None`: uploads are
+    /// refused with 404). The CLI passes its cookies directory.
+    pub cookies_dir: Option<std::path::PathBuf>,
 }
 
 /// Default of [`ServerConfig::responses_store_size`].
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             ui: true,
             responses_store_size: DEFAULT_RESPONSES_STORE_SIZE,
             responses_store_ttl: DEFAULT_RESPONSES_STORE_TTL,
+            cookies_dir: None,
         }
     }
 }
@@ -112,6 +116,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("ui", &self.ui)
             .field("responses_store_size", &self.responses_store_size)
             .field("responses_store_ttl", &self.responses_store_ttl)
+            .field("cookies_dir", &self.cookies_dir)
             .finish()
     }
 }

@@ -39,6 +39,7 @@
 //! | `GET /v1/models`, `GET /v1/models/{id}` | models of the providers automatic routing uses (`owned_by` = provider); `{id}` may also be an alias or `provider:model` |
 //! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
 //! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
+//! | `POST /v1/upload_cookies` | g4f's cookie upload: multipart `files` stored in [`ServerConfig::cookies_dir`] (see the `cookies` module) |
 //! | `GET /health` | liveness, never needs the key |
 //! | `GET /`, `GET /chat`, `GET /ui/*` | the web chat page ([`ServerConfig::ui`]); never needs the key |
 //!
@@ -125,6 +126,7 @@
 mod answer;
 mod body;
 mod config;
+mod cookies;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -137,6 +137,7 @@ enum Route {
     Provider(String),
     Responses,
     Response(String),
+    UploadCookies,
 }
 
 impl Route {
@@ -151,6 +152,7 @@ impl Route {
             Route::Provider(_) => "/v1/providers/{name}",
             Route::Responses => "/v1/responses",
             Route::Response(_) => "/v1/responses/{id}",
+            Route::UploadCookies => "/v1/upload_cookies",
         }
     }
 
@@ -163,7 +165,7 @@ impl Route {
 
     fn method(&self) -> Method {
         match self {
-            Route::Chat | Route::Images | Route::Responses => Method::POST,
+            Route::Chat | Route::Images | Route::Responses | Route::UploadCookies => Method::POST,
             _ => Method::GET,
         }
     }
@@ -189,6 +191,7 @@ fn route(path: &str) -> Option<Route> {
         "/models" => Route::Models,
         "/providers" => Route::Providers,
         "/responses" => Route::Responses,
+        "/upload_cookies" => Route::UploadCookies,
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
@@ -327,6 +330,7 @@ where
                     crate::responses::delete(state, &id).await
                 }
                 Route::Response(id) => crate::responses::get(state, &id).await,
+                Route::UploadCookies => crate::cookies::upload(state, req).await,
                 Route::Health => health(),
             },
         },

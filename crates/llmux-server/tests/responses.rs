@@ -99,12 +99,14 @@ impl Provider for Scripted {
                     id: Some("call_w1".into()),
                     name: Some("get_weather".into()),
                     arguments: "{\"city\":".into(),
+                    ..ToolCallDelta::default()
                 })),
                 Ok(Chunk::ToolCall(ToolCallDelta {
                     index: 0,
                     id: None,
                     name: None,
                     arguments: "\"Paris\"}".into(),
+                    ..ToolCallDelta::default()
                 })),
             ],
             "think" => vec![

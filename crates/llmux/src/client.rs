@@ -6,14 +6,22 @@ use std::time::Duration;
 
 use llmux_core::http::{HttpClient, HttpConfig, Proxy};
 use llmux_core::{
-    ChatRequest, ChatResponse, ChatStream, Context, Downloaded, Error, Provider, ProviderConfig,
-    ProviderInfo, Registration, Result, Timeouts,
+    ChatRequest, ChatResponse, ChatStream, Context, Cookies, Downloaded, Error, Provider,
+    ProviderConfig, ProviderInfo, Registration, Result, Timeouts,
 };
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::fallback;
 use crate::resolve;
+
+/// Cookies supplied at call time, per provider (see [`ClientBuilder::cookie_source`]).
+///
+/// Called before each attempt on a provider when the request carries no cookies of its own;
+/// `Ok(Some(jar))` hands `jar` to that provider with the request, `Ok(None)` adds nothing, and an
+/// error (e.g. [`Error::MissingAuth`] naming an expired cookie) fails that attempt, so routing
+/// falls back to the next provider.
+pub type CookieSource = Arc<dyn Fn(&ProviderInfo) -> Result<Option<Cookies>> + Send + Sync>;
 
 /// A built provider with its configured `enabled` and `tool_emulation`.
 type Built = (Arc<dyn Provider>, Option<bool>, Option<bool>);
@@ -84,6 +92,8 @@ pub(crate) struct Inner {
     pub aliases: BTreeMap<String, String>,
     /// Routing results that needed discovery (see [`resolve::RouteCache`]).
     pub routes: resolve::RouteCache,
+    /// Per-provider cookies looked up at call time.
+    pub cookie_source: Option<CookieSource>,
 }
 
 /// The llmux client: picks providers by name or model, streams chunks, falls back.
@@ -300,9 +310,18 @@ pub struct ClientBuilder {
     max_retries: Option<u32>,
     tool_emulation: bool,
     aliases: BTreeMap<String, String>,
+    cookie_source: Option<CookieSource>,
 }
 
 impl ClientBuilder {
+    /// Looks up each provider's cookies at call time (a cookies directory that changes while
+    /// the client runs): the source's cookies go with the request to that provider only, and
+    /// only when the request has none; providers merge them over their configured cookies.
+    pub fn cookie_source(mut self, source: CookieSource) -> Self {
+        self.cookie_source = Some(source);
+        self
+    }
+
     /// Configures a compiled-in provider (merged over its environment configuration).
     pub fn provider(mut self, name: &str, config: ProviderConfig) -> Self {
         self.configs
@@ -487,6 +506,7 @@ impl ClientBuilder {
                 tool_emulation: self.tool_emulation,
                 aliases: self.aliases,
                 routes: resolve::RouteCache::default(),
+                cookie_source: self.cookie_source,
             }),
         })
     }

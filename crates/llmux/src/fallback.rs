@@ -67,7 +67,7 @@ fn merge_state(prev: Option<&Conversation>, provider: &str, state: Conversation)
     Conversation(serde_json::Value::Object(map))
 }
 
-fn request_for(req: &ChatRequest, cand: &Candidate) -> ChatRequest {
+fn request_for(client: &Client, req: &ChatRequest, cand: &Candidate) -> Result<ChatRequest, Error> {
     let mut r = req.clone();
     r.model = cand.model.clone();
     r.provider = Some(cand.entry.info().name.clone());
@@ -78,7 +78,10 @@ fn request_for(req: &ChatRequest, cand: &Candidate) -> ChatRequest {
         r.api_key = None;
         r.cookies = None;
     }
-    r
+    if let (None, Some(source)) = (&r.cookies, &client.inner.cookie_source) {
+        r.cookies = source(cand.entry.info())?;
+    }
+    Ok(r)
 }
 
 /// "No provider serves the model", naming the providers that were tried because their model
@@ -127,7 +130,13 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
             let info = cand.entry.info();
             let name = info.name.clone();
             tried.push(name.clone());
-            let mut preq = request_for(&req, cand);
+            let mut preq = match request_for(&client, &req, cand) {
+                Ok(r) => r,
+                Err(e) => {
+                    attempts.push(Attempt { provider: name.clone(), model: cand.model.clone(), error: Box::new(e.with_provider(&name)) });
+                    continue 'candidates;
+                }
+            };
             let emulated = emulation::rewrite(&mut preq, plan);
             let shown_model = if cand.model.is_empty() { info.default_model.clone() } else { cand.model.clone() };
             yield Chunk::Provider(ProviderInfoChunk {

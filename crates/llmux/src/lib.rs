@@ -36,7 +36,7 @@ mod emulation;
 mod fallback;
 mod resolve;
 
-pub use client::{Client, ClientBuilder, ModelKind, ModelListing, ProviderListing};
+pub use client::{Client, ClientBuilder, CookieSource, ModelKind, ModelListing, ProviderListing};
 pub use llmux_core::http::{HttpConfig, Proxy};
 pub use llmux_core::{
     Accumulator, Action, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, Chunk,

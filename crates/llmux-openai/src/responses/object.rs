@@ -291,6 +291,7 @@ pub fn output_messages(output: &[OutputItem]) -> Vec<Message> {
                 id: call_id.clone(),
                 name: name.clone(),
                 arguments: arguments.clone(),
+                ..ToolCall::default()
             }),
             OutputItem::Reasoning { .. } => {}
         }

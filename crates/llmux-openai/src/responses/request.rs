@@ -437,6 +437,7 @@ fn items_in(items: Vec<Value>, allow_remote: bool, out: &mut Vec<Message>) -> Re
                     id: string(&item, &at, "call_id")?,
                     name: string(&item, &at, "name")?,
                     arguments: string(&item, &at, "arguments")?,
+                    ..ToolCall::default()
                 };
                 match out.last_mut() {
                     Some(m) if m.role == Role::Assistant => m.tool_calls.push(call),
