@@ -34,6 +34,7 @@
 pub mod chunk;
 pub mod config;
 pub mod decode;
+pub mod embedding;
 pub mod error;
 pub mod gradio;
 pub mod http;
@@ -50,6 +51,7 @@ pub use chunk::{
     Reasoning, Source, ToolCallDelta, Usage,
 };
 pub use config::{ProviderConfig, Timeouts};
+pub use embedding::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use error::{Action, Attempt, Error, Result, TimeoutPhase};
 pub use provider::{
     BoxFuture, Capabilities, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo,

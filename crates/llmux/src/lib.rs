@@ -32,6 +32,7 @@
 
 mod capability;
 mod client;
+mod embed;
 mod emulation;
 mod fallback;
 mod resolve;
@@ -40,7 +41,8 @@ pub use client::{Client, ClientBuilder, ModelKind, ModelListing, ProviderListing
 pub use llmux_core::http::{HttpConfig, Proxy};
 pub use llmux_core::{
     Accumulator, Action, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, Chunk,
-    Content, ContentPart, Conversation, Cookies, Downloaded, Error, Extra, ExtraFields, ExtraScope,
+    Content, ContentPart, Conversation, Cookies, Downloaded, EmbeddingInput, EmbeddingRequest,
+    EmbeddingResponse, Error, Extra, ExtraFields, ExtraScope,
     FinishReason, Image, ImageUrl, InputAudio, Media, MediaData, Message, Provider, ProviderConfig,
     ProviderInfo, ProviderInfoChunk, Reasoning, Registration, ResponseFormat, Result, Role, Secret,
     Source, TimeoutPhase, Timeouts, Tool, ToolCall, ToolCallAssembler, ToolCallDelta, ToolChoice,
