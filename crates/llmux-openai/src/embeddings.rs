@@ -332,10 +332,17 @@ mod tests {
     #[test]
     fn requests_in_every_input_shape() {
         let parse = |s: &str| {
-            into_embedding_request(serde_json::from_str(s).expect("wire")).map(|(r, f)| (r.input, f))
+            into_embedding_request(serde_json::from_str(s).expect("wire"))
+                .map(|(r, f)| (r.input, f))
         };
         let (i, f) = parse(r#"{"model":"m","input":"hi"}"#).expect("string");
-        assert_eq!((i, f), (EmbeddingInput::Text(vec!["hi".into()]), EncodingFormat::Float));
+        assert_eq!(
+            (i, f),
+            (
+                EmbeddingInput::Text(vec!["hi".into()]),
+                EncodingFormat::Float
+            )
+        );
         let (i, f) = parse(r#"{"model":"m","input":["a","b"],"encoding_format":"base64"}"#)
             .expect("strings");
         assert_eq!(i.len(), 2);
@@ -345,12 +352,16 @@ mod tests {
         let (i, _) = parse(r#"{"model":"m","input":[[1],[2,3]]}"#).expect("token arrays");
         assert_eq!(i.len(), 2);
         assert_eq!(
-            parse(r#"{"model":"m","input":[]}"#).err().and_then(|e| e.param).as_deref(),
+            parse(r#"{"model":"m","input":[]}"#)
+                .err()
+                .and_then(|e| e.param)
+                .as_deref(),
             Some("input")
         );
-        let wire: EmbeddingsRequest =
-            serde_json::from_str(r#"{"model":"m","input":"x","dimensions":64,"provider":"p","x_custom":1}"#)
-                .expect("wire");
+        let wire: EmbeddingsRequest = serde_json::from_str(
+            r#"{"model":"m","input":"x","dimensions":64,"provider":"p","x_custom":1}"#,
+        )
+        .expect("wire");
         let (req, _) = into_embedding_request(wire).expect("request");
         assert_eq!(req.provider.as_deref(), Some("p"));
         let body = serde_json::to_value(embeddings_body(&req, "up")).expect("body");
@@ -358,7 +369,9 @@ mod tests {
             body,
             serde_json::json!({"model":"up","input":["x"],"encoding_format":"float","dimensions":64,"x_custom":1})
         );
-        assert!(serde_json::from_str::<EmbeddingsRequest>(r#"{"model":"m","input":{"a":1}}"#).is_err());
+        assert!(
+            serde_json::from_str::<EmbeddingsRequest>(r#"{"model":"m","input":{"a":1}}"#).is_err()
+        );
     }
 
     #[test]

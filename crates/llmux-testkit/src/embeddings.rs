@@ -147,10 +147,8 @@ pub(crate) fn hf_features(tag: &str, req: &RecordedRequest) -> Reply {
         texts
             .iter()
             .map(|t| {
-                let words: Vec<Vec<f32>> = t
-                    .split_whitespace()
-                    .map(|w| fake_vector(w, dims))
-                    .collect();
+                let words: Vec<Vec<f32>> =
+                    t.split_whitespace().map(|w| fake_vector(w, dims)).collect();
                 json!(words)
             })
             .collect()

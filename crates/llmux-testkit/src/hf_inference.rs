@@ -252,9 +252,12 @@ pub fn default_models() -> Vec<HfModel> {
             .model_type("bart")
             .eos_token("</s>")
             .trending(Some(3.0)),
-        HfModel::new("sentence-transformers/all-MiniLM-L6-v2", "sentence-similarity")
-            .model_type("bert")
-            .trending(Some(2.0)),
+        HfModel::new(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "sentence-similarity",
+        )
+        .model_type("bert")
+        .trending(Some(2.0)),
         HfModel::new("google-bert/bert-base-uncased", "feature-extraction")
             .model_type("bert")
             .trending(Some(1.0)),

@@ -42,11 +42,10 @@ pub use llmux_core::http::{HttpConfig, Proxy};
 pub use llmux_core::{
     Accumulator, Action, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, Chunk,
     Content, ContentPart, Conversation, Cookies, Downloaded, EmbeddingInput, EmbeddingRequest,
-    EmbeddingResponse, Error, Extra, ExtraFields, ExtraScope,
-    FinishReason, Image, ImageUrl, InputAudio, Media, MediaData, Message, Provider, ProviderConfig,
-    ProviderInfo, ProviderInfoChunk, Reasoning, Registration, ResponseFormat, Result, Role, Secret,
-    Source, TimeoutPhase, Timeouts, Tool, ToolCall, ToolCallAssembler, ToolCallDelta, ToolChoice,
-    Usage,
+    EmbeddingResponse, Error, Extra, ExtraFields, ExtraScope, FinishReason, Image, ImageUrl,
+    InputAudio, Media, MediaData, Message, Provider, ProviderConfig, ProviderInfo,
+    ProviderInfoChunk, Reasoning, Registration, ResponseFormat, Result, Role, Secret, Source,
+    TimeoutPhase, Timeouts, Tool, ToolCall, ToolCallAssembler, ToolCallDelta, ToolChoice, Usage,
 };
 
 /// The core crate (provider trait, helpers), for provider authors.

@@ -76,15 +76,16 @@ impl Inner {
             message: format!("the feature-extraction answer is not JSON: {e}"),
             snippet: llmux_core::error::snippet(&String::from_utf8_lossy(&bytes), 200),
         })?;
-        let embeddings = vectors(&value, texts.len(), normalize).ok_or_else(|| Error::Protocol {
-            provider: name.clone(),
-            message: format!(
-                "the feature-extraction answer is not one vector (or token vectors) per input \
+        let embeddings =
+            vectors(&value, texts.len(), normalize).ok_or_else(|| Error::Protocol {
+                provider: name.clone(),
+                message: format!(
+                    "the feature-extraction answer is not one vector (or token vectors) per input \
                  ({} inputs)",
-                texts.len()
-            ),
-            snippet: llmux_core::error::snippet(&value.to_string(), 200),
-        })?;
+                    texts.len()
+                ),
+                snippet: llmux_core::error::snippet(&value.to_string(), 200),
+            })?;
         Ok(EmbeddingResponse {
             provider: name,
             model: call.model,

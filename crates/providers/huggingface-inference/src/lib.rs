@@ -121,9 +121,8 @@ use llmux_core::http::{RequestBuilder, Response, StatusRules, status_error};
 use llmux_core::provider::Origin;
 use llmux_core::{
     BoxFuture, Capabilities, ChatRequest, ChatStream, Chunk, Context, EmbeddingRequest,
-    EmbeddingResponse, Error, Image, MediaData,
-    ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, media,
-    prompt,
+    EmbeddingResponse, Error, Image, MediaData, ModelCache, Provider, ProviderConfig, ProviderInfo,
+    Registration, Result, Secret, media, prompt,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;

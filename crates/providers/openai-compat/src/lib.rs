@@ -32,8 +32,7 @@ use llmux_core::http::StatusRules;
 use llmux_core::provider::Origin;
 use llmux_core::{
     BoxFuture, Capabilities, ChatRequest, ChatStream, Context, EmbeddingRequest, EmbeddingResponse,
-    Error, ModelCache, Provider,
-    ProviderConfig, ProviderInfo, Registration, Result, prompt,
+    Error, ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, prompt,
 };
 use llmux_openai::images;
 use serde_json::{Value, json};
@@ -240,7 +239,10 @@ impl Inner {
         }
         let resp = rb.send().await?;
         if !resp.status().is_success() {
-            return Err(model_error(resp.into_error(StatusRules::Generic).await, &model));
+            return Err(model_error(
+                resp.into_error(StatusRules::Generic).await,
+                &model,
+            ));
         }
         let bytes = resp.bytes().await?;
         llmux_openai::embeddings::read_embeddings(name, &model, &bytes)
