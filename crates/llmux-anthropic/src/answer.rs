@@ -166,49 +166,93 @@ pub fn tool_input(arguments: &str) -> Result<Value, String> {
     }
 }
 
-/// Builds the content of a non-streamed answer: consecutive pieces of one kind make one block.
+/// One block being collected.
+#[derive(Debug)]
+enum Item {
+    Text(String),
+    Thinking(String),
+    Tool {
+        call: u32,
+        id: String,
+        name: String,
+        arguments: String,
+    },
+}
+
+/// Builds the content of a non-streamed answer: consecutive text (or reasoning) pieces make one
+/// block; a tool call's pieces (by llmux index, in any order) make one `tool_use` block where
+/// the call began.
 #[derive(Debug, Default)]
 pub struct Collector {
-    blocks: Vec<OutBlock>,
+    items: Vec<Item>,
 }
 
 impl Collector {
     /// Appends text.
     pub fn text(&mut self, t: &str) {
-        match self.blocks.last_mut() {
-            Some(OutBlock::Text { text }) => text.push_str(t),
-            _ => self.blocks.push(OutBlock::Text { text: t.to_owned() }),
+        match self.items.last_mut() {
+            Some(Item::Text(text)) => text.push_str(t),
+            _ => self.items.push(Item::Text(t.to_owned())),
         }
     }
 
     /// Appends reasoning.
     pub fn thinking(&mut self, t: &str) {
-        match self.blocks.last_mut() {
-            Some(OutBlock::Thinking { thinking, .. }) => thinking.push_str(t),
-            _ => self.blocks.push(OutBlock::Thinking {
-                thinking: t.to_owned(),
-                signature: SIGNATURE.into(),
+        match self.items.last_mut() {
+            Some(Item::Thinking(text)) => text.push_str(t),
+            _ => self.items.push(Item::Thinking(t.to_owned())),
+        }
+    }
+
+    /// Adds a piece of tool call `call`: the first piece of a call starts its block.
+    pub fn tool(&mut self, call: u32, id: Option<&str>, name: Option<&str>, arguments: &str) {
+        let found = self.items.iter_mut().find_map(|i| match i {
+            Item::Tool {
+                call: c,
+                arguments: a,
+                ..
+            } if *c == call => Some(a),
+            _ => None,
+        });
+        match found {
+            Some(a) => a.push_str(arguments),
+            None => self.items.push(Item::Tool {
+                call,
+                id: id.unwrap_or_default().to_owned(),
+                name: name.unwrap_or_default().to_owned(),
+                arguments: arguments.to_owned(),
             }),
         }
     }
 
-    /// Appends a complete tool call (`id` empty: a `toolu_` id is made up).
-    pub fn tool(&mut self, id: &str, name: &str, arguments: &str) -> Result<(), String> {
-        let id = if id.is_empty() {
-            tool_use_id()
-        } else {
-            id.to_owned()
-        };
-        self.blocks.push(OutBlock::ToolUse {
-            id,
-            name: name.to_owned(),
-            input: tool_input(arguments)?,
-        });
-        Ok(())
+    /// True once a tool call started.
+    pub fn had_tool_calls(&self) -> bool {
+        self.items.iter().any(|i| matches!(i, Item::Tool { .. }))
     }
 
-    /// The blocks.
-    pub fn finish(self) -> Vec<OutBlock> {
-        self.blocks
+    /// The blocks; an error when a tool call's arguments are not a JSON object.
+    pub fn finish(self) -> Result<Vec<OutBlock>, String> {
+        self.items
+            .into_iter()
+            .map(|i| {
+                Ok(match i {
+                    Item::Text(text) => OutBlock::Text { text },
+                    Item::Thinking(thinking) => OutBlock::Thinking {
+                        thinking,
+                        signature: SIGNATURE.into(),
+                    },
+                    Item::Tool {
+                        id,
+                        name,
+                        arguments,
+                        ..
+                    } => OutBlock::ToolUse {
+                        id: if id.is_empty() { tool_use_id() } else { id },
+                        name,
+                        input: tool_input(&arguments)?,
+                    },
+                })
+            })
+            .collect()
     }
 }

@@ -427,13 +427,16 @@ fn interleaved_parallel_calls_are_an_error_not_a_loss() {
 #[test]
 fn non_streamed_answer_matches_the_api() {
     let mut c = Collector::default();
-    c.text("I'll check.");
+    c.text("I'll");
+    c.text(" check.");
     c.tool(
-        "toolu_01A09q90qw90lq917835lq9",
-        "get_weather",
-        r#"{"location": "San Francisco, CA", "unit": "celsius"}"#,
-    )
-    .expect("tool");
+        0,
+        Some("toolu_01A09q90qw90lq917835lq9"),
+        Some("get_weather"),
+        r#"{"location": "San Francisco, CA","#,
+    );
+    c.tool(0, None, None, r#" "unit": "celsius"}"#);
+    assert!(c.had_tool_calls());
     let mut msg = MessageOut::new(
         answer::message_id(),
         "claude-opus-4-6".into(),
@@ -443,7 +446,7 @@ fn non_streamed_answer_matches_the_api() {
             cache_read_input_tokens: None,
         },
     );
-    msg.content = c.finish();
+    msg.content = c.finish().expect("blocks");
     let (reason, seq) = answer::stop_reason(Some(&FinishReason::ToolCalls), true, None, &[]);
     msg.stop_reason = Some(reason);
     msg.stop_sequence = seq;
@@ -452,7 +455,9 @@ fn non_streamed_answer_matches_the_api() {
     assert_eq!(shape(&ours), shape(&theirs));
     assert_eq!(ours["content"][1]["input"], theirs["content"][1]["input"]);
     assert!(ours["id"].as_str().is_some_and(|i| i.starts_with("msg_")));
-    assert!(Collector::default().tool("", "f", "not json").is_err());
+    let mut bad = Collector::default();
+    bad.tool(0, None, Some("f"), "not json");
+    assert!(bad.finish().is_err());
 }
 
 #[test]

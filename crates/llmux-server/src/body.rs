@@ -18,6 +18,15 @@ pub(crate) enum Body {
     Full(Option<Bytes>),
     /// A chat completion stream; dropping it drops the provider stream.
     Sse(Box<SseBody>),
+    /// An Anthropic Messages event stream; dropping it drops the provider stream.
+    Messages(Box<crate::messages::MessagesSse>),
+}
+
+impl Body {
+    /// True for streams (they log when they end).
+    pub fn is_stream(&self) -> bool {
+        !matches!(self, Body::Full(_))
+    }
 }
 
 impl http_body::Body for Body {
@@ -31,6 +40,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Sse(s) => s.poll_frame(cx),
+            Body::Messages(s) => s.poll_frame(cx),
         }
     }
 
@@ -42,7 +52,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Sse(_) => SizeHint::default(),
+            Body::Sse(_) | Body::Messages(_) => SizeHint::default(),
         }
     }
 }

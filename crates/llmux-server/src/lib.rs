@@ -106,10 +106,12 @@
 mod answer;
 mod body;
 mod config;
+mod embeddings;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod log;
+mod messages;
 mod render;
 mod routes;
 mod server;

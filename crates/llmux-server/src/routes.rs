@@ -37,7 +37,7 @@ const NO: HeaderValue = HeaderValue::from_static("no");
 const STAR: HeaderValue = HeaderValue::from_static("*");
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, OPTIONS");
 const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
-    "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project",
+    "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project, anthropic-version, anthropic-beta",
 );
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
     "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage",
@@ -106,19 +106,23 @@ impl State {
     }
 
     /// Applies the configured default provider to a request that names none.
-    fn default_provider(&self, req: &mut llmux::ChatRequest) {
+    pub(crate) fn default_provider(&self, req: &mut llmux::ChatRequest) {
+        self.default_provider_for(&mut req.provider, &req.model);
+    }
+
+    /// The configured default provider for a request naming `provider` and `model`.
+    pub(crate) fn default_provider_for(&self, provider: &mut Option<String>, model: &str) {
         let Some(default) = &self.config.default_provider else {
             return;
         };
-        if req.provider.is_some() {
+        if provider.is_some() {
             return;
         }
-        let prefixed = req
-            .model
+        let prefixed = model
             .split_once(':')
             .is_some_and(|(p, _)| self.client.provider(p).is_some());
         if !prefixed {
-            req.provider = Some(default.clone());
+            *provider = Some(default.clone());
         }
     }
 }
@@ -131,6 +135,9 @@ enum Route {
     Model(String),
     Providers,
     Provider(String),
+    Messages,
+    CountTokens,
+    Embeddings,
 }
 
 impl Route {
@@ -143,13 +150,28 @@ impl Route {
             Route::Model(_) => "/v1/models/{id}",
             Route::Providers => "/v1/providers",
             Route::Provider(_) => "/v1/providers/{name}",
+            Route::Messages => "/v1/messages",
+            Route::CountTokens => "/v1/messages/count_tokens",
+            Route::Embeddings => "/v1/embeddings",
         }
     }
 
     fn method(&self) -> Method {
         match self {
-            Route::Chat | Route::Images => Method::POST,
+            Route::Chat
+            | Route::Images
+            | Route::Messages
+            | Route::CountTokens
+            | Route::Embeddings => Method::POST,
             _ => Method::GET,
+        }
+    }
+
+    /// An error response in this route's API shape (Anthropic's on the Messages routes).
+    fn error(&self, e: &ApiError) -> Response<Body> {
+        match self {
+            Route::Messages | Route::CountTokens => crate::messages::error_response(e),
+            _ => body::error(e),
         }
     }
 }
@@ -173,6 +195,9 @@ fn route(path: &str) -> Option<Route> {
         "/images/generations" | "/images/generate" | "/media/generate" => Route::Images,
         "/models" => Route::Models,
         "/providers" => Route::Providers,
+        "/messages" => Route::Messages,
+        "/messages/count_tokens" => Route::CountTokens,
+        "/embeddings" => Route::Embeddings,
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
@@ -264,8 +289,9 @@ where
         route.as_ref().map_or("(unknown)", Route::label),
         start,
     );
+    let shape = |e: &ApiError| route.as_ref().map_or_else(|| body::error(e), |r| r.error(e));
     let resp = match route {
-        _ if req.uri().query().is_some_and(query_has_key) => body::error(&ApiError::bad_request(
+        _ if req.uri().query().is_some_and(query_has_key) => shape(&ApiError::bad_request(
             "api_key_in_query",
             "API keys are not accepted in the URL (URLs end up in logs); send `Authorization: Bearer <key>`",
         )),
@@ -278,7 +304,7 @@ where
         Some(r)
             if r.method() != method && !(method == Method::HEAD && r.method() == Method::GET) =>
         {
-            let mut resp = body::error(&ApiError::new(
+            let mut resp = r.error(&ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request_error",
                 "method_not_allowed",
@@ -291,7 +317,7 @@ where
         }
         Some(Route::Health) => health(),
         Some(r) => match state.authorize(req.headers()) {
-            Err(e) => body::error(&e),
+            Err(e) => r.error(&e),
             Ok(()) => match r {
                 // boxed: hyper keeps room for the handler future for the whole connection, and
                 // a streamed answer outlives the handler (a few KiB less per open stream)
@@ -301,11 +327,14 @@ where
                 Route::Model(id) => model(state, &id).await,
                 Route::Providers => providers(state),
                 Route::Provider(name) => provider(state, &name).await,
+                Route::Messages => Box::pin(crate::messages::messages(state, req, &mut access)).await,
+                Route::CountTokens => crate::messages::count_tokens(state, req, &mut access).await,
+                Route::Embeddings => crate::embeddings::embeddings(state, req, &mut access).await,
                 Route::Health => health(),
             },
         },
     };
-    if !matches!(resp.body(), Body::Sse(_)) {
+    if !resp.body().is_stream() {
         access.log(
             resp.status().as_u16(),
             if resp.status().is_success() {
@@ -323,7 +352,7 @@ fn health() -> Response<Body> {
 }
 
 /// Reads the body within the size limit and [`BODY_READ_TIMEOUT`].
-async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+pub(crate) async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -361,7 +390,7 @@ where
     }
 }
 
-fn set_overhead(resp: &mut Response<Body>, d: Duration) {
+pub(crate) fn set_overhead(resp: &mut Response<Body>, d: Duration) {
     let mut buf = [0u8; 24];
     let s = {
         use std::io::Write;
