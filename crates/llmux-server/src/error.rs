@@ -197,13 +197,19 @@ mod tests {
     #[test]
     fn anthropic_shapes() {
         let (s, b) = anthropic_from_llmux(&Error::invalid("bad"));
-        assert_eq!((s.as_u16(), b.error.kind.as_str()), (400, "invalid_request_error"));
+        assert_eq!(
+            (s.as_u16(), b.error.kind.as_str()),
+            (400, "invalid_request_error")
+        );
         let loading = Error::ModelLoading {
             provider: "p".into(),
             model: "m".into(),
             estimated: None,
         };
-        assert_eq!(anthropic_from_llmux(&loading).1.error.kind, "overloaded_error");
+        assert_eq!(
+            anthropic_from_llmux(&loading).1.error.kind,
+            "overloaded_error"
+        );
         assert_eq!(anthropic_from_llmux(&loading).0.as_u16(), 529);
         let wrong_key = ApiError::new(
             StatusCode::FORBIDDEN,

@@ -114,7 +114,12 @@ where
     resp
 }
 
-fn llmux_error(e: &Error, answer: &Answer, access: &mut Access, overhead: Duration) -> Response<Body> {
+fn llmux_error(
+    e: &Error,
+    answer: &Answer,
+    access: &mut Access,
+    overhead: Duration,
+) -> Response<Body> {
     access.model.clone_from(&answer.model);
     access.provider.clone_from(&answer.provider);
     let api = crate::error::from_llmux(e);
@@ -205,7 +210,12 @@ impl Turn {
             .choice
             .get("stop_reason")
             .and_then(Value::as_str);
-        answer::stop_reason(self.answer.finish.as_ref(), had_tools, upstream, &self.stops)
+        answer::stop_reason(
+            self.answer.finish.as_ref(),
+            had_tools,
+            upstream,
+            &self.stops,
+        )
     }
 
     fn usage(&self) -> Usage {
@@ -351,9 +361,13 @@ impl MessagesSse {
             Step::Text(t) => self.writer.text(buf, &t),
             Step::Thinking(t) => self.writer.thinking(buf, &t),
             Step::Tool(d) => {
-                let written =
-                    self.writer
-                        .tool(buf, d.index, d.id.as_deref(), d.name.as_deref(), &d.arguments);
+                let written = self.writer.tool(
+                    buf,
+                    d.index,
+                    d.id.as_deref(),
+                    d.name.as_deref(),
+                    &d.arguments,
+                );
                 if let Err(message) = written {
                     let e = Error::Protocol {
                         provider: self.turn.answer.provider.clone(),
@@ -372,7 +386,8 @@ impl MessagesSse {
         let (reason, seq) = self.turn.stop(self.writer.had_tool_calls());
         let usage = self.turn.usage();
         let upstream = self.turn.answer.upstream_usage().is_some();
-        self.writer.finish(&mut self.buf, reason, seq, &usage, upstream);
+        self.writer
+            .finish(&mut self.buf, reason, seq, &usage, upstream);
         self.close("ok");
     }
 

@@ -289,7 +289,11 @@ where
         route.as_ref().map_or("(unknown)", Route::label),
         start,
     );
-    let shape = |e: &ApiError| route.as_ref().map_or_else(|| body::error(e), |r| r.error(e));
+    let shape = |e: &ApiError| {
+        route
+            .as_ref()
+            .map_or_else(|| body::error(e), |r| r.error(e))
+    };
     let resp = match route {
         _ if req.uri().query().is_some_and(query_has_key) => shape(&ApiError::bad_request(
             "api_key_in_query",
@@ -327,7 +331,9 @@ where
                 Route::Model(id) => model(state, &id).await,
                 Route::Providers => providers(state),
                 Route::Provider(name) => provider(state, &name).await,
-                Route::Messages => Box::pin(crate::messages::messages(state, req, &mut access)).await,
+                Route::Messages => {
+                    Box::pin(crate::messages::messages(state, req, &mut access)).await
+                }
                 Route::CountTokens => crate::messages::count_tokens(state, req, &mut access).await,
                 Route::Embeddings => crate::embeddings::embeddings(state, req, &mut access).await,
                 Route::Health => health(),
