@@ -12,8 +12,13 @@
 //! | `max_tokens`, `stop_sequences`, `temperature`, `top_p` | the same fields |
 //! | `top_k` | `extra.top_k` (forwarded to OpenAI-shaped upstreams, named as ignored by others) |
 //! | `thinking` `enabled` | `extra.reasoning_effort`: `low` below 4096 budget tokens, `medium` below 16384, else `high`; `adaptive` → `medium` |
+//! | `output_config.effort` | `extra.reasoning_effort` (`xhigh` and `max` as `high`) |
+//! | `output_config.format` (`json_schema`) | a strict `json_schema` `response_format` named `output` |
 //! | `metadata.user_id` | `user` |
 //! | `cache_control`, `citations`, `service_tier`, `eager_input_streaming` | ignored (no prompt cache, no documents, no tiers) |
+//!
+//! `temperature`, `top_p` and `top_k` are accepted although recent SDKs send them only through
+//! `extra_body`.
 //!
 //! Refused with a 400 naming the field: server tools (`web_search_…`, `bash_…`, `code_execution_…`,
 //! …), tool fields llmux cannot run (`allowed_callers`, `defer_loading`, …), images inside
@@ -21,12 +26,12 @@
 //! fields anywhere.
 
 use crate::wire::{
-    ImageSource, InputBlock, InputContent, InputMessage, MessagesRequest, Role, System, Thinking,
-    ToolChoice, ToolDef, ToolResultContent,
+    Effort, ImageSource, InputBlock, InputContent, InputMessage, MessagesRequest, OutputConfig,
+    OutputFormat, Role, System, Thinking, ToolChoice, ToolDef, ToolResultContent,
 };
 use llmux_core::{
-    ChatRequest, Content, ContentPart, ImageUrl, Message, Role as CoreRole, Tool, ToolCall,
-    ToolChoice as CoreChoice,
+    ChatRequest, Content, ContentPart, ImageUrl, Message, ResponseFormat, Role as CoreRole, Tool,
+    ToolCall, ToolChoice as CoreChoice,
 };
 
 /// A request field that cannot be honoured: a 400 `invalid_request_error`.
@@ -134,6 +139,9 @@ pub fn convert(wire: MessagesRequest, allow_remote_media: bool) -> Result<(ChatR
         }) => Some((reasoning_effort(budget_tokens), display)),
         Some(Thinking::Adaptive { display }) => Some(("medium", display)),
     };
+    if let Some(cfg) = wire.output_config {
+        output_config(cfg, &mut req);
+    }
     let shown = match &thinking {
         Some((effort, display)) => {
             req.extra
@@ -171,6 +179,27 @@ pub fn convert(wire: MessagesRequest, allow_remote_media: bool) -> Result<(ChatR
             thinking: shown,
         },
     ))
+}
+
+/// `output_config`: `effort` → `reasoning_effort`, `format` → a strict JSON-schema
+/// `response_format` named `output`.
+fn output_config(cfg: OutputConfig, req: &mut ChatRequest) {
+    if let Some(effort) = cfg.effort {
+        let e = match effort {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High | Effort::Xhigh | Effort::Max => "high",
+        };
+        req.extra.insert("reasoning_effort".into(), e.into());
+    }
+    if let Some(OutputFormat::JsonSchema { schema }) = cfg.format {
+        req.response_format = Some(ResponseFormat::JsonSchema {
+            name: "output".into(),
+            description: None,
+            schema: Some(schema),
+            strict: Some(true),
+        });
+    }
 }
 
 /// A client tool, or the refusal of a server tool / unsupported tool field.

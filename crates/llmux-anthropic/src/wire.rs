@@ -49,6 +49,9 @@ pub struct MessagesRequest {
     /// Request metadata (`user_id`).
     #[serde(default)]
     pub metadata: Option<Metadata>,
+    /// Effort and structured output.
+    #[serde(default)]
+    pub output_config: Option<OutputConfig>,
     /// Accepted and ignored: llmux has no prompt cache.
     #[serde(default)]
     pub cache_control: Option<Value>,
@@ -291,6 +294,46 @@ pub enum Thinking {
         /// As for `enabled`.
         #[serde(default)]
         display: Option<String>,
+    },
+}
+
+/// `output_config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// `low`, `medium`, `high`, `xhigh` or `max` (sent as `reasoning_effort`; the last two as
+    /// `high`).
+    #[serde(default)]
+    pub effort: Option<Effort>,
+    /// Structured output.
+    #[serde(default)]
+    pub format: Option<OutputFormat>,
+}
+
+/// `output_config.effort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effort {
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Extra high.
+    Xhigh,
+    /// Maximum.
+    Max,
+}
+
+/// `output_config.format`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OutputFormat {
+    /// JSON that follows `schema`.
+    JsonSchema {
+        /// The JSON Schema.
+        schema: Value,
     },
 }
 

@@ -287,6 +287,21 @@ fn images_thinking_and_choices() {
 }
 
 #[test]
+fn output_config_is_effort_and_structured_output() {
+    let wire: MessagesRequest = serde_json::from_value(json!({"model": "m", "max_tokens": 9,
+        "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"effort": "max", "format": {"type": "json_schema", "schema": {"type": "object"}}}}))
+    .expect("wire");
+    let (req, _) = into_chat_request(wire, false).expect("converted");
+    assert_eq!(req.extra.get("reasoning_effort"), Some(&json!("high")));
+    assert!(matches!(
+        req.response_format,
+        Some(llmux_core::ResponseFormat::JsonSchema { strict: Some(true), ref schema, .. })
+            if schema.as_ref() == Some(&json!({"type": "object"}))
+    ));
+}
+
+#[test]
 fn refusals_name_the_field() {
     let refuse = |body: Value| -> String {
         match serde_json::from_value::<MessagesRequest>(body) {
