@@ -36,6 +36,8 @@
 //! | `POST /v1/chat/completions` | chat, streaming (SSE) or not |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | models of the providers automatic routing uses (`owned_by` = provider); `{id}` may also be an alias or `provider:model` |
 //! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
+//! | `POST /v1/embeddings` | embeddings ([`llmux::Client::embed`]; `encoding_format` `float` or `base64`) |
+//! | `POST /v1/messages`, `POST /v1/messages/count_tokens` | Anthropic's Messages API (errors in Anthropic's shape; see the README) |
 //! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
 //! | `GET /health` | liveness, never needs the key |
 //! | `GET /`, `GET /chat`, `GET /ui/*` | the web chat page ([`ServerConfig::ui`]); never needs the key |

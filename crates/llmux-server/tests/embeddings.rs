@@ -244,3 +244,46 @@ async fn providers_without_embeddings_are_refused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn client_embed_falls_back_before_any_answer() {
+    let a = FakeOpenAi::new().start().await;
+    let b = FakeOpenAi::new().start().await;
+    a.inject("/v1/embeddings", Fault::status(500));
+    let cfg = |s: &FakeServer| {
+        let mut c = ProviderConfig::default().with_base_url(s.url("/v1"));
+        c.models = vec!["emb-model".into()];
+        c.enabled = Some(true);
+        c
+    };
+    let client = Client::builder()
+        .ignore_env()
+        .registrations(registrations(&["openai-compat"]))
+        .instance("first", "openai-compat", cfg(&a))
+        .instance("second", "openai-compat", cfg(&b))
+        .priority(["first", "second"])
+        .max_retries(0)
+        .build()
+        .expect("client");
+    let r = client
+        .embed(EmbeddingRequest::new("emb-model", ["x"]).with_api_key("sk-caller"))
+        .await
+        .expect("the second instance answers");
+    assert_eq!(r.provider, "second");
+    assert_eq!(a.requests_to("/v1/embeddings").len(), 1);
+    let sent = &b.requests_to("/v1/embeddings")[0];
+    assert_ne!(
+        sent.bearer_token(),
+        Some("sk-caller"),
+        "a caller's key goes only to a provider it named"
+    );
+    // both failing: every attempt is named
+    b.inject("/v1/embeddings", Fault::status(500));
+    a.inject("/v1/embeddings", Fault::status(500));
+    let e = client
+        .embed(EmbeddingRequest::new("emb-model", ["x"]))
+        .await
+        .expect_err("all failed");
+    let msg = e.to_string();
+    assert!(msg.contains("first") && msg.contains("second"), "{msg}");
+}
