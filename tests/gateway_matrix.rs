@@ -151,3 +151,124 @@ async fn responses_route_cut_streams_fail_typed() {
     let leaks = capture.leaks(secrets::ALL);
     assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
 }
+
+/// The Messages route (`POST /v1/messages`, Anthropic's SSE events) under every fault of the
+/// matrix that strikes after output has begun, on the streamed OpenAI target: the stream ends
+/// with a typed `error` event, never with `message_delta` / `message_stop` (a false completion),
+/// and the text before it is a prefix of the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_route_after_output_faults_are_error_events() {
+    use llmux_e2e::matrix::Timing;
+    use serde_json::{Value, json};
+
+    let cells: Vec<_> = matrix::cells()
+        .into_iter()
+        .filter(|c| c.target.name == "matrix-openai")
+        .filter(|c| {
+            c.step.is_some_and(|s| {
+                matches!(
+                    c.fault.timing(&s),
+                    Timing::AfterFirstContent | Timing::MidStream
+                )
+            })
+        })
+        .collect();
+    assert!(
+        cells.len() >= 4,
+        "the after-output faults of the streamed OpenAI target"
+    );
+    let mut cut_streams = 0;
+    for cell in &cells {
+        let step = cell.step.expect("a step");
+        let fake = (cell.target.start)().await;
+        fake.inject(step.route, cell.fault.fault(&step));
+        let client = runner::client(cell, &fake.url(""), None);
+        let config = llmux_server::ServerConfig {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            api_key: Some(secrets::GATEWAY_KEY.into()),
+            ..llmux_server::ServerConfig::default()
+        };
+        let bound = llmux_server::Gateway::new(client, config)
+            .bind()
+            .await
+            .expect("bind");
+        let url = format!("http://{}/v1/messages", bound.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(bound.serve(async {
+            let _ = stopped.await;
+        }));
+        let body = json!({"model": format!("{}:{}", cell.target.name, cell.target.model),
+            "max_tokens": 50, "stream": true,
+            "messages": [{"role": "user", "content": "Say hello, please."}]});
+        let resp = llmux_testkit::client::post_json(
+            &url,
+            &[
+                ("x-api-key", secrets::GATEWAY_KEY),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            &body,
+        )
+        .await
+        .expect("response");
+        if resp.status != 200 {
+            // the fault struck before any output reached the gateway: a real status, in
+            // Anthropic's shape
+            assert_ne!(cell.content_before_error, Some(true), "{}", cell.id());
+            let v: Value = resp.json().await.expect("error body");
+            assert_eq!(v["type"], "error", "{}: {v}", cell.id());
+            let _ = stop.send(());
+            continue;
+        }
+        let text = tokio::time::timeout(Duration::from_secs(20), resp.text())
+            .await
+            .expect("the stream ends")
+            .expect("body");
+        let events: Vec<(String, Value)> = text
+            .split("\n\n")
+            .filter(|e| !e.trim().is_empty())
+            .filter_map(|e| {
+                let name = e.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = e.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((name.to_owned(), serde_json::from_str(data).ok()?))
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names.first(),
+            Some(&"message_start"),
+            "{}: {text}",
+            cell.id()
+        );
+        assert_eq!(names.last(), Some(&"error"), "{}: {text}", cell.id());
+        assert!(
+            !names.contains(&"message_stop") && !names.contains(&"message_delta"),
+            "{}: a false completion: {text}",
+            cell.id()
+        );
+        let err = &events[events.len() - 1].1;
+        assert_eq!(err["type"], "error");
+        assert!(
+            err["error"]["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("_error")),
+            "{}: {err}",
+            cell.id()
+        );
+        let streamed: String = events
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["text"].as_str())
+            .collect();
+        assert!(
+            !streamed.is_empty() && cell.target.answer.starts_with(&streamed),
+            "{}: {streamed:?}",
+            cell.id()
+        );
+        assert!(!text.contains(secrets::OPENAI_KEY), "{}", cell.id());
+        cut_streams += 1;
+        let _ = stop.send(());
+    }
+    assert!(
+        cut_streams >= 4,
+        "only {cut_streams} cells cut a stream that had begun"
+    );
+}

@@ -5,6 +5,8 @@
 //! - `llmux serve` — the OpenAI-compatible gateway ([`llmux_server`]) on `127.0.0.1:1337`;
 //! - `llmux chat` — streams an answer (or runs an interactive session);
 //! - `llmux image` — generates images and saves them;
+//! - `llmux embed -m MODEL TEXT...` — embeddings, one JSON line per input
+//!   (`{"index","input","model","provider","embedding"}`);
 //! - `llmux models`, `llmux providers` — listings;
 //! - `llmux config` — the effective configuration, secrets masked.
 //!
@@ -32,6 +34,7 @@ pub mod exit;
 mod chat;
 mod commands;
 mod cookies;
+mod embed;
 mod markdown;
 mod media;
 mod repl;
@@ -88,6 +91,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Generate images and save them.
     Image(commands::ImageArgs),
+    /// Embed texts: one JSON line per input (`llmux embed -m MODEL TEXT...`).
+    Embed(embed::EmbedArgs),
     /// List models.
     Models(commands::ModelsArgs),
     /// List providers.
@@ -210,6 +215,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Chat(args) => chat::run(&app, args).await,
         Command::Image(args) => commands::image(&app, args).await,
+        Command::Embed(args) => embed::run(&app, args).await,
         Command::Models(args) => commands::models(&app, args).await,
         Command::Providers(a) => commands::providers(&app, a.json),
         Command::Config(a) => commands::show_config(&app, a.json),

@@ -34,6 +34,7 @@
 pub mod chunk;
 pub mod config;
 pub mod decode;
+pub mod embedding;
 pub mod error;
 pub mod http;
 pub mod media;
@@ -49,6 +50,7 @@ pub use chunk::{
     Reasoning, Source, ToolCallDelta, Usage,
 };
 pub use config::{ProviderConfig, Timeouts};
+pub use embedding::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use error::{Action, ApiErrorDetail, Attempt, Error, Result, TimeoutPhase};
 pub use provider::{
     BoxFuture, Capabilities, Context, Downloaded, ModelCache, Origin, Provider, ProviderInfo,

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::chunk::ChatStream;
 use crate::config::{ProviderConfig, Timeouts};
+use crate::embedding::{EmbeddingRequest, EmbeddingResponse};
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
 use crate::request::ChatRequest;
@@ -89,6 +90,8 @@ pub struct Capabilities {
     /// Keys of [`ChatRequest::extra`] the provider understands (image `width`, …). Unused when
     /// `openai_wire` is set (everything is forwarded).
     pub options: &'static [&'static str],
+    /// Answers embeddings requests ([`Provider::embed`]).
+    pub embeddings: bool,
 }
 
 impl Capabilities {
@@ -99,6 +102,7 @@ impl Capabilities {
         structured_output: true,
         params: &[],
         options: &[],
+        embeddings: false,
     };
 
     /// A provider without tools or structured output that takes these sampling fields and
@@ -113,7 +117,14 @@ impl Capabilities {
             structured_output: false,
             params,
             options,
+            embeddings: false,
         }
+    }
+
+    /// The same capabilities with [`Capabilities::embeddings`] on.
+    pub const fn with_embeddings(mut self) -> Capabilities {
+        self.embeddings = true;
+        self
     }
 }
 
@@ -243,6 +254,23 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Answers a chat request as a stream of chunks.
     fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream;
+
+    /// Answers an embeddings request (providers with [`Capabilities::embeddings`] override it).
+    fn embed<'a>(
+        &'a self,
+        _request: EmbeddingRequest,
+        _ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<EmbeddingResponse>> {
+        Box::pin(async move {
+            Err(Error::Unsupported {
+                provider: self.info().name.clone(),
+                param: "input".into(),
+                help: "this provider does not support embeddings; choose one that does \
+                    (e.g. `openai-compat` or `huggingface-inference`)"
+                    .into(),
+            })
+        })
+    }
 
     /// Downloads a generated media URL, with this provider's credentials where the URL needs them.
     fn download<'a>(&'a self, url: &'a str, ctx: &'a Context) -> BoxFuture<'a, Result<Downloaded>> {

@@ -27,6 +27,7 @@
 
 pub mod answer;
 pub mod convert;
+pub mod embeddings;
 pub mod error;
 pub mod images;
 pub mod read;

@@ -20,12 +20,14 @@ pub(crate) enum Body {
     Sse(Box<SseBody>),
     /// Any other live stream of frames (the Responses API's events).
     Stream(Pin<Box<dyn futures_util::Stream<Item = Bytes> + Send>>),
+    /// An Anthropic Messages event stream; dropping it drops the provider stream.
+    Messages(Box<crate::messages::MessagesSse>),
 }
 
 impl Body {
     /// True for live streams (their access line is written when they end).
     pub fn is_stream(&self) -> bool {
-        matches!(self, Body::Sse(_) | Body::Stream(_))
+        !matches!(self, Body::Full(_))
     }
 }
 
@@ -42,6 +44,7 @@ impl http_body::Body for Body {
             Body::Sse(s) => s.poll_frame(cx),
             Body::Stream(s) => futures_util::Stream::poll_next(s.as_mut(), cx)
                 .map(|b| b.map(|b| Ok(Frame::data(b)))),
+            Body::Messages(s) => s.poll_frame(cx),
         }
     }
 
@@ -53,7 +56,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Sse(_) | Body::Stream(_) => SizeHint::default(),
+            Body::Sse(_) | Body::Stream(_) | Body::Messages(_) => SizeHint::default(),
         }
     }
 }

@@ -178,6 +178,28 @@ pub(crate) fn from_llmux(e: &Error) -> ApiError {
     }
 }
 
+/// `e` in Anthropic's shape, for the Messages routes: the type and status follow from the
+/// status of the OpenAI-shaped error ([`llmux_anthropic::error_type`]); a wrong gateway key is
+/// 401 `authentication_error`, as Anthropic answers a bad `x-api-key`.
+pub(crate) fn anthropic(e: &ApiError) -> (StatusCode, llmux_anthropic::ErrorBody) {
+    let (kind, status) = if e.kind == "authentication_error" {
+        ("authentication_error", 401)
+    } else {
+        llmux_anthropic::error_type(e.status.as_u16())
+    };
+    let message = match &e.param {
+        Some(p) if !e.message.contains(p.as_str()) => format!("{p}: {}", e.message),
+        _ => e.message.clone(),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, llmux_anthropic::ErrorBody::new(kind, message))
+}
+
+/// [`from_llmux`], in Anthropic's shape.
+pub(crate) fn anthropic_from_llmux(e: &Error) -> (StatusCode, llmux_anthropic::ErrorBody) {
+    anthropic(&from_llmux(e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +211,34 @@ mod tests {
             phase: TimeoutPhase::FirstByte,
             after: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn anthropic_shapes() {
+        let (s, b) = anthropic_from_llmux(&Error::invalid("bad"));
+        assert_eq!(
+            (s.as_u16(), b.error.kind.as_str()),
+            (400, "invalid_request_error")
+        );
+        let loading = Error::ModelLoading {
+            provider: "p".into(),
+            model: "m".into(),
+            estimated: None,
+        };
+        assert_eq!(
+            anthropic_from_llmux(&loading).1.error.kind,
+            "overloaded_error"
+        );
+        assert_eq!(anthropic_from_llmux(&loading).0.as_u16(), 529);
+        let wrong_key = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "authentication_error",
+            "invalid_api_key",
+            "x",
+        );
+        assert_eq!(anthropic(&wrong_key).0, StatusCode::UNAUTHORIZED);
+        let field = ApiError::bad_request("invalid_type", "wrong").with_param("max_tokens");
+        assert_eq!(anthropic(&field).1.error.message, "max_tokens: wrong");
     }
 
     #[test]

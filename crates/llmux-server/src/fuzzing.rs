@@ -43,6 +43,25 @@ pub fn parse_responses(
         .map_err(|e| e.to_json())
 }
 
+/// Parses a `POST /v1/messages` body and converts it, as the handler does. The error is the
+/// Anthropic-shaped error body.
+pub fn parse_messages(
+    body: &[u8],
+    allow_remote_media: bool,
+) -> Result<llmux::ChatRequest, Vec<u8>> {
+    crate::messages::parse(body, allow_remote_media, false)
+        .map(|(req, _)| req)
+        .map_err(|e| crate::error::anthropic(&e).1.to_json())
+}
+
+/// Parses a `POST /v1/embeddings` body and converts it, as the handler does. The error is the
+/// OpenAI-shaped error body.
+pub fn parse_embeddings(body: &[u8]) -> Result<llmux::EmbeddingRequest, Vec<u8>> {
+    crate::embeddings::parse(body)
+        .map(|(req, _)| req)
+        .map_err(|e| e.to_json())
+}
+
 /// A gateway whose handler can be called directly.
 pub struct Handler {
     state: Arc<State>,

@@ -38,6 +38,8 @@
 //! | `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` | a stored response; forget it |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | models of the providers automatic routing uses (`owned_by` = provider); `{id}` may also be an alias or `provider:model` |
 //! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
+//! | `POST /v1/embeddings` | embeddings ([`llmux::Client::embed`]; `encoding_format` `float` or `base64`) |
+//! | `POST /v1/messages`, `POST /v1/messages/count_tokens` | Anthropic's Messages API (errors in Anthropic's shape; see the README) |
 //! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
 //! | `POST /v1/upload_cookies` | g4f's cookie upload: multipart `files` stored in [`ServerConfig::cookies_dir`] (see the `cookies` module) |
 //! | `GET /health` | liveness, never needs the key |
@@ -127,10 +129,12 @@ mod answer;
 mod body;
 mod config;
 mod cookies;
+mod embeddings;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod log;
+mod messages;
 mod render;
 mod responses;
 mod routes;

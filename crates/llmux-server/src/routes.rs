@@ -37,7 +37,7 @@ pub(crate) const NO: HeaderValue = HeaderValue::from_static("no");
 const STAR: HeaderValue = HeaderValue::from_static("*");
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
 const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
-    "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project",
+    "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project, anthropic-version, anthropic-beta",
 );
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
     "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage",
@@ -111,18 +111,22 @@ impl State {
 
     /// Applies the configured default provider to a request that names none.
     pub(crate) fn default_provider(&self, req: &mut llmux::ChatRequest) {
+        self.default_provider_for(&mut req.provider, &req.model);
+    }
+
+    /// The configured default provider for a request naming `provider` and `model`.
+    pub(crate) fn default_provider_for(&self, provider: &mut Option<String>, model: &str) {
         let Some(default) = &self.config.default_provider else {
             return;
         };
-        if req.provider.is_some() {
+        if provider.is_some() {
             return;
         }
-        let prefixed = req
-            .model
+        let prefixed = model
             .split_once(':')
             .is_some_and(|(p, _)| self.client.provider(p).is_some());
         if !prefixed {
-            req.provider = Some(default.clone());
+            *provider = Some(default.clone());
         }
     }
 }
@@ -138,6 +142,9 @@ enum Route {
     Responses,
     Response(String),
     UploadCookies,
+    Messages,
+    CountTokens,
+    Embeddings,
 }
 
 impl Route {
@@ -153,6 +160,9 @@ impl Route {
             Route::Responses => "/v1/responses",
             Route::Response(_) => "/v1/responses/{id}",
             Route::UploadCookies => "/v1/upload_cookies",
+            Route::Messages => "/v1/messages",
+            Route::CountTokens => "/v1/messages/count_tokens",
+            Route::Embeddings => "/v1/embeddings",
         }
     }
 
@@ -165,8 +175,22 @@ impl Route {
 
     fn method(&self) -> Method {
         match self {
-            Route::Chat | Route::Images | Route::Responses | Route::UploadCookies => Method::POST,
+            Route::Chat
+            | Route::Images
+            | Route::Responses
+            | Route::UploadCookies
+            | Route::Messages
+            | Route::CountTokens
+            | Route::Embeddings => Method::POST,
             _ => Method::GET,
+        }
+    }
+
+    /// An error response in this route's API shape (Anthropic's on the Messages routes).
+    fn error(&self, e: &ApiError) -> Response<Body> {
+        match self {
+            Route::Messages | Route::CountTokens => crate::messages::error_response(e),
+            _ => body::error(e),
         }
     }
 }
@@ -192,6 +216,9 @@ fn route(path: &str) -> Option<Route> {
         "/providers" => Route::Providers,
         "/responses" => Route::Responses,
         "/upload_cookies" => Route::UploadCookies,
+        "/messages" => Route::Messages,
+        "/messages/count_tokens" => Route::CountTokens,
+        "/embeddings" => Route::Embeddings,
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
@@ -288,8 +315,13 @@ where
         route.as_ref().map_or("(unknown)", Route::label),
         start,
     );
+    let shape = |e: &ApiError| {
+        route
+            .as_ref()
+            .map_or_else(|| body::error(e), |r| r.error(e))
+    };
     let resp = match route {
-        _ if req.uri().query().is_some_and(query_has_key) => body::error(&ApiError::bad_request(
+        _ if req.uri().query().is_some_and(query_has_key) => shape(&ApiError::bad_request(
             "api_key_in_query",
             "API keys are not accepted in the URL (URLs end up in logs); send `Authorization: Bearer <key>`",
         )),
@@ -300,7 +332,7 @@ where
             format!("unknown endpoint {method} {}", req.uri().path()),
         )),
         Some(r) if !r.allows(&method) => {
-            let mut resp = body::error(&ApiError::new(
+            let mut resp = r.error(&ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request_error",
                 "method_not_allowed",
@@ -313,7 +345,7 @@ where
         }
         Some(Route::Health) => health(),
         Some(r) => match state.authorize(req.headers()) {
-            Err(e) => body::error(&e),
+            Err(e) => r.error(&e),
             Ok(()) => match r {
                 // boxed: hyper keeps room for the handler future for the whole connection, and
                 // a streamed answer outlives the handler (a few KiB less per open stream)
@@ -331,6 +363,11 @@ where
                 }
                 Route::Response(id) => crate::responses::get(state, &id).await,
                 Route::UploadCookies => crate::cookies::upload(state, req).await,
+                Route::Messages => {
+                    Box::pin(crate::messages::messages(state, req, &mut access)).await
+                }
+                Route::CountTokens => crate::messages::count_tokens(state, req, &mut access).await,
+                Route::Embeddings => crate::embeddings::embeddings(state, req, &mut access).await,
                 Route::Health => health(),
             },
         },

@@ -189,6 +189,8 @@ impl HfModel {
 /// | `stabilityai/stable-diffusion-3.5-large` | text-to-image | — | — | 25 |
 /// | `x/y` | text-to-image | — | — | 1 |
 /// | `facebook/bart-large-cnn` | summarization | bart | `</s>` | 3 |
+/// | `sentence-transformers/all-MiniLM-L6-v2` | sentence-similarity (one vector per input) | bert | — | 2 |
+/// | `google-bert/bert-base-uncased` | feature-extraction (token vectors) | bert | — | 1 |
 pub fn default_models() -> Vec<HfModel> {
     let text = |id: &str, model_type: &str, eos: Value, trending: Option<f64>| {
         HfModel::new(id, "text-generation")
@@ -250,6 +252,15 @@ pub fn default_models() -> Vec<HfModel> {
             .model_type("bart")
             .eos_token("</s>")
             .trending(Some(3.0)),
+        HfModel::new(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "sentence-similarity",
+        )
+        .model_type("bert")
+        .trending(Some(2.0)),
+        HfModel::new("google-bert/bert-base-uncased", "feature-extraction")
+            .model_type("bert")
+            .trending(Some(1.0)),
     ]
 }
 
@@ -403,6 +414,7 @@ impl FakeHfInference {
                 let s = s6.clone();
                 async move { s.guarded(&req, || s.generate(&req)) }
             })
+            .merge(feature_extraction_route(state.clone()))
             .post("/together/v1/images/generations", move |req| {
                 let s = s7.clone();
                 async move { s.guarded(&req, || s.together(&req)) }
@@ -414,6 +426,18 @@ impl FakeHfInference {
     pub async fn start(self) -> FakeServer {
         FakeServer::start(self.router()).await
     }
+}
+
+/// The router's `POST /hf-inference/models/{org}/{name}/pipeline/feature-extraction`: the same
+/// answer as the classic `POST /models/{org}/{name}` (see [`crate::embeddings`]).
+fn feature_extraction_route(state: Arc<State>) -> Router {
+    Router::new().post(
+        "/hf-inference/models/{org}/{name}/pipeline/feature-extraction",
+        move |req| {
+            let s = state.clone();
+            async move { s.guarded(&req, || s.inference(&req)) }
+        },
+    )
 }
 
 struct State {
@@ -494,6 +518,9 @@ impl State {
                 _ => validation_error("`inputs` must be a string"),
             },
             Some("text-generation" | "image-text-to-text") => self.generate(req),
+            Some(tag @ ("feature-extraction" | "sentence-similarity")) => {
+                crate::embeddings::hf_features(tag, req)
+            }
             other => hf_error(
                 400,
                 &format!(

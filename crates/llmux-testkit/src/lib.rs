@@ -49,6 +49,7 @@
 
 pub mod amigochat;
 pub mod client;
+pub mod embeddings;
 mod fault;
 pub mod flowgpt;
 pub mod gradio;

@@ -1,5 +1,5 @@
 //! A fake OpenAI-compatible upstream: `/models`, `/chat/completions`
-//! (streaming and not) and `/images/generations`.
+//! (streaming and not), `/images/generations` and `/embeddings` (see [`crate::embeddings`]).
 //!
 //! ```
 //! # async fn demo() {
@@ -315,6 +315,7 @@ impl FakeOpenAi {
                 let s = s3.clone();
                 async move { s.guarded(&req, |n| s.images(&req, n)) }
             })
+            .merge(embeddings_route(&p, state.clone()))
             .get("/fake-files/{name}", |_| async {
                 Reply::bytes(200, "image/png", TINY_PNG)
             })
@@ -324,6 +325,14 @@ impl FakeOpenAi {
     pub async fn start(self) -> FakeServer {
         FakeServer::start(self.router()).await
     }
+}
+
+/// `POST {prefix}/embeddings` (see [`crate::embeddings`]), behind the same API-key check.
+fn embeddings_route(prefix: &str, state: Arc<State>) -> Router {
+    Router::new().post(&format!("{prefix}/embeddings"), move |req| {
+        let s = state.clone();
+        async move { s.guarded(&req, |_| crate::embeddings::openai_embeddings(&req)) }
+    })
 }
 
 struct State {

@@ -142,6 +142,22 @@ impl Client {
         llmux_core::collect(self.chat(request)).await
     }
 
+    /// Embeds texts (or token arrays) with the first provider serving `request.model` that
+    /// answers embeddings, falling back to the next one on failure.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: llmux::Client) -> llmux::Result<()> {
+    /// let req = llmux::EmbeddingRequest::new("openai-compat:text-embedding-3-small", ["hello"]);
+    /// let vectors = client.embed(req).await?.embeddings;
+    /// # Ok(()) }
+    /// ```
+    pub async fn embed(
+        &self,
+        request: llmux_core::EmbeddingRequest,
+    ) -> Result<llmux_core::EmbeddingResponse> {
+        crate::embed::embed(self, request).await
+    }
+
     /// Provider instances, in priority order.
     pub fn providers(&self) -> Vec<ProviderListing> {
         self.inner

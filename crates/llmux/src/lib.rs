@@ -32,6 +32,7 @@
 
 mod capability;
 mod client;
+mod embed;
 mod emulation;
 mod fallback;
 mod resolve;
@@ -40,11 +41,11 @@ pub use client::{Client, ClientBuilder, CookieSource, ModelKind, ModelListing, P
 pub use llmux_core::http::{HttpConfig, Proxy};
 pub use llmux_core::{
     Accumulator, Action, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, Chunk,
-    Content, ContentPart, Conversation, Cookies, Downloaded, Error, Extra, ExtraFields, ExtraScope,
-    FinishReason, Image, ImageUrl, InputAudio, Media, MediaData, Message, Provider, ProviderConfig,
-    ProviderInfo, ProviderInfoChunk, Reasoning, Registration, ResponseFormat, Result, Role, Secret,
-    Source, TimeoutPhase, Timeouts, Tool, ToolCall, ToolCallAssembler, ToolCallDelta, ToolChoice,
-    Usage,
+    Content, ContentPart, Conversation, Cookies, Downloaded, EmbeddingInput, EmbeddingRequest,
+    EmbeddingResponse, Error, Extra, ExtraFields, ExtraScope, FinishReason, Image, ImageUrl,
+    InputAudio, Media, MediaData, Message, Provider, ProviderConfig, ProviderInfo,
+    ProviderInfoChunk, Reasoning, Registration, ResponseFormat, Result, Role, Secret, Source,
+    TimeoutPhase, Timeouts, Tool, ToolCall, ToolCallAssembler, ToolCallDelta, ToolChoice, Usage,
 };
 
 /// The core crate (provider trait, helpers), for provider authors.

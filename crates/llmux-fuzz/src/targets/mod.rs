@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::Target;
 use crate::engine::{Rng, fnv};
 
+pub mod apis;
 pub mod devalue;
 pub mod gateway;
 pub mod gradio;
@@ -30,6 +31,8 @@ pub fn all() -> Vec<Target> {
         gateway::GATEWAY_PARSE,
         responses::RESPONSES_PARSE,
         gateway::GATEWAY,
+        apis::MESSAGES_PARSE,
+        apis::EMBEDDINGS_PARSE,
     ]
 }
 

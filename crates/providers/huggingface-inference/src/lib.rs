@@ -24,6 +24,13 @@
 //!    the first token loses its leading whitespace, and the finish reason is `stop` when a special
 //!    token was seen, else `length`. Non-streaming answers are `[{"generated_text": …}]`.
 //!
+//! # Embeddings
+//!
+//! [`Provider::embed`] runs the `feature-extraction` task: `POST {base}/models/<id>`, or in
+//! router mode `POST {router}/hf-inference/models/<id>/pipeline/feature-extraction`; token
+//! vectors are mean-pooled, and normalised unless the request's `extra.normalize` is `false`
+//! (see the `embed` module).
+//!
 //! # Errors
 //!
 //! 404 → [`Error::ModelNotSupported`]; 503 "model is loading" (`estimated_time`) →
@@ -99,6 +106,7 @@
 //! );
 //! ```
 
+mod embed;
 pub mod models;
 pub mod template;
 mod tgi;
@@ -112,9 +120,9 @@ use llmux_core::futures_util::StreamExt;
 use llmux_core::http::{RequestBuilder, Response, StatusRules, status_error};
 use llmux_core::provider::Origin;
 use llmux_core::{
-    BoxFuture, Capabilities, ChatRequest, ChatStream, Chunk, Context, Error, Image, MediaData,
-    ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, Secret, media,
-    prompt,
+    BoxFuture, Capabilities, ChatRequest, ChatStream, Chunk, Context, EmbeddingRequest,
+    EmbeddingResponse, Error, Image, MediaData, ModelCache, Provider, ProviderConfig, ProviderInfo,
+    Registration, Result, Secret, media, prompt,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
@@ -260,7 +268,8 @@ impl HuggingFaceInference {
             capabilities: Capabilities::plain(
                 &["temperature", "top_p", "max_tokens", "stop", "seed"],
                 options::ALL,
-            ),
+            )
+            .with_embeddings(),
             origins: vec![
                 origin("base", DEFAULT_BASE_URL),
                 origin("hub", DEFAULT_HUB_URL),
@@ -790,6 +799,14 @@ impl Provider for HuggingFaceInference {
 
     fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream {
         Box::pin(chat_stream(self.inner.clone(), request, ctx))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        request: EmbeddingRequest,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<EmbeddingResponse>> {
+        Box::pin(self.inner.embed(request, ctx))
     }
 }
 

@@ -8,6 +8,8 @@
 //!
 //! - Chat: `POST {base}/chat/completions`, streaming (SSE: content, `reasoning_content`, usage,
 //!   finish reason; tolerant of `finish_reason: ""`) or not.
+//! - Embeddings: `POST {base}/embeddings`, passed through (`dimensions`, `user`, token-array
+//!   input and unknown fields forwarded; vectors asked for as floats).
 //! - Models: `GET {base}/models`, cached per instance (successes only).
 //! - Images: `POST {base}/images/generations` for models listed in the `image_models` option, or
 //!   when the request carries `extra.image_generation = true`.
@@ -29,8 +31,8 @@ use std::sync::Arc;
 use llmux_core::http::StatusRules;
 use llmux_core::provider::Origin;
 use llmux_core::{
-    BoxFuture, Capabilities, ChatRequest, ChatStream, Context, Error, ModelCache, Provider,
-    ProviderConfig, ProviderInfo, Registration, Result, prompt,
+    BoxFuture, Capabilities, ChatRequest, ChatStream, Context, EmbeddingRequest, EmbeddingResponse,
+    Error, ModelCache, Provider, ProviderConfig, ProviderInfo, Registration, Result, prompt,
 };
 use llmux_openai::images;
 use serde_json::{Value, json};
@@ -103,7 +105,7 @@ impl OpenAiCompat {
             default_image_model: image_models.first().cloned(),
             image_models,
             vision_models: string_list(config.options.get("vision_models")),
-            capabilities: Capabilities::OPENAI,
+            capabilities: Capabilities::OPENAI.with_embeddings(),
             origins: vec![Origin {
                 key: "base".into(),
                 default: DEFAULT_BASE_URL.into(),
@@ -199,6 +201,51 @@ impl Provider for OpenAiCompat {
     fn chat(&self, req: ChatRequest, ctx: Context) -> ChatStream {
         let inner = self.inner.clone();
         Box::pin(async_stream_impl(inner, req, ctx))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        req: EmbeddingRequest,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<EmbeddingResponse>> {
+        Box::pin(self.inner.embed(req, ctx))
+    }
+}
+
+impl Inner {
+    /// `POST {base}/embeddings`.
+    async fn embed(&self, req: EmbeddingRequest, ctx: &Context) -> Result<EmbeddingResponse> {
+        let name = &self.info.name;
+        let model = self.info.resolve_model(&req.model, Some(&[]))?;
+        if model.is_empty() {
+            return Err(Error::invalid(format!(
+                "{name}: embeddings need a model id (e.g. `text-embedding-3-small`)"
+            )));
+        }
+        let body = llmux_openai::embeddings::embeddings_body(&req, &model);
+        let mut rb = ctx
+            .http
+            .post(format!("{}/embeddings", self.base()))
+            .provider(name)
+            .header("user-agent", &self.user_agent)
+            .json(&body);
+        let key = req
+            .api_key
+            .as_ref()
+            .or(self.config.api_key.as_ref())
+            .filter(|k| !k.is_empty());
+        if let Some(k) = key {
+            rb = rb.bearer(k);
+        }
+        let resp = rb.send().await?;
+        if !resp.status().is_success() {
+            return Err(model_error(
+                resp.into_error(StatusRules::Generic).await,
+                &model,
+            ));
+        }
+        let bytes = resp.bytes().await?;
+        llmux_openai::embeddings::read_embeddings(name, &model, &bytes)
     }
 }
 
