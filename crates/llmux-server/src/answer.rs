@@ -38,6 +38,8 @@ pub(crate) struct Answer {
     /// Estimated prompt tokens (used only when the upstream reports no usage).
     pub prompt_estimate: u64,
     pub completion_chars: usize,
+    /// Providers tried (one `Chunk::Provider` each).
+    pub attempts: u32,
     /// Tool-call indices already announced, and the calls so far (non-stream).
     announced: Vec<u32>,
     pub tools: ToolCallAssembler,
@@ -82,6 +84,7 @@ impl Answer {
             extra: ExtraFields::default(),
             prompt_estimate,
             completion_chars: 0,
+            attempts: 0,
             announced: Vec::new(),
             tools: ToolCallAssembler::default(),
         }
@@ -130,6 +133,7 @@ impl Answer {
                 Piece::Nothing
             }
             Chunk::Provider(p) => {
+                self.attempts += 1;
                 self.provider = p.provider;
                 if !p.model.is_empty() {
                     self.model = p.model;

@@ -52,6 +52,12 @@ pub struct ServerConfig {
     /// Serve the web chat page at `/` and `/chat` (default `true`). The page's files never
     /// need the gateway key; the page asks for it and sends it on its API calls.
     pub ui: bool,
+    /// Count requests, attempts, tokens and breaker states, and serve them at `GET /metrics`
+    /// (default `true`).
+    pub metrics: bool,
+    /// Serve `GET /metrics` without the gateway key (default `false`: it needs the key when one
+    /// is set).
+    pub metrics_public: bool,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +72,8 @@ impl Default for ServerConfig {
             default_provider: None,
             shutdown_grace: Duration::from_secs(30),
             ui: true,
+            metrics: true,
+            metrics_public: false,
         }
     }
 }
@@ -82,6 +90,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("default_provider", &self.default_provider)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("ui", &self.ui)
+            .field("metrics", &self.metrics)
+            .field("metrics_public", &self.metrics_public)
             .finish()
     }
 }

@@ -110,13 +110,16 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod log;
+mod metrics;
 mod render;
 mod routes;
 mod server;
+mod status;
 mod sse;
 mod ui;
 mod wire;
 
 pub use config::{DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, ServerConfig};
+pub use log::REQUEST_ID_HEADER;
 pub use routes::OVERHEAD_HEADER;
 pub use server::{BoundGateway, Gateway};
