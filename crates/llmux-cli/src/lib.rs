@@ -127,19 +127,29 @@ impl App {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// Logging: `LLMUX_LOG` (an `EnvFilter`) over a default by verbosity; `serve` logs llmux's own
+/// targets at info (the access log) and dependencies at warn, as `json` lines when asked.
+fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 | 1 => "warn",
-        2 => "debug",
+    let default = match (verbose, serve.is_some()) {
+        (0 | 1, false) => "warn",
+        (0 | 1, true) => "warn,llmux=info,llmux_server=info,llmux_cli=info",
+        (2, _) => "debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("LLMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if serve == Some(serve::LogFormat::Json) {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        fmt.with_target(false).try_init()
+    };
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, CliError> {
@@ -196,7 +206,11 @@ where
         }
     };
     let verbose = cli.verbose;
-    init_logging(verbose);
+    let serving = match &cli.command {
+        Command::Serve(a) => Some(a.log_format),
+        _ => None,
+    };
+    init_logging(verbose, serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("llmux")
