@@ -5,7 +5,8 @@
 //! - `llmux serve` — the OpenAI-compatible gateway ([`llmux_server`]) on `127.0.0.1:1337`;
 //! - `llmux chat` — streams an answer (or runs an interactive session);
 //! - `llmux image` — generates images and saves them;
-//! - `llmux models`, `llmux providers` — listings;
+//! - `llmux models`, `llmux providers` — listings; `llmux providers --check` asks every
+//!   provider live which ones answer right now;
 //! - `llmux config` — the effective configuration, secrets masked.
 //!
 //! Configuration comes from flags, then `LLMUX_*` environment variables, then a TOML file
@@ -30,6 +31,7 @@ pub mod config;
 pub mod exit;
 
 mod chat;
+mod check;
 mod commands;
 mod media;
 mod serve;
@@ -76,8 +78,8 @@ enum Command {
     Image(commands::ImageArgs),
     /// List models.
     Models(commands::ModelsArgs),
-    /// List providers.
-    Providers(JsonFlag),
+    /// List providers; `--check` asks each one live which work right now.
+    Providers(check::ProvidersArgs),
     /// Show the effective configuration (secrets masked).
     Config(JsonFlag),
 }
@@ -182,6 +184,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Chat(args) => chat::run(&app, args).await,
         Command::Image(args) => commands::image(&app, args).await,
         Command::Models(args) => commands::models(&app, args).await,
+        Command::Providers(a) if a.check => check::run(&app, a).await,
         Command::Providers(a) => commands::providers(&app, a.json),
         Command::Config(a) => commands::show_config(&app, a.json),
     }
