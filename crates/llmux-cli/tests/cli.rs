@@ -1191,3 +1191,51 @@ async fn providers_check_reports_which_work_now() {
     let out = Llmux::new(&dir, &args).run().await;
     assert_eq!(out.code, Some(5), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_json_access_lines_with_the_request_id() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("serve-json-log");
+    let served = start_serve(Llmux::new(
+        &dir,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--upstream",
+            &fake_url(&server),
+            "--log-format",
+            "json",
+        ],
+    ));
+    let resp = llmux_testkit::client::post_json(
+        &format!("{}/v1/chat/completions", served.addr),
+        &[("x-request-id", "json-log-7")],
+        &json!({"model": "fake-model", "messages": [{"role": "user", "content": "log me"}]}),
+    )
+    .await
+    .expect("chat");
+    assert_eq!(resp.header("x-request-id"), Some("json-log-7"));
+    let _ = resp.text().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = served.stderr.recv_timeout(left).expect("an access line");
+        if line.contains("json-log-7") {
+            break line;
+        }
+    };
+    let v: Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["target"], "llmux_server::access");
+    assert_eq!(v["request_id"], "json-log-7");
+    assert_eq!(v["route"], "/v1/chat/completions");
+    assert_eq!(v["model_asked"], "fake-model");
+    assert_eq!(v["provider"], "openai-compat");
+    assert_eq!(v["model"], "fake-model");
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(v["status"], 200);
+    assert!(v["ttft_ms"].as_f64().is_some() && v["duration_ms"].as_f64().is_some());
+    assert!(v["completion_tokens"].as_u64().is_some_and(|n| n > 0));
+    assert!(v["overhead_ms"].as_f64().is_some());
+}
