@@ -78,11 +78,17 @@ async fn a_dead_provider_is_opened_skipped_probed_and_closed() {
         let (providers, text, took) = ask(&client).await;
         assert_eq!(providers, ["alpha", "beta"], "request {i}");
         assert_eq!(text, "beta here");
-        assert!(took >= Duration::from_millis(300), "request {i} waited for alpha");
+        assert!(
+            took >= Duration::from_millis(300),
+            "request {i} waited for alpha"
+        );
     }
     assert_eq!(alpha_state(&client), Some(BreakerState::Open));
     let h = client.health();
-    let a = h.iter().find(|h| h.provider == "alpha").expect("alpha tracked");
+    let a = h
+        .iter()
+        .find(|h| h.provider == "alpha")
+        .expect("alpha tracked");
     assert_eq!((a.consecutive_failures, a.last_error), (3, Some("timeout")));
     assert_eq!(a.status(), "down");
 
@@ -90,14 +96,21 @@ async fn a_dead_provider_is_opened_skipped_probed_and_closed() {
     let (providers, _, took) = ask(&client).await;
     assert_eq!(providers, ["beta"]);
     assert!(took < Duration::from_millis(250), "took {took:?}");
-    assert_eq!(alpha.requests_to(CHAT).len(), 3, "alpha was not asked again");
+    assert_eq!(
+        alpha.requests_to(CHAT).len(),
+        3,
+        "alpha was not asked again"
+    );
 
     // after the cooldown one request probes alpha; it answers now, so it closes
     alpha.clear_faults();
     tokio::time::sleep(COOLDOWN).await;
     assert_eq!(alpha_state(&client), Some(BreakerState::HalfOpen));
     let (providers, text, _) = ask(&client).await;
-    assert_eq!((providers, text.as_str()), (vec!["alpha".to_owned()], "alpha here"));
+    assert_eq!(
+        (providers, text.as_str()),
+        (vec!["alpha".to_owned()], "alpha here")
+    );
     assert_eq!(alpha_state(&client), Some(BreakerState::Closed));
     assert_eq!(client.health()[0].consecutive_failures, 0);
 }
@@ -132,7 +145,11 @@ async fn a_429_with_retry_after_opens_until_then() {
     alpha.inject(CHAT, Fault::rate_limited("1"));
     let (providers, _, _) = ask(&client).await;
     assert_eq!(providers, ["alpha", "beta"]);
-    assert_eq!(alpha_state(&client), Some(BreakerState::Open), "one 429 opens it");
+    assert_eq!(
+        alpha_state(&client),
+        Some(BreakerState::Open),
+        "one 429 opens it"
+    );
     assert_eq!(client.health()[0].status(), "rate_limited");
     let (providers, _, _) = ask(&client).await;
     assert_eq!(providers, ["beta"]);
@@ -153,7 +170,10 @@ async fn request_errors_never_open_it() {
     }
     assert_eq!(alpha_state(&client), Some(BreakerState::Closed));
     let h = client.health();
-    assert_eq!((h[0].consecutive_failures, h[0].last_error), (0, Some("upstream_status")));
+    assert_eq!(
+        (h[0].consecutive_failures, h[0].last_error),
+        (0, Some("upstream_status"))
+    );
     let (providers, _, _) = ask(&client).await;
     assert_eq!(providers, ["alpha"]);
 }
@@ -192,5 +212,9 @@ async fn a_named_provider_is_always_tried() {
     let (chunks, err) = drain(client.chat(ChatRequest::user("alpha:shared-model", "hi"))).await;
     assert!(err.is_none(), "{err:?}");
     assert_eq!(text_of(&chunks), "alpha here");
-    assert_eq!(alpha_state(&client), Some(BreakerState::Closed), "its success closes it");
+    assert_eq!(
+        alpha_state(&client),
+        Some(BreakerState::Closed),
+        "its success closes it"
+    );
 }

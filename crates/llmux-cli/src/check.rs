@@ -137,7 +137,11 @@ fn print_table(rows: &[Row]) {
         .map(|r| {
             vec![
                 r.provider.clone(),
-                if r.model.is_empty() { "(default)".into() } else { r.model.clone() },
+                if r.model.is_empty() {
+                    "(default)".into()
+                } else {
+                    r.model.clone()
+                },
                 r.status.to_owned(),
                 fmt_ms(r.ttft_ms),
                 fmt_ms(Some(r.total_ms)),
@@ -147,7 +151,10 @@ fn print_table(rows: &[Row]) {
         .collect();
     print!(
         "{}",
-        term::table(&["PROVIDER", "MODEL", "STATUS", "TTFT", "TOTAL", "ERROR"], &body)
+        term::table(
+            &["PROVIDER", "MODEL", "STATUS", "TTFT", "TOTAL", "ERROR"],
+            &body
+        )
     );
 }
 

@@ -1155,9 +1155,18 @@ async fn providers_check_reports_which_work_now() {
         ),
     );
     let args = [
-        "providers", "--check", "--config", "c.toml", "-m", "shared-model", "--timeout", "1",
+        "providers",
+        "--check",
+        "--config",
+        "c.toml",
+        "-m",
+        "shared-model",
+        "--timeout",
+        "1",
     ];
-    let out = Llmux::new(&dir, &[&args[..], &["--json"]].concat()).run().await;
+    let out = Llmux::new(&dir, &[&args[..], &["--json"]].concat())
+        .run()
+        .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let rows: BTreeMap<String, Value> = out
         .stdout
@@ -1174,19 +1183,35 @@ async fn providers_check_reports_which_work_now() {
     assert_eq!(rows["down"]["status"], "connect");
     assert_eq!(rows["slow"]["status"], "timeout", "{}", rows["slow"]);
     assert!(rows["slow"]["total_ms"].as_f64().expect("total") < 5000.0);
-    assert!(out.ended < Duration::from_secs(10), "concurrent: {:?}", out.ended);
+    assert!(
+        out.ended < Duration::from_secs(10),
+        "concurrent: {:?}",
+        out.ended
+    );
     assert_eq!(healthy.requests_to("/v1/chat/completions").len(), 1);
 
     // the table, and exit 5 when nothing works
     let out = Llmux::new(&dir, &args).run().await;
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("PROVIDER"), "{}", out.stdout);
-    assert!(lines[1].starts_with("healthy") && lines[1].contains(" ok "), "{}", out.stdout);
-    assert!(out.stdout.lines().any(|l| l.starts_with("down") && l.contains("connect")));
+    assert!(
+        lines[1].starts_with("healthy") && lines[1].contains(" ok "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("down") && l.contains("connect"))
+    );
     drop(healthy);
     write(
         &dir.join("c.toml"),
-        &format!("{}{}", section("down", &closed), section("slow", &fake_url(&slow))),
+        &format!(
+            "{}{}",
+            section("down", &closed),
+            section("slow", &fake_url(&slow))
+        ),
     );
     let out = Llmux::new(&dir, &args).run().await;
     assert_eq!(out.code, Some(5), "{out:?}");

@@ -69,7 +69,12 @@ pub(crate) struct Access {
 }
 
 impl Access {
-    pub fn new(method: Method, path: &'static str, start: Instant, request_id: HeaderValue) -> Self {
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        start: Instant,
+        request_id: HeaderValue,
+    ) -> Self {
         Self {
             method,
             path,

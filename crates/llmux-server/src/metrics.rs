@@ -104,7 +104,11 @@ impl Metrics {
         };
         let r = &mut m.registry;
         r.register("http_requests", "Requests answered", m.requests.clone());
-        r.register("attempts", "Provider attempts by outcome", m.attempts.clone());
+        r.register(
+            "attempts",
+            "Provider attempts by outcome",
+            m.attempts.clone(),
+        );
         r.register(
             "fallbacks",
             "Attempts that failed over to the next candidate (or a retry)",
@@ -121,8 +125,16 @@ impl Metrics {
             "Attempt start to the end of the answer",
             m.duration.clone(),
         );
-        r.register("tokens", "Tokens in (prompt) and out (completion)", m.tokens.clone());
-        r.register("open_streams", "Streamed answers in flight", m.open_streams.clone());
+        r.register(
+            "tokens",
+            "Tokens in (prompt) and out (completion)",
+            m.tokens.clone(),
+        );
+        r.register(
+            "open_streams",
+            "Streamed answers in flight",
+            m.open_streams.clone(),
+        );
         r.register(
             "breaker_state",
             "Circuit breaker: 0 closed, 1 half-open, 2 open",
@@ -216,7 +228,9 @@ impl AttemptObserver for Metrics {
             Outcome::Failed(e) => {
                 self.attempt_outcome(provider, model, e.code());
                 if e.action() != llmux::Action::GiveUp {
-                    self.fallbacks.get_or_create(&provider_label(provider)).inc();
+                    self.fallbacks
+                        .get_or_create(&provider_label(provider))
+                        .inc();
                 }
             }
             Outcome::Skipped => self.attempt_outcome(provider, model, "skipped"),

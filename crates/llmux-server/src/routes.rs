@@ -21,8 +21,8 @@ use crate::config::ServerConfig;
 use crate::error::{ApiError, from_llmux};
 use crate::log::{Access, REQUEST_ID_HEADER, RequestIds, ms};
 use crate::metrics::Metrics;
-use crate::status::{self, ProviderHealth};
 use crate::sse::SseBody;
+use crate::status::{self, ProviderHealth};
 use crate::wire::{self, ImageRequest, ResponseFormat};
 use llmux_openai::answer::{AnswerMessage, ChatCompletion, Choice};
 
@@ -66,7 +66,9 @@ impl State {
         let metrics = config.metrics.then(Metrics::new);
         if let Some(m) = &metrics {
             if !client.observe(m.clone()) {
-                tracing::warn!("this llmux client already reports to another observer: no attempt metrics");
+                tracing::warn!(
+                    "this llmux client already reports to another observer: no attempt metrics"
+                );
             }
         }
         Self {
@@ -245,7 +247,9 @@ where
     } else {
         use tracing::Instrument;
         let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
-        dispatch(&state, req, start, id.clone()).instrument(span).await
+        dispatch(&state, req, start, id.clone())
+            .instrument(span)
+            .await
     };
     resp.headers_mut().insert(REQUEST_ID_HEADER, id);
     if cors {

@@ -126,7 +126,10 @@ async fn request_ids_round_trip_and_are_generated() {
     assert_eq!(resp.header("x-request-id"), Some("no-key"));
     // an id that is not a sane token is replaced
     let resp = get(&gw, "/health", &[("x-request-id", "has space")]).await;
-    assert!(resp.header("x-request-id").is_some_and(|v| v.starts_with("req_")));
+    assert!(
+        resp.header("x-request-id")
+            .is_some_and(|v| v.starts_with("req_"))
+    );
 }
 
 #[tokio::test]
@@ -153,14 +156,19 @@ async fn metrics_count_what_was_sent() {
         n(r#"llmux_http_requests_total{route="/v1/chat/completions",status="200"}"#),
         4.0
     );
-    assert_eq!(n(r#"llmux_http_requests_total{route="/metrics",status="401"}"#), 1.0);
+    assert_eq!(
+        n(r#"llmux_http_requests_total{route="/metrics",status="401"}"#),
+        1.0
+    );
     assert_eq!(n(r#"llmux_errors_total{code="missing_api_key"}"#), 1.0);
     assert_eq!(
         n(r#"llmux_attempts_total{provider="alpha",model="shared-model",outcome="ok"}"#),
         3.0
     );
     assert_eq!(
-        n(r#"llmux_attempts_total{provider="alpha",model="shared-model",outcome="upstream_status"}"#),
+        n(
+            r#"llmux_attempts_total{provider="alpha",model="shared-model",outcome="upstream_status"}"#
+        ),
         1.0
     );
     assert_eq!(
@@ -168,9 +176,17 @@ async fn metrics_count_what_was_sent() {
         1.0
     );
     assert_eq!(n(r#"llmux_fallbacks_total{provider="alpha"}"#), 1.0);
-    assert_eq!(n(r#"llmux_time_to_first_token_seconds_count{provider="alpha"}"#), 3.0);
-    assert_eq!(n(r#"llmux_attempt_duration_seconds_count{provider="beta"}"#), 1.0);
-    assert!(n(r#"llmux_tokens_total{provider="alpha",model="shared-model",direction="out"}"#) > 0.0);
+    assert_eq!(
+        n(r#"llmux_time_to_first_token_seconds_count{provider="alpha"}"#),
+        3.0
+    );
+    assert_eq!(
+        n(r#"llmux_attempt_duration_seconds_count{provider="beta"}"#),
+        1.0
+    );
+    assert!(
+        n(r#"llmux_tokens_total{provider="alpha",model="shared-model",direction="out"}"#) > 0.0
+    );
     assert_eq!(n("llmux_open_streams"), 0.0);
     assert_eq!(
         n(r#"llmux_breaker_state{provider="alpha",model="shared-model"}"#),
@@ -197,7 +213,11 @@ async fn ready_and_provider_health_follow_the_breakers() {
             .and_then(|a| a.iter().find(|p| p["id"] == name).cloned())
             .expect("listed")
     };
-    let v = get(&gw, "/v1/providers", &[AUTH]).await.json().await.expect("json");
+    let v = get(&gw, "/v1/providers", &[AUTH])
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(providers(&v, "alpha")["health"]["status"], "unknown");
 
     for f in [&alpha, &beta] {
@@ -212,9 +232,17 @@ async fn ready_and_provider_health_follow_the_breakers() {
     assert_eq!(v["status"], "unavailable");
     let reasons = v["reasons"].as_array().expect("reasons");
     assert_eq!(reasons.len(), 2, "{v}");
-    assert!(reasons[0]["reason"].as_str().is_some_and(|r| r.contains("upstream_status")));
+    assert!(
+        reasons[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("upstream_status"))
+    );
 
-    let v = get(&gw, "/v1/providers/alpha", &[AUTH]).await.json().await.expect("json");
+    let v = get(&gw, "/v1/providers/alpha", &[AUTH])
+        .await
+        .json()
+        .await
+        .expect("json");
     let h = &v["health"];
     assert_eq!(h["status"], "down", "{h}");
     assert_eq!(h["state"], "open");

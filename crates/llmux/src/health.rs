@@ -149,7 +149,10 @@ impl State {
 
     fn open(&mut self, config: &HealthConfig, now: Instant) {
         let factor = 2u32.saturating_pow(self.opens.min(16));
-        let cooldown = config.cooldown.saturating_mul(factor).min(config.max_cooldown);
+        let cooldown = config
+            .cooldown
+            .saturating_mul(factor)
+            .min(config.max_cooldown);
         self.opens = self.opens.saturating_add(1);
         self.open_until = Some(now + cooldown);
         self.rate_limited = false;
@@ -368,7 +371,6 @@ impl Watch {
         self.health
             .observe(&self.provider, &self.model, Outcome::Failed(e));
     }
-
 }
 
 /// The error recorded for a candidate skipped because another request is probing it.
@@ -524,7 +526,10 @@ mod tests {
         h.admit("a", "m", false).expect("closed").failed(&down());
         tokio::time::advance(Duration::from_secs(10)).await;
         drop(h.admit("a", "m", false).expect("the probe"));
-        assert!(h.admit("a", "m", false).is_some(), "the probe is free again");
+        assert!(
+            h.admit("a", "m", false).is_some(),
+            "the probe is free again"
+        );
     }
 
     #[tokio::test(start_paused = true)]

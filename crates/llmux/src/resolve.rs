@@ -138,10 +138,10 @@ pub(crate) fn health_model(cand: &Candidate) -> &str {
 /// place, by whichever request claims the probe first: see `Health::admit`), then open ones
 /// (and half-open ones being probed), which stay only when nothing else serves the model.
 fn by_health(client: &Client, list: Vec<Candidate>) -> Vec<Candidate> {
-    let states = client
-        .inner
-        .health
-        .routing_states(list.iter().map(|c| (c.entry.info().name.as_str(), health_model(c))));
+    let states = client.inner.health.routing_states(
+        list.iter()
+            .map(|c| (c.entry.info().name.as_str(), health_model(c))),
+    );
     if states.iter().all(|s| *s == BreakerState::Closed) {
         return list;
     }
