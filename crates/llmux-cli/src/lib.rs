@@ -142,6 +142,7 @@ fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) {
     let filter = EnvFilter::try_from_env("LLMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if serve == Some(serve::LogFormat::Json) {
         fmt.json()

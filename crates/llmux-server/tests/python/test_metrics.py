@@ -30,16 +30,16 @@ def fetch(path, key=KEY, headers=None):
         req.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, dict(r.headers), r.read().decode()
+            return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
+        return e.code, e.headers, e.read().decode()
 
 
 def samples():
     """{(sample name, frozenset(labels)): value} of the current exposition."""
     status, headers, text = fetch("/metrics")
     assert status == 200, text
-    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert headers.get("Content-Type", "").startswith("application/openmetrics-text")
     out = {}
     for family in parser.text_string_to_metric_families(text):
         for s in family.samples:
