@@ -106,7 +106,7 @@ impl Access {
 
     /// Takes the provider, model, attempts and (once it produced something) the tokens of
     /// `answer`.
-    pub fn from_answer(&mut self, answer: &Answer) {
+    pub fn take_answer(&mut self, answer: &Answer) {
         self.model.clone_from(&answer.model);
         self.provider.clone_from(&answer.provider);
         self.attempts = answer.attempts;

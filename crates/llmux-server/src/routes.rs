@@ -512,7 +512,7 @@ fn chat_error(
     access: &mut Access,
     overhead: Duration,
 ) -> Response<Body> {
-    access.from_answer(answer);
+    access.take_answer(answer);
     access.overhead = Some(overhead);
     let api = from_llmux(e);
     access.error_code = Some(api.code);
@@ -606,7 +606,7 @@ where
         resp.headers_mut()
             .insert(USAGE_HEADER, HeaderValue::from_static("estimated"));
     }
-    access.from_answer(&answer);
+    access.take_answer(&answer);
     access.overhead = Some(overhead + build_start.elapsed());
     set_overhead(&mut resp, overhead + build_start.elapsed());
     resp

@@ -254,7 +254,7 @@ impl SseBody {
 
     fn finish(&mut self, outcome: &'static str) {
         self.done = true;
-        self.access.from_answer(&self.answer);
+        self.access.take_answer(&self.answer);
         self.access.log(200, outcome);
     }
 
@@ -318,7 +318,7 @@ impl Drop for SseBody {
     fn drop(&mut self) {
         let _entered = self.span.enter();
         if !self.done {
-            self.access.from_answer(&self.answer);
+            self.access.take_answer(&self.answer);
             self.access.log(200, "client_closed");
         }
         if let Some(m) = &self.access.metrics {

@@ -184,11 +184,14 @@ pub trait AttemptObserver: Send + Sync + 'static {
     fn attempt(&self, provider: &str, model: &str, outcome: Outcome<'_>);
 }
 
+/// Provider → model → state (looked up by `&str`, without allocating).
+type Table = HashMap<Box<str>, HashMap<Box<str>, State>>;
+
 /// Health of every (provider, model) a client has tried.
 #[derive(Default)]
 pub(crate) struct Health {
     pub config: HealthConfig,
-    map: Mutex<HashMap<Box<str>, HashMap<Box<str>, State>>>,
+    map: Mutex<Table>,
     pub observer: std::sync::OnceLock<Arc<dyn AttemptObserver>>,
 }
 
@@ -200,7 +203,7 @@ impl Health {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, HashMap<Box<str>, State>>> {
+    fn lock(&self) -> MutexGuard<'_, Table> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
