@@ -137,6 +137,8 @@ mod error;
 pub mod fuzzing;
 mod log;
 mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod render;
 mod routes;
 mod server;

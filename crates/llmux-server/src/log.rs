@@ -124,6 +124,12 @@ impl Access {
                 m.tokens(&self.provider, &self.model, i, o);
             }
         }
+        let span = tracing::Span::current();
+        span.record("route", self.path);
+        span.record("status", i64::from(status));
+        if let Some(t) = self.ttft {
+            span.record("ttft_ms", ms(t));
+        }
         tracing::info!(
             target: "llmux_server::access",
             request_id = self.id(),

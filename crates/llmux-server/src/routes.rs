@@ -246,7 +246,13 @@ where
         preflight(req.headers())
     } else {
         use tracing::Instrument;
-        let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.to_str().unwrap_or_default(),
+            route = tracing::field::Empty,
+            status = tracing::field::Empty,
+            ttft_ms = tracing::field::Empty,
+        );
         dispatch(&state, req, start, id.clone())
             .instrument(span)
             .await

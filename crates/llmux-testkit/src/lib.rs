@@ -55,6 +55,7 @@ pub mod gradio;
 pub mod hf_inference;
 pub mod huggingchat;
 pub mod openai;
+pub mod otlp;
 mod reply;
 mod server;
 

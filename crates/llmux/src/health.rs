@@ -267,7 +267,16 @@ impl Health {
                 return None;
             }
         }
+        let span = tracing::info_span!(
+            "attempt",
+            provider,
+            model,
+            probe,
+            ttft_ms = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
         Some(Watch {
+            span,
             health: self.clone(),
             provider: provider.to_owned(),
             model: model.to_owned(),
@@ -303,6 +312,9 @@ impl Health {
 /// One attempt under way: reports its outcome to the health table (and the observer). Dropped
 /// without an outcome (the caller went away), it only gives the probe back.
 pub(crate) struct Watch {
+    /// The `attempt` span (exported with the gateway's `otel` feature): `provider`, `model`,
+    /// `probe`, `ttft_ms`, `error`.
+    span: tracing::Span,
     health: Arc<Health>,
     provider: String,
     model: String,
@@ -319,6 +331,7 @@ impl Watch {
         }
         self.content = true;
         let ttft = self.start.elapsed();
+        self.span.record("ttft_ms", ttft.as_secs_f64() * 1000.0);
         self.probe = false;
         self.health.with(&self.provider, &self.model, |s| {
             s.failures = 0;
@@ -349,6 +362,7 @@ impl Watch {
         let config = self.health.config;
         let now = Instant::now();
         let probe = std::mem::take(&mut self.probe);
+        self.span.record("error", e.code());
         self.health.with(&self.provider, &self.model, |s| {
             s.last_error = Some(e.code());
             s.last_message = Some(llmux_core::error::snippet(&e.to_string(), 200));
