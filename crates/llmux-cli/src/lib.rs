@@ -129,10 +129,30 @@ impl App {
     }
 }
 
+/// Keeps the OpenTelemetry exporter alive (and flushes it when dropped).
+#[cfg(feature = "otel")]
+type TelemetryGuard = Option<llmux_server::otel::OtelGuard>;
+#[cfg(not(feature = "otel"))]
+type TelemetryGuard = ();
+
+/// The OTLP/HTTP traces endpoint from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces` (the OpenTelemetry conventions).
+#[cfg(feature = "otel")]
+fn otlp_endpoint() -> Option<String> {
+    if let Some(e) = env_var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").filter(|e| !e.is_empty()) {
+        return Some(e);
+    }
+    env_var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("{}/v1/traces", e.trim_end_matches('/')))
+}
+
 /// Logging: `LLMUX_LOG` (an `EnvFilter`) over a default by verbosity; `serve` logs llmux's own
-/// targets at info (the access log) and dependencies at warn, as `json` lines when asked.
-fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) {
+/// targets at info (the access log) and dependencies at warn, as `json` lines when asked, and
+/// (feature `otel`) exports its spans when an OTLP endpoint is configured.
+fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) -> TelemetryGuard {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
     let default = match (verbose, serve.is_some()) {
         (0 | 1, false) => "warn",
         (0 | 1, true) => "warn,llmux=info,llmux_server=info,llmux_cli=info",
@@ -140,19 +160,42 @@ fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("LLMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let _ = if serve == Some(serve::LogFormat::Json) {
+    let fmt = if serve == Some(serve::LogFormat::Json) {
         fmt.json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init()
+            .boxed()
     } else {
-        fmt.with_target(false).try_init()
+        fmt.with_target(false).boxed()
     };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otel")]
+    {
+        let mut guard = None;
+        let otel = match otlp_endpoint().filter(|_| serve.is_some()) {
+            Some(endpoint) => match llmux_server::otel::layer(&endpoint, "llmux") {
+                Ok((layer, g)) => {
+                    guard = Some(g);
+                    Some(layer)
+                }
+                Err(e) => {
+                    eprintln!("llmux: warning: no OpenTelemetry export: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let _ = registry.with(otel).try_init();
+        guard
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = registry.try_init();
+    }
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, CliError> {
@@ -214,7 +257,8 @@ where
         Command::Serve(a) => Some(a.log_format),
         _ => None,
     };
-    init_logging(verbose, serving);
+    // lives to the end: flushes the span exporter after the runtime is gone
+    let _telemetry = init_logging(verbose, serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("llmux")
