@@ -128,6 +128,10 @@
 //! `duration_ms`, `prompt_tokens`, `completion_tokens`, `overhead_ms`, `error`, `outcome`
 //! (streams log when they end, including `client_closed` when the client went away — which also
 //! drops the upstream call).
+//!
+//! With the cargo feature `otel`, [`otel::layer`] exports the `request` spans (`request_id`,
+//! `route`, `status`, `ttft_ms`) and the facade's `attempt` spans (`provider`, `model`, `probe`,
+//! `ttft_ms`, `error`; children of the request) over OTLP/HTTP.
 
 mod answer;
 mod body;
