@@ -121,6 +121,36 @@ impl TimeoutsSection {
     }
 }
 
+/// `[health]`: the circuit breaker of automatic routing (see `llmux::HealthConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    /// Track provider health and let it order routing (default true).
+    pub enabled: Option<bool>,
+    /// Consecutive "provider is down" failures that open a provider's breaker (default 3).
+    pub failure_threshold: Option<u32>,
+    /// Seconds an opened breaker waits before one probe request (default 30); doubles on
+    /// every reopening.
+    #[serde(with = "opt_secs")]
+    pub cooldown: Option<Duration>,
+    /// Longest cooldown in seconds (default 600).
+    #[serde(with = "opt_secs")]
+    pub max_cooldown: Option<Duration>,
+}
+
+impl HealthSection {
+    /// These settings over the library defaults.
+    pub fn resolve(&self) -> llmux::HealthConfig {
+        let d = llmux::HealthConfig::default();
+        llmux::HealthConfig {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            failure_threshold: self.failure_threshold.unwrap_or(d.failure_threshold),
+            cooldown: self.cooldown.unwrap_or(d.cooldown),
+            max_cooldown: self.max_cooldown.unwrap_or(d.max_cooldown),
+        }
+    }
+}
+
 /// `[server]`: gateway settings (`llmux serve`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -148,6 +178,10 @@ pub struct ServerSection {
     /// Seconds a stored response is kept.
     #[serde(with = "opt_secs")]
     pub responses_store_ttl: Option<Duration>,
+    /// Count and serve `GET /metrics` (default true).
+    pub metrics: Option<bool>,
+    /// Serve `GET /metrics` without the gateway key (default false).
+    pub metrics_public: Option<bool>,
 }
 
 /// `[chat]`: defaults of `llmux chat` / `llmux image`.
@@ -279,6 +313,8 @@ pub struct FileConfig {
     pub tool_emulation: Option<bool>,
     /// Timeouts in seconds.
     pub timeouts: TimeoutsSection,
+    /// Circuit breaker.
+    pub health: HealthSection,
     /// Gateway settings.
     pub server: ServerSection,
     /// Chat defaults.
@@ -653,6 +689,7 @@ impl Settings {
         b = b
             .priority(self.priority(overrides))
             .timeouts(self.file.timeouts.resolve())
+            .health(self.file.health.resolve())
             .proxy(self.proxy(overrides)?);
         if let Some(s) = self.file.shuffle {
             b = b.shuffle(s);

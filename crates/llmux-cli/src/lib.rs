@@ -8,6 +8,8 @@
 //! - `llmux embed -m MODEL TEXT...` — embeddings, one JSON line per input
 //!   (`{"index","input","model","provider","embedding"}`);
 //! - `llmux models`, `llmux providers` — listings;
+//! - `llmux models`, `llmux providers` — listings; `llmux providers --check` asks every
+//!   provider live which ones answer right now;
 //! - `llmux config` — the effective configuration, secrets masked.
 //!
 //! Configuration comes from flags, then `LLMUX_*` environment variables, then a TOML file
@@ -32,6 +34,7 @@ pub mod config;
 pub mod exit;
 
 mod chat;
+mod check;
 mod commands;
 mod cookies;
 mod embed;
@@ -95,8 +98,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// List models.
     Models(commands::ModelsArgs),
-    /// List providers.
-    Providers(JsonFlag),
+    /// List providers; `--check` asks each one live which work right now.
+    Providers(check::ProvidersArgs),
     /// Show the effective configuration (secrets masked).
     Config(JsonFlag),
     /// Browser cookies for providers: import files, list what each provider gets.
@@ -170,19 +173,73 @@ impl App {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// Keeps the OpenTelemetry exporter alive (and flushes it when dropped).
+#[cfg(feature = "otel")]
+type TelemetryGuard = Option<llmux_server::otel::OtelGuard>;
+#[cfg(not(feature = "otel"))]
+type TelemetryGuard = ();
+
+/// The OTLP/HTTP traces endpoint from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces` (the OpenTelemetry conventions).
+#[cfg(feature = "otel")]
+fn otlp_endpoint() -> Option<String> {
+    if let Some(e) = env_var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").filter(|e| !e.is_empty()) {
+        return Some(e);
+    }
+    env_var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("{}/v1/traces", e.trim_end_matches('/')))
+}
+
+/// Logging: `LLMUX_LOG` (an `EnvFilter`) over a default by verbosity; `serve` logs llmux's own
+/// targets at info (the access log) and dependencies at warn, as `json` lines when asked, and
+/// (feature `otel`) exports its spans when an OTLP endpoint is configured.
+fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) -> TelemetryGuard {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 | 1 => "warn",
-        2 => "debug",
+    use tracing_subscriber::prelude::*;
+    let default = match (verbose, serve.is_some()) {
+        (0 | 1, false) => "warn",
+        (0 | 1, true) => "warn,llmux=info,llmux_server=info,llmux_cli=info",
+        (2, _) => "debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("LLMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let fmt = if serve == Some(serve::LogFormat::Json) {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed()
+    } else {
+        fmt.with_target(false).boxed()
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otel")]
+    {
+        let mut guard = None;
+        let otel = match otlp_endpoint().filter(|_| serve.is_some()) {
+            Some(endpoint) => match llmux_server::otel::layer(&endpoint, "llmux") {
+                Ok((layer, g)) => {
+                    guard = Some(g);
+                    Some(layer)
+                }
+                Err(e) => {
+                    eprintln!("llmux: warning: no OpenTelemetry export: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let _ = registry.with(otel).try_init();
+        guard
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = registry.try_init();
+    }
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, CliError> {
@@ -217,6 +274,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Image(args) => commands::image(&app, args).await,
         Command::Embed(args) => embed::run(&app, args).await,
         Command::Models(args) => commands::models(&app, args).await,
+        Command::Providers(a) if a.check => check::run(&app, a).await,
         Command::Providers(a) => commands::providers(&app, a.json),
         Command::Config(a) => commands::show_config(&app, a.json),
         Command::Cookies(args) => cookies::run(&app, args),
@@ -242,7 +300,12 @@ where
         }
     };
     let verbose = cli.verbose;
-    init_logging(verbose);
+    let serving = match &cli.command {
+        Command::Serve(a) => Some(a.log_format),
+        _ => None,
+    };
+    // lives to the end: flushes the span exporter after the runtime is gone
+    let _telemetry = init_logging(verbose, serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("llmux")

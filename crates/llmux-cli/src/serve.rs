@@ -40,6 +40,21 @@ pub(crate) struct ServeArgs {
     /// requests that do not set `tool_emulation` themselves.
     #[arg(long)]
     pub tool_emulation: bool,
+    /// Access-log format: `human` (default) or `json` (one JSON object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "LLMUX_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Serve `GET /metrics` without the gateway key.
+    #[arg(long)]
+    metrics_public: bool,
+}
+
+/// Log line format of `llmux serve`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, fields at the top level.
+    Json,
 }
 
 /// Gateway settings given on the command line or in the environment.
@@ -49,6 +64,7 @@ pub(crate) struct ServeFlags {
     pub port: Option<u16>,
     pub api_key: Option<String>,
     pub no_ui: bool,
+    pub metrics_public: bool,
 }
 
 impl ServeFlags {
@@ -69,6 +85,7 @@ impl From<&ServeArgs> for ServeFlags {
             port: a.port,
             api_key: a.api_key.clone(),
             no_ui: a.no_ui,
+            metrics_public: a.metrics_public,
         }
     }
 }
@@ -108,6 +125,8 @@ pub(crate) fn server_config(
         responses_store_size: s.responses_store_size.unwrap_or(d.responses_store_size),
         responses_store_ttl: s.responses_store_ttl.unwrap_or(d.responses_store_ttl),
         cookies_dir: None,
+        metrics: s.metrics.unwrap_or(d.metrics),
+        metrics_public: flags.metrics_public || s.metrics_public.unwrap_or(d.metrics_public),
     })
 }
 

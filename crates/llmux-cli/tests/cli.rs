@@ -1564,3 +1564,147 @@ async fn serve_upload_cookies_stores_files_a_running_gateway_uses() {
     assert_eq!(resp.status.as_u16(), 413);
     assert!(!cookies.join("big.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_check_reports_which_work_now() {
+    let dir = temp_dir("check");
+    let healthy = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("OK")
+        .start()
+        .await;
+    let slow = FakeOpenAi::new()
+        .models(["shared-model"])
+        .reply("OK")
+        .start()
+        .await;
+    slow.inject_times(
+        "/v1/chat/completions",
+        Fault::Delay(Duration::from_secs(20)),
+        10,
+    );
+    let closed = format!("http://127.0.0.1:{}/v1", closed_port());
+    let section = |name: &str, url: &str| {
+        format!(
+            "[instances.{name}]\nkind = \"openai-compat\"\nbase_url = \"{url}\"\nmodels = [\"shared-model\"]\n"
+        )
+    };
+    write(
+        &dir.join("c.toml"),
+        &format!(
+            "{}{}{}",
+            section("healthy", &fake_url(&healthy)),
+            section("down", &closed),
+            section("slow", &fake_url(&slow))
+        ),
+    );
+    let args = [
+        "providers",
+        "--check",
+        "--config",
+        "c.toml",
+        "-m",
+        "shared-model",
+        "--timeout",
+        "1",
+    ];
+    let out = Llmux::new(&dir, &[&args[..], &["--json"]].concat())
+        .run()
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let rows: BTreeMap<String, Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
+        .map(|v| (v["provider"].as_str().unwrap_or_default().to_owned(), v))
+        .collect();
+    let healthy_row = &rows["healthy"];
+    assert_eq!(healthy_row["ok"], true, "{healthy_row}");
+    assert_eq!(healthy_row["status"], "ok");
+    assert_eq!(healthy_row["model"], "shared-model");
+    assert!(healthy_row["ttft_ms"].as_f64().is_some());
+    assert_eq!(rows["down"]["ok"], false);
+    assert_eq!(rows["down"]["status"], "connect");
+    assert_eq!(rows["slow"]["status"], "timeout", "{}", rows["slow"]);
+    assert!(rows["slow"]["total_ms"].as_f64().expect("total") < 5000.0);
+    assert!(
+        out.ended < Duration::from_secs(10),
+        "concurrent: {:?}",
+        out.ended
+    );
+    assert_eq!(healthy.requests_to("/v1/chat/completions").len(), 1);
+
+    // the table, and exit 5 when nothing works
+    let out = Llmux::new(&dir, &args).run().await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("PROVIDER"), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("healthy") && lines[1].contains(" ok "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("down") && l.contains("connect"))
+    );
+    drop(healthy);
+    write(
+        &dir.join("c.toml"),
+        &format!(
+            "{}{}",
+            section("down", &closed),
+            section("slow", &fake_url(&slow))
+        ),
+    );
+    let out = Llmux::new(&dir, &args).run().await;
+    assert_eq!(out.code, Some(5), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_json_access_lines_with_the_request_id() {
+    let server = FakeOpenAi::new().echo().start().await;
+    let dir = temp_dir("serve-json-log");
+    let served = start_serve(Llmux::new(
+        &dir,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--upstream",
+            &fake_url(&server),
+            "--log-format",
+            "json",
+        ],
+    ));
+    let resp = llmux_testkit::client::post_json(
+        &format!("{}/v1/chat/completions", served.addr),
+        &[("x-request-id", "json-log-7")],
+        &json!({"model": "fake-model", "messages": [{"role": "user", "content": "log me"}]}),
+    )
+    .await
+    .expect("chat");
+    assert_eq!(resp.header("x-request-id"), Some("json-log-7"));
+    let _ = resp.text().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = served.stderr.recv_timeout(left).expect("an access line");
+        if line.contains("json-log-7") {
+            break line;
+        }
+    };
+    let v: Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["target"], "llmux_server::access");
+    assert_eq!(v["request_id"], "json-log-7");
+    assert_eq!(v["route"], "/v1/chat/completions");
+    assert_eq!(v["model_asked"], "fake-model");
+    assert_eq!(v["provider"], "openai-compat");
+    assert_eq!(v["model"], "fake-model");
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(v["status"], 200);
+    assert!(v["ttft_ms"].as_f64().is_some() && v["duration_ms"].as_f64().is_some());
+    assert!(v["completion_tokens"].as_u64().is_some_and(|n| n > 0));
+    assert!(v["overhead_ms"].as_f64().is_some());
+}

@@ -45,6 +45,8 @@ pub(crate) struct Answer {
     /// 1 choice, 2 message): an upstream event's extras come choice first, then message, so a
     /// new extra of the same or an outer scope starts the next upstream event.
     pending_scope: u8,
+    /// Providers tried (one `Chunk::Provider` each).
+    pub attempts: u32,
     /// Tool-call indices already announced, and the calls so far (non-stream).
     announced: Vec<u32>,
     pub tools: ToolCallAssembler,
@@ -99,6 +101,7 @@ impl Answer {
             prompt_estimate,
             completion_chars: 0,
             pending_scope: 0,
+            attempts: 0,
             announced: Vec::new(),
             tools: ToolCallAssembler::default(),
         }
@@ -152,6 +155,7 @@ impl Answer {
             }
             Chunk::Provider(p) => {
                 self.head_generation = self.head_generation.wrapping_add(1);
+                self.attempts += 1;
                 self.provider = p.provider;
                 if !p.model.is_empty() {
                     self.model = p.model;

@@ -84,9 +84,14 @@ pub(crate) fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) 
     }
 }
 
+/// The `error.code` of an error response (a response extension, for the access log and metrics).
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorCode(pub &'static str);
+
 /// The error response of `e` (with `Retry-After` when known).
 pub(crate) fn error(e: &ApiError) -> Response<Body> {
     let mut r = json_bytes(e.status, e.to_json());
+    r.extensions_mut().insert(ErrorCode(e.code));
     if let Some(d) = e.retry_after {
         // whole seconds, rounded up so clients never retry too early
         let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);

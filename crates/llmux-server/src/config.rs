@@ -61,6 +61,12 @@ pub struct ServerConfig {
     /// Where `POST /v1/upload_cookies` stores browser cookie files (`None`: uploads are
     /// refused with 404). The CLI passes its cookies directory.
     pub cookies_dir: Option<std::path::PathBuf>,
+    /// Count requests, attempts, tokens and breaker states, and serve them at `GET /metrics`
+    /// (default `true`).
+    pub metrics: bool,
+    /// Serve `GET /metrics` without the gateway key (default `false`: it needs the key when one
+    /// is set).
+    pub metrics_public: bool,
 }
 
 /// Default of [`ServerConfig::responses_store_size`].
@@ -98,6 +104,8 @@ impl Default for ServerConfig {
             responses_store_size: DEFAULT_RESPONSES_STORE_SIZE,
             responses_store_ttl: DEFAULT_RESPONSES_STORE_TTL,
             cookies_dir: None,
+            metrics: true,
+            metrics_public: false,
         }
     }
 }
@@ -117,6 +125,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("responses_store_size", &self.responses_store_size)
             .field("responses_store_ttl", &self.responses_store_ttl)
             .field("cookies_dir", &self.cookies_dir)
+            .field("metrics", &self.metrics)
+            .field("metrics_public", &self.metrics_public)
             .finish()
     }
 }

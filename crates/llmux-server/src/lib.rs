@@ -40,9 +40,11 @@
 //! | `POST /v1/images/generations` | image generation (`response_format` `url` or `b64_json`) |
 //! | `POST /v1/embeddings` | embeddings ([`llmux::Client::embed`]; `encoding_format` `float` or `base64`) |
 //! | `POST /v1/messages`, `POST /v1/messages/count_tokens` | Anthropic's Messages API (errors in Anthropic's shape; see the README) |
-//! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata (the detail also runs model discovery) |
+//! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata and live `health` (the detail also runs model discovery) |
 //! | `POST /v1/upload_cookies` | g4f's cookie upload: multipart `files` stored in [`ServerConfig::cookies_dir`] (see the `cookies` module) |
 //! | `GET /health` | liveness, never needs the key |
+//! | `GET /ready` | readiness, never needs the key: 200 when at least one provider automatic routing uses is not open, else 503 with `reasons` |
+//! | `GET /metrics` | OpenMetrics text (see below); needs the key when one is set, unless [`ServerConfig::metrics_public`] |
 //! | `GET /`, `GET /chat`, `GET /ui/*` | the web chat page ([`ServerConfig::ui`]); never needs the key |
 //!
 //! **Chat requests** take OpenAI's body: `model` (id, alias or `provider:model`), `messages`
@@ -119,11 +121,39 @@
 //! after the hand-off to the llmux client (provider resolution, upstream I/O, and the per-chunk
 //! relay of streams, whose headers leave before the stream ends).
 //!
+//! ## Health
+//!
+//! Each provider object of `/v1/providers` carries `health`: `status` (`ok`, `degraded`, `down`,
+//! `rate_limited`, or `unknown` before any attempt), `state` (`closed`, `half_open`, `open`),
+//! `consecutive_failures`, `last_error` (an error code), `last_success_at` (Unix seconds),
+//! `ttft_ms` and `duration_ms` (moving averages), `retry_in_secs` (while open) and `models`
+//! (the same per model, see [`llmux::ModelHealth`]).
+//!
+//! ## Metrics
+//!
+//! `GET /metrics`: `llmux_http_requests_total{route,status}`,
+//! `llmux_attempts_total{provider,model,outcome}`, `llmux_fallbacks_total{provider}`,
+//! `llmux_errors_total{code}`, `llmux_time_to_first_token_seconds{provider}` and
+//! `llmux_attempt_duration_seconds{provider}` (histograms),
+//! `llmux_tokens_total{provider,model,direction}`, `llmux_open_streams`,
+//! `llmux_breaker_state{provider,model}` (0 closed, 1 half-open, 2 open). Counting costs a few
+//! atomic adds per request and attempt, nothing per chunk; [`ServerConfig::metrics`] turns it off.
+//!
 //! ## Logging
 //!
-//! One `tracing` event per request at info level, target `llmux_server::access`: method, route,
-//! model, provider, status, latency, time to first token, outcome (streams log when they end,
-//! including `client_closed` when the client went away — which also drops the upstream call).
+//! Every response carries [`REQUEST_ID_HEADER`] (`x-request-id`): the client's own when it is a
+//! visible-ASCII token of at most 128 bytes, else a generated `req_…`. Every log line of a request
+//! runs in a `request` span with that `request_id`.
+//!
+//! One `tracing` event per request at info level, target `llmux_server::access`: `request_id`,
+//! method, `route`, `model_asked`, `provider` and `model` used, `attempts`, `status`, `ttft_ms`,
+//! `duration_ms`, `prompt_tokens`, `completion_tokens`, `overhead_ms`, `error`, `outcome`
+//! (streams log when they end, including `client_closed` when the client went away — which also
+//! drops the upstream call).
+//!
+//! With the cargo feature `otel`, [`otel::layer`] exports the `request` spans (`request_id`,
+//! `route`, `status`, `ttft_ms`) and the facade's `attempt` spans (`provider`, `model`, `probe`,
+//! `ttft_ms`, `error`; children of the request) over OTLP/HTTP.
 
 mod answer;
 mod body;
@@ -135,11 +165,15 @@ mod error;
 pub mod fuzzing;
 mod log;
 mod messages;
+mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod render;
 mod responses;
 mod routes;
 mod server;
 mod sse;
+mod status;
 mod ui;
 mod wire;
 
@@ -147,6 +181,7 @@ pub use config::{
     DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, DEFAULT_RESPONSES_STORE_SIZE,
     DEFAULT_RESPONSES_STORE_TTL, ServerConfig,
 };
+pub use log::REQUEST_ID_HEADER;
 pub use responses::store::{
     DEFAULT_MAX_BYTES as DEFAULT_RESPONSES_STORE_MAX_BYTES, MemoryStore, ResponseStore, StoreError,
     StoreFuture, StoredResponse,

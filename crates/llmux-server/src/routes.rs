@@ -19,8 +19,10 @@ use crate::answer::{Answer, Piece};
 use crate::body::{self, Body};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, from_llmux};
-use crate::log::{Access, ms};
+use crate::log::{Access, REQUEST_ID_HEADER, RequestIds, ms};
+use crate::metrics::Metrics;
 use crate::sse::SseBody;
+use crate::status::{self, ProviderHealth};
 use crate::wire::{self, ImageRequest, ResponseFormat};
 use llmux_openai::answer::{AnswerMessage, ChatCompletion, Choice};
 
@@ -40,7 +42,7 @@ const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
     "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project, anthropic-version, anthropic-beta",
 );
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
-    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage",
+    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage, x-request-id",
 );
 const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
@@ -51,6 +53,9 @@ pub(crate) struct State {
     key_hash: Option<[u8; 32]>,
     /// Where `/v1/responses` keeps responses (`None`: storage is off).
     pub responses: Option<Arc<dyn crate::responses::store::ResponseStore>>,
+    /// Metrics, unless [`ServerConfig::metrics`] is off.
+    pub metrics: Option<Arc<Metrics>>,
+    ids: RequestIds,
 }
 
 impl State {
@@ -61,11 +66,21 @@ impl State {
             .filter(|k| !k.is_empty())
             .map(|k| Sha256::digest(k.expose().as_bytes()).into());
         let responses = config.responses_store();
+        let metrics = config.metrics.then(Metrics::new);
+        if let Some(m) = &metrics {
+            if !client.observe(m.clone()) {
+                tracing::warn!(
+                    "this llmux client already reports to another observer: no attempt metrics"
+                );
+            }
+        }
         Self {
             client,
             config,
             key_hash,
             responses,
+            metrics,
+            ids: RequestIds::new(),
         }
     }
 
@@ -133,6 +148,8 @@ impl State {
 
 enum Route {
     Health,
+    Ready,
+    Metrics,
     Chat,
     Images,
     Models,
@@ -151,6 +168,8 @@ impl Route {
     fn label(&self) -> &'static str {
         match self {
             Route::Health => "/health",
+            Route::Ready => "/ready",
+            Route::Metrics => "/metrics",
             Route::Chat => "/v1/chat/completions",
             Route::Images => "/v1/images/generations",
             Route::Models => "/v1/models",
@@ -210,6 +229,8 @@ fn route(path: &str) -> Option<Route> {
     let p = p.trim_end_matches('/');
     Some(match p {
         "/health" | "/healthz" => Route::Health,
+        "/ready" | "/readyz" => Route::Ready,
+        "/metrics" => Route::Metrics,
         "/chat/completions" => Route::Chat,
         "/images/generations" | "/images/generate" | "/media/generate" => Route::Images,
         "/models" => Route::Models,
@@ -271,11 +292,23 @@ where
 {
     let start = Instant::now();
     let cors = state.config.cors;
+    let id = state.ids.for_request(req.headers());
     let mut resp = if req.method() == Method::OPTIONS && cors {
         preflight(req.headers())
     } else {
-        dispatch(&state, req, start).await
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.to_str().unwrap_or_default(),
+            route = tracing::field::Empty,
+            status = tracing::field::Empty,
+            ttft_ms = tracing::field::Empty,
+        );
+        dispatch(&state, req, start, id.clone())
+            .instrument(span)
+            .await
     };
+    resp.headers_mut().insert(REQUEST_ID_HEADER, id);
     if cors {
         resp.headers_mut()
             .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, STAR);
@@ -299,7 +332,12 @@ fn preflight(headers: &HeaderMap) -> Response<Body> {
     r
 }
 
-async fn dispatch<B>(state: &State, req: Request<B>, start: Instant) -> Response<Body>
+async fn dispatch<B>(
+    state: &State,
+    req: Request<B>,
+    start: Instant,
+    id: HeaderValue,
+) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -314,12 +352,14 @@ where
         method.clone(),
         route.as_ref().map_or("(unknown)", Route::label),
         start,
+        id,
     );
     let shape = |e: &ApiError| {
         route
             .as_ref()
             .map_or_else(|| body::error(e), |r| r.error(e))
     };
+    access.metrics.clone_from(&state.metrics);
     let resp = match route {
         _ if req.uri().query().is_some_and(query_has_key) => shape(&ApiError::bad_request(
             "api_key_in_query",
@@ -344,6 +384,8 @@ where
             resp
         }
         Some(Route::Health) => health(),
+        Some(Route::Ready) => status::ready(&state.client),
+        Some(Route::Metrics) if state.config.metrics_public => metrics(state),
         Some(r) => match state.authorize(req.headers()) {
             Err(e) => r.error(&e),
             Ok(()) => match r {
@@ -369,10 +411,15 @@ where
                 Route::CountTokens => crate::messages::count_tokens(state, req, &mut access).await,
                 Route::Embeddings => crate::embeddings::embeddings(state, req, &mut access).await,
                 Route::Health => health(),
+                Route::Ready => status::ready(&state.client),
+                Route::Metrics => metrics(state),
             },
         },
     };
     if !resp.body().is_stream() {
+        if !resp.status().is_success() && access.error_code.is_none() {
+            access.error_code = resp.extensions().get::<body::ErrorCode>().map(|c| c.0);
+        }
         access.log(
             resp.status().as_u16(),
             if resp.status().is_success() {
@@ -387,6 +434,24 @@ where
 
 fn health() -> Response<Body> {
     body::json_bytes(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+/// `GET /metrics` (404 when metrics are off).
+fn metrics(state: &State) -> Response<Body> {
+    let Some(m) = &state.metrics else {
+        return body::error(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "metrics_disabled",
+            "metrics are turned off on this gateway",
+        ));
+    };
+    let mut resp = Response::new(Body::Full(Some(Bytes::from(m.encode(&state.client)))));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    resp
 }
 
 /// Reads the body within the size limit and [`BODY_READ_TIMEOUT`].
@@ -520,8 +585,8 @@ fn chat_error(
     access: &mut Access,
     overhead: Duration,
 ) -> Response<Body> {
-    access.model.clone_from(&answer.model);
-    access.provider.clone_from(&answer.provider);
+    access.take_answer(answer);
+    access.overhead = Some(overhead);
     let api = from_llmux(e);
     access.error_code = Some(api.code);
     error_with_overhead(&api, overhead)
@@ -546,12 +611,14 @@ where
         Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
     };
     state.default_provider(&mut creq);
+    access.asked.clone_from(&creq.model);
     access.model.clone_from(&creq.model);
     let mut answer = Answer::new(
         creq.model.clone(),
         crate::answer::estimate_prompt_tokens(&creq),
     );
     let overhead = before_body + parse_start.elapsed();
+    access.overhead = Some(overhead);
     let mut stream = state.client.chat(creq);
 
     if opts.stream {
@@ -616,8 +683,8 @@ where
         resp.headers_mut()
             .insert(USAGE_HEADER, HeaderValue::from_static("estimated"));
     }
-    access.model.clone_from(&answer.model);
-    access.provider.clone_from(&answer.provider);
+    access.take_answer(&answer);
+    access.overhead = Some(overhead + build_start.elapsed());
     set_overhead(&mut resp, overhead + build_start.elapsed());
     resp
 }
@@ -640,6 +707,7 @@ where
             Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
         };
     state.default_provider(&mut creq);
+    access.asked.clone_from(&creq.model);
     access.model.clone_from(&creq.model);
     let overhead = before_body + parse_start.elapsed();
     let mut model = creq.model.clone();
@@ -866,12 +934,15 @@ struct ProviderObject<'a> {
     vision_models: &'a [String],
     audio_models: &'a [String],
     aliases: &'a std::collections::BTreeMap<String, String>,
+    /// Live health (see [`ProviderHealth`]).
+    health: ProviderHealth,
 }
 
 fn provider_object<'a>(
     info: &'a llmux::ProviderInfo,
     enabled: bool,
     models: Vec<String>,
+    health: &[llmux::ModelHealth],
 ) -> ProviderObject<'a> {
     ProviderObject {
         id: &info.name,
@@ -891,15 +962,17 @@ fn provider_object<'a>(
         vision_models: &info.vision_models,
         audio_models: &info.audio_models,
         aliases: &info.model_aliases,
+        health: ProviderHealth::of(&info.name, health),
     }
 }
 
-/// `GET /v1/providers`: static metadata (no network).
+/// `GET /v1/providers`: static metadata (no network) and live health.
 fn providers(state: &State) -> Response<Body> {
     let list = state.client.providers();
+    let health = state.client.health();
     let data: Vec<ProviderObject<'_>> = list
         .iter()
-        .map(|p| provider_object(&p.info, p.enabled, p.info.all_models()))
+        .map(|p| provider_object(&p.info, p.enabled, p.info.all_models(), &health))
         .collect();
     body::json(
         StatusCode::OK,
@@ -935,7 +1008,11 @@ async fn provider(state: &State, name: &str) -> Response<Body> {
             p.info.all_models()
         }
     };
-    body::json(StatusCode::OK, &provider_object(&p.info, p.enabled, models))
+    let health = state.client.health();
+    body::json(
+        StatusCode::OK,
+        &provider_object(&p.info, p.enabled, models, &health),
+    )
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ pub(crate) struct SseBody {
     /// `buf.len()` at the last yield.
     len_at_yield: usize,
     access: Access,
+    /// The request's span, entered while polling (log lines of the stream carry its id).
+    span: tracing::Span,
 }
 
 impl SseBody {
@@ -64,6 +66,9 @@ impl SseBody {
         include_usage: bool,
         access: Access,
     ) -> Self {
+        if let Some(m) = &access.metrics {
+            m.stream(1);
+        }
         Self {
             stream,
             first,
@@ -78,6 +83,7 @@ impl SseBody {
             futile: 0,
             len_at_yield: 0,
             access,
+            span: tracing::Span::current(),
         }
     }
 
@@ -245,8 +251,7 @@ impl SseBody {
 
     fn finish(&mut self, outcome: &'static str) {
         self.done = true;
-        self.access.model.clone_from(&self.answer.model);
-        self.access.provider.clone_from(&self.answer.provider);
+        self.access.take_answer(&self.answer);
         self.access.log(200, outcome);
     }
 
@@ -262,6 +267,8 @@ impl SseBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
         while !self.done && self.buf.len() < FLUSH_AT {
             let next = match self.first.take() {
                 Some(c) => Some(Ok(c)),
@@ -314,10 +321,13 @@ impl SseBody {
 
 impl Drop for SseBody {
     fn drop(&mut self) {
+        let _entered = self.span.enter();
         if !self.done {
-            self.access.model.clone_from(&self.answer.model);
-            self.access.provider.clone_from(&self.answer.provider);
+            self.access.take_answer(&self.answer);
             self.access.log(200, "client_closed");
+        }
+        if let Some(m) = &self.access.metrics {
+            m.stream(-1);
         }
     }
 }

@@ -56,6 +56,7 @@ pub mod gradio;
 pub mod hf_inference;
 pub mod huggingchat;
 pub mod openai;
+pub mod otlp;
 mod reply;
 mod server;
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::fallback;
+use crate::health::{AttemptObserver, Health, HealthConfig, ModelHealth};
 use crate::resolve;
 
 /// Cookies supplied at call time, per provider (see [`ClientBuilder::cookie_source`]).
@@ -94,6 +95,8 @@ pub(crate) struct Inner {
     pub routes: resolve::RouteCache,
     /// Per-provider cookies looked up at call time.
     pub cookie_source: Option<CookieSource>,
+    /// Live health and circuit breakers (see [`crate::health`]).
+    pub health: Arc<Health>,
 }
 
 /// The llmux client: picks providers by name or model, streams chunks, falls back.
@@ -203,6 +206,22 @@ impl Client {
             Some(p) => Context::new(ctx.http.with_proxy(Proxy::Url(p.clone()))),
             None => ctx,
         }
+    }
+
+    /// Live health of every (provider, model) tried so far, sorted by provider and model.
+    pub fn health(&self) -> Vec<ModelHealth> {
+        self.inner.health.snapshot()
+    }
+
+    /// The circuit-breaker settings.
+    pub fn health_config(&self) -> HealthConfig {
+        self.inner.health.config
+    }
+
+    /// Sends every attempt outcome to `observer` (metrics). Only one can be set; `false` when
+    /// one already was.
+    pub fn observe(&self, observer: Arc<dyn AttemptObserver>) -> bool {
+        self.inner.health.observer.set(observer).is_ok()
     }
 
     /// The client's default timeouts.
@@ -327,6 +346,7 @@ pub struct ClientBuilder {
     tool_emulation: bool,
     aliases: BTreeMap<String, String>,
     cookie_source: Option<CookieSource>,
+    health: HealthConfig,
 }
 
 impl ClientBuilder {
@@ -419,6 +439,26 @@ impl ClientBuilder {
     /// before any content. Default 1.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = Some(n);
+        self
+    }
+
+    /// Circuit-breaker settings (see [`HealthConfig`]; on by default).
+    pub fn health(mut self, config: HealthConfig) -> Self {
+        self.health = config;
+        self
+    }
+
+    /// Consecutive down-kind failures that open a provider's breaker (default 3).
+    pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.health.failure_threshold = n;
+        self
+    }
+
+    /// First cooldown of an opened breaker, doubling up to `max` on every reopening
+    /// (defaults 30 s and 10 min).
+    pub fn cooldown(mut self, first: Duration, max: Duration) -> Self {
+        self.health.cooldown = first;
+        self.health.max_cooldown = max;
         self
     }
 
@@ -523,6 +563,7 @@ impl ClientBuilder {
                 aliases: self.aliases,
                 routes: resolve::RouteCache::default(),
                 cookie_source: self.cookie_source,
+                health: Arc::new(Health::new(self.health)),
             }),
         })
     }

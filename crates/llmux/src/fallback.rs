@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::capability::{self, Plan};
 use crate::client::Client;
 use crate::emulation;
+use crate::health;
 use crate::resolve::{self, Candidate};
 
 /// The candidates that can honour `req`, each with its plan. When none can, the refusal of the
@@ -139,6 +140,10 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
             };
             let emulated = emulation::rewrite(&mut preq, plan);
             let shown_model = if cand.model.is_empty() { info.default_model.clone() } else { cand.model.clone() };
+            let Some(mut watch) = client.inner.health.admit(&name, &shown_model, cand.explicit) else {
+                attempts.push(Attempt { provider: name.clone(), model: shown_model, error: Box::new(health::probing(&name)) });
+                continue 'candidates;
+            };
             yield Chunk::Provider(ProviderInfoChunk {
                 provider: name.clone(),
                 label: info.label.clone(),
@@ -163,14 +168,20 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
                         () = &mut expiry => Some(Err(total_timeout())),
                     };
                     match next {
-                        None if started => return,
+                        None if started => {
+                            watch.finished();
+                            return;
+                        }
                         None => {
                             tracing::debug!(provider = %name, "provider finished without content");
                             failed_prompts.append(&mut held);
                             continue 'candidates;
                         }
                         Some(Ok(chunk)) => {
-                            started |= chunk.is_content();
+                            if !started && chunk.is_content() {
+                                started = true;
+                                watch.content();
+                            }
                             let chunk = match chunk {
                                 Chunk::Conversation(state) => Chunk::Conversation(merge_state(req.conversation.as_ref(), &name, state)),
                                 Chunk::LoginRequired { .. } if !single && !started => {
@@ -190,6 +201,9 @@ pub(crate) fn chat(client: Client, req: ChatRequest) -> ChatStream {
                     }
                 };
                 failed_prompts.append(&mut held);
+                if !started {
+                    watch.failed(&failure);
+                }
                 if started {
                     // output already reached the caller: another attempt would duplicate it
                     Err(failure)?;

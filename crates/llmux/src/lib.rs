@@ -27,7 +27,9 @@
 //! Resolution order: an explicit provider (`request.provider`, llmux or g4f name) →
 //! `provider:model` → a provider name used as the model → every enabled provider serving the model
 //! id or alias, in priority order (optionally shuffled). Providers whose `working` flag is false
-//! are skipped unless named explicitly. Credentials set on a request (`api_key`, `cookies`) go
+//! are skipped unless named explicitly. Live health orders the rest (see [`HealthConfig`]):
+//! providers whose circuit breaker is closed first, then half-open ones (one probe request at a
+//! time), then open ones only when nothing else serves the model. Credentials set on a request (`api_key`, `cookies`) go
 //! only to a provider the caller named, never to one chosen by routing.
 
 mod capability;
@@ -35,9 +37,11 @@ mod client;
 mod embed;
 mod emulation;
 mod fallback;
+mod health;
 mod resolve;
 
 pub use client::{Client, ClientBuilder, CookieSource, ModelKind, ModelListing, ProviderListing};
+pub use health::{AttemptObserver, BreakerState, HealthConfig, ModelHealth, Outcome};
 pub use llmux_core::http::{HttpConfig, Proxy};
 pub use llmux_core::{
     Accumulator, Action, Attempt, Capabilities, ChatRequest, ChatResponse, ChatStream, Chunk,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use llmux_core::{ChatRequest, Error, Result};
 
 use crate::client::{Client, Entry};
+use crate::health::BreakerState;
 
 /// How long a routing result that needed model discovery is fresh: as long as a provider
 /// remembers a failed discovery before it tries again. A stale result is still used, while one
@@ -144,7 +145,36 @@ fn order(client: &Client, mut list: Vec<Candidate>) -> Vec<Candidate> {
             .unwrap_or(list.len());
         list[split..].shuffle(&mut rand::rng());
     }
-    list
+    by_health(client, list)
+}
+
+/// The model a candidate's health is kept under (its default model when it asks for none).
+pub(crate) fn health_model(cand: &Candidate) -> &str {
+    if cand.model.is_empty() {
+        &cand.entry.info().default_model
+    } else {
+        &cand.model
+    }
+}
+
+/// Orders candidates by breaker state, keeping the priority order within a state: closed ones
+/// and half-open ones whose probe is free first (a half-open entry is probed at its priority
+/// place, by whichever request claims the probe first: see `Health::admit`), then open ones
+/// (and half-open ones being probed), which stay only when nothing else serves the model.
+fn by_health(client: &Client, list: Vec<Candidate>) -> Vec<Candidate> {
+    let states = client.inner.health.routing_states(
+        list.iter()
+            .map(|c| (c.entry.info().name.as_str(), health_model(c))),
+    );
+    if states.iter().all(|s| *s == BreakerState::Closed) {
+        return list;
+    }
+    let mut ranked: Vec<(BreakerState, Candidate)> = states.into_iter().zip(list).collect();
+    ranked.sort_by_key(|(s, _)| *s == BreakerState::Open);
+    if ranked.iter().any(|(s, _)| *s != BreakerState::Open) {
+        ranked.retain(|(s, _)| *s != BreakerState::Open);
+    }
+    ranked.into_iter().map(|(_, c)| c).collect()
 }
 
 pub(crate) fn provider_not_found(client: &Client, name: &str) -> Error {

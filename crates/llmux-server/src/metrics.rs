@@ -1,0 +1,239 @@
+//! `GET /metrics`: the gateway's metrics in the OpenMetrics text format (which Prometheus
+//! scrapes), through the `prometheus-client` crate.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `llmux_http_requests_total` | `route`, `status` | requests answered |
+//! | `llmux_attempts_total` | `provider`, `model`, `outcome` | provider attempts: `ok`, an error code (`timeout`, `connect`, …), or `skipped` (half-open, another request probing) |
+//! | `llmux_fallbacks_total` | `provider` | attempts that failed over to the next candidate (or a retry) |
+//! | `llmux_errors_total` | `code` | error responses (and stream error events) by `error.code` |
+//! | `llmux_time_to_first_token_seconds` | `provider` | histogram: attempt start to first content |
+//! | `llmux_attempt_duration_seconds` | `provider` | histogram: attempt start to the end of the answer |
+//! | `llmux_tokens_total` | `provider`, `model`, `direction` (`in`/`out`) | tokens (upstream's usage, else the estimate) |
+//! | `llmux_open_streams` | | streamed answers in flight |
+//! | `llmux_breaker_state` | `provider`, `model` | 0 closed, 1 half-open, 2 open (set at scrape time) |
+//!
+//! Cost: a handful of counter updates per request and per attempt (a read lock on a label map
+//! and an atomic add each); nothing per chunk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmux::{AttemptObserver, BreakerState, Outcome};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `Content-Type` of the exposition.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    provider: String,
+    model: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabel {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    provider: String,
+    model: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    provider: String,
+    model: String,
+}
+
+type Histograms = Family<ProviderLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ])
+}
+
+/// Every metric of one gateway.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
+    fallbacks: Family<ProviderLabel, Counter>,
+    errors: Family<CodeLabel, Counter>,
+    ttft: Histograms,
+    duration: Histograms,
+    tokens: Family<TokenLabels, Counter>,
+    open_streams: Gauge,
+    breaker: Family<ModelLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut m = Self {
+            registry: Registry::with_prefix("llmux"),
+            requests: Family::default(),
+            attempts: Family::default(),
+            fallbacks: Family::default(),
+            errors: Family::default(),
+            ttft: Family::new_with_constructor(latency_histogram),
+            duration: Family::new_with_constructor(latency_histogram),
+            tokens: Family::default(),
+            open_streams: Gauge::default(),
+            breaker: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register("http_requests", "Requests answered", m.requests.clone());
+        r.register(
+            "attempts",
+            "Provider attempts by outcome",
+            m.attempts.clone(),
+        );
+        r.register(
+            "fallbacks",
+            "Attempts that failed over to the next candidate (or a retry)",
+            m.fallbacks.clone(),
+        );
+        r.register("errors", "Error responses by code", m.errors.clone());
+        r.register(
+            "time_to_first_token_seconds",
+            "Attempt start to first content",
+            m.ttft.clone(),
+        );
+        r.register(
+            "attempt_duration_seconds",
+            "Attempt start to the end of the answer",
+            m.duration.clone(),
+        );
+        r.register(
+            "tokens",
+            "Tokens in (prompt) and out (completion)",
+            m.tokens.clone(),
+        );
+        r.register(
+            "open_streams",
+            "Streamed answers in flight",
+            m.open_streams.clone(),
+        );
+        r.register(
+            "breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open",
+            m.breaker.clone(),
+        );
+        Arc::new(m)
+    }
+
+    /// One request answered.
+    pub fn request(&self, route: &'static str, status: u16, error: Option<&'static str>) {
+        self.requests
+            .get_or_create(&RouteStatus { route, status })
+            .inc();
+        if let Some(code) = error {
+            self.errors.get_or_create(&CodeLabel { code }).inc();
+        }
+    }
+
+    /// Tokens of one answer.
+    pub fn tokens(&self, provider: &str, model: &str, prompt: u64, completion: u64) {
+        for (direction, n) in [("in", prompt), ("out", completion)] {
+            let labels = TokenLabels {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+                direction,
+            };
+            self.tokens.get_or_create(&labels).inc_by(n);
+        }
+    }
+
+    /// A stream opened (`+1`) or closed (`-1`).
+    pub fn stream(&self, delta: i64) {
+        self.open_streams.inc_by(delta);
+    }
+
+    /// The exposition, with the breaker states of `client` as they are now.
+    pub fn encode(&self, client: &llmux::Client) -> String {
+        self.breaker.clear();
+        for h in client.health() {
+            let v = match h.state {
+                BreakerState::Closed => 0,
+                BreakerState::HalfOpen => 1,
+                BreakerState::Open => 2,
+            };
+            let labels = ModelLabels {
+                provider: h.provider,
+                model: h.model,
+            };
+            self.breaker.get_or_create(&labels).set(v);
+        }
+        let mut out = String::new();
+        // writing into a String cannot fail
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn attempt_outcome(&self, provider: &str, model: &str, outcome: &'static str) {
+        let labels = AttemptLabels {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            outcome,
+        };
+        self.attempts.get_or_create(&labels).inc();
+    }
+}
+
+fn provider_label(provider: &str) -> ProviderLabel {
+    ProviderLabel {
+        provider: provider.to_owned(),
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl AttemptObserver for Metrics {
+    fn attempt(&self, provider: &str, model: &str, outcome: Outcome<'_>) {
+        match outcome {
+            Outcome::FirstContent(d) => {
+                self.attempt_outcome(provider, model, "ok");
+                self.ttft
+                    .get_or_create(&provider_label(provider))
+                    .observe(secs(d));
+            }
+            Outcome::Finished(d) => {
+                self.duration
+                    .get_or_create(&provider_label(provider))
+                    .observe(secs(d));
+            }
+            Outcome::Failed(e) => {
+                self.attempt_outcome(provider, model, e.code());
+                if e.action() != llmux::Action::GiveUp {
+                    self.fallbacks
+                        .get_or_create(&provider_label(provider))
+                        .inc();
+                }
+            }
+            Outcome::Skipped => self.attempt_outcome(provider, model, "skipped"),
+        }
+    }
+}
