@@ -98,7 +98,11 @@ fn verdict(e: &Error) -> Verdict {
             retry_after: Some(d),
             ..
         } => Verdict::OpenFor(*d),
-        Error::HttpStatus { status, .. } if *status >= 500 || *status == 408 => Verdict::Down,
+        Error::HttpStatus { status, .. } | Error::UpstreamApi { status, .. }
+            if *status >= 500 || *status == 408 =>
+        {
+            Verdict::Down
+        }
         Error::Connect { .. }
         | Error::Timeout { .. }
         | Error::Cloudflare { .. }
