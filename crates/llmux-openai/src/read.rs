@@ -271,44 +271,32 @@ pub fn response_chunks_until(
         let declared_sse = resp.content_type().is_some_and(|c| c.starts_with("text/event-stream"));
         let mut reader = Reader::new(provider.clone());
         let mut chunks = Vec::new();
-        if !declared_sse {
+        let body: std::pin::Pin<Box<dyn Stream<Item = Result<llmux_core::bytes::Bytes>> + Send>> = if declared_sse {
+            Box::pin(resp.into_stream())
+        } else {
             let body = Box::pin(resp.bytes()).await?;
-            if looks_like_sse(&body) {
-                let events = futures_util::stream::iter([Ok::<_, Error>(body)]);
-                let mut events = std::pin::pin!(sse_events(events));
-                while let Some(ev) = events.next().await {
-                    let ev = ev.map_err(|e| e.with_provider(&provider))?;
-                    let done = sse_data(&mut reader, ev.data.trim(), &mut chunks)?;
-                    for c in chunks.drain(..) {
-                        yield c;
-                    }
-                    if done {
-                        complete(&reader, &provider, ending, true)?;
-                        return;
-                    }
+            if !looks_like_sse(&body) {
+                reader.completion(&body, &mut chunks)?;
+                for c in chunks {
+                    yield c;
                 }
-                complete(&reader, &provider, ending, false)?;
                 return;
             }
-            reader.completion(&body, &mut chunks)?;
-            for c in chunks {
-                yield c;
-            }
-            return;
-        }
-        let mut events = std::pin::pin!(sse_events(resp.into_stream()));
+            Box::pin(futures_util::stream::iter([Ok::<_, Error>(body)]))
+        };
+        let mut events = std::pin::pin!(sse_events(body));
+        let mut done = false;
         while let Some(ev) = events.next().await {
             let ev = ev.map_err(|e| e.with_provider(&provider))?;
-            let done = sse_data(&mut reader, ev.data.trim(), &mut chunks)?;
+            done = sse_data(&mut reader, ev.data.trim(), &mut chunks)?;
             for c in chunks.drain(..) {
                 yield c;
             }
             if done {
-                complete(&reader, &provider, ending, true)?;
-                return;
+                break;
             }
         }
-        complete(&reader, &provider, ending, false)?;
+        complete(&reader, &provider, ending, done)?;
     }
 }
 

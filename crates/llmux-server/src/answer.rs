@@ -215,6 +215,14 @@ impl Answer {
         d
     }
 
+    /// The `x-llmux-ignored-params` value: the request fields the answering provider ignores.
+    pub fn ignored_header(&self) -> Option<http::HeaderValue> {
+        if self.ignored.is_empty() {
+            return None;
+        }
+        http::HeaderValue::from_str(&self.ignored.join(",")).ok()
+    }
+
     /// True once a tool call started.
     pub fn has_tool_calls(&self) -> bool {
         !self.announced.is_empty()

@@ -21,7 +21,7 @@ use crate::answer::{Answer, Piece};
 use crate::body::{self, Body};
 use crate::error::{ApiError, anthropic, anthropic_from_llmux};
 use crate::log::Access;
-use crate::routes::{IGNORED_PARAMS_HEADER, State, USAGE_HEADER, read_body, set_overhead};
+use crate::routes::{IGNORED_PARAMS_HEADER, State, finish_headers, read_body, set_overhead};
 use crate::wire;
 
 /// Flush a frame once this many bytes are buffered.
@@ -273,19 +273,6 @@ async fn whole(
     resp
 }
 
-/// `x-llmux-ignored-params` and `x-llmux-usage`, as on the chat route.
-fn finish_headers(resp: &mut Response<Body>, a: &Answer) {
-    if !a.ignored.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&a.ignored.join(",")) {
-            resp.headers_mut().insert(IGNORED_PARAMS_HEADER, v);
-        }
-    }
-    if a.upstream_usage().is_none() {
-        resp.headers_mut()
-            .insert(USAGE_HEADER, HeaderValue::from_static("estimated"));
-    }
-}
-
 /// The event stream. Headers wait for the first output, so failures before it get real
 /// statuses (in Anthropic's shape).
 async fn streamed(
@@ -304,7 +291,7 @@ async fn streamed(
             None => break None,
         }
     };
-    let ignored = (!turn.answer.ignored.is_empty()).then(|| turn.answer.ignored.join(","));
+    let ignored = turn.answer.ignored_header();
     let mut sse = MessagesSse {
         stream,
         turn,
@@ -322,7 +309,7 @@ async fn streamed(
     );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Some(v) = ignored.and_then(|s| HeaderValue::from_str(&s).ok()) {
+    if let Some(v) = ignored {
         h.insert(IGNORED_PARAMS_HEADER, v);
     }
     set_overhead(&mut resp, overhead);

@@ -520,11 +520,18 @@ pub const USAGE_HEADER: &str = "x-llmux-usage";
 
 /// Sets [`IGNORED_PARAMS_HEADER`] when the provider ignores fields.
 pub(crate) fn set_ignored(resp: &mut Response<Body>, answer: &Answer) {
-    if answer.ignored.is_empty() {
-        return;
-    }
-    if let Ok(v) = HeaderValue::from_str(&answer.ignored.join(",")) {
+    if let Some(v) = answer.ignored_header() {
         resp.headers_mut().insert(IGNORED_PARAMS_HEADER, v);
+    }
+}
+
+/// The headers of a finished, non-streamed answer: `x-llmux-ignored-params`, and
+/// `x-llmux-usage: estimated` when the upstream reported no usage.
+pub(crate) fn finish_headers(resp: &mut Response<Body>, answer: &Answer) {
+    set_ignored(resp, answer);
+    if answer.upstream_usage().is_none() {
+        resp.headers_mut()
+            .insert(USAGE_HEADER, HeaderValue::from_static("estimated"));
     }
 }
 
@@ -638,14 +645,14 @@ where
                 None => break None,
             }
         };
-        let ignored = (!answer.ignored.is_empty()).then(|| answer.ignored.join(","));
+        let ignored = answer.ignored_header();
         let sse = SseBody::new(stream, first, answer, opts.include_usage, access.clone());
         let mut resp = Response::new(Body::Sse(Box::new(sse)));
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, SSE);
         h.insert(CACHE_CONTROL, NO_CACHE);
         h.insert(X_ACCEL_BUFFERING, NO);
-        if let Some(v) = ignored.and_then(|s| HeaderValue::from_str(&s).ok()) {
+        if let Some(v) = ignored {
             h.insert(IGNORED_PARAMS_HEADER, v);
         }
         set_overhead(&mut resp, overhead);
@@ -678,11 +685,7 @@ where
         Err(e) => return chat_error(&e, &answer, access, overhead),
     };
     let mut resp = body::json_bytes(StatusCode::OK, bytes);
-    set_ignored(&mut resp, &answer);
-    if answer.upstream_usage().is_none() {
-        resp.headers_mut()
-            .insert(USAGE_HEADER, HeaderValue::from_static("estimated"));
-    }
+    finish_headers(&mut resp, &answer);
     access.take_answer(&answer);
     access.overhead = Some(overhead + build_start.elapsed());
     set_overhead(&mut resp, overhead + build_start.elapsed());
