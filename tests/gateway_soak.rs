@@ -282,6 +282,11 @@ async fn gateway_soak_with_faults_and_disconnects() {
             instance(&beta, secrets::BACKUP_KEY),
         )
         .priority(["alpha", "beta"])
+        // the soak counts fallbacks from injected faults: no breaker skipping `alpha` in between
+        .health(llmux::HealthConfig {
+            enabled: false,
+            ..llmux::HealthConfig::default()
+        })
         .build()
         .expect("client");
     let gw = Arc::new(Gw::start(client, gateway::config()).await);
