@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use llmux_core::Secret;
 
+use crate::keys::KeyConfig;
+use crate::redis_client::RedisConfig;
+
 /// Default listen address: `127.0.0.1:1337` (g4f's port, loopback only).
 pub const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1337);
@@ -67,6 +70,13 @@ pub struct ServerConfig {
     /// Serve `GET /metrics` without the gateway key (default `false`: it needs the key when one
     /// is set).
     pub metrics_public: bool,
+    /// Gateway keys with their own models, providers, limits and usage (in addition to
+    /// [`ServerConfig::api_key`], which acts as an unlimited admin key named `default`). When
+    /// both are empty the gateway needs no key.
+    pub keys: Vec<KeyConfig>,
+    /// Share rate limits, usage, the Responses store and the response cache with other
+    /// replicas through Redis (`None`: all state is in this process).
+    pub redis: Option<RedisConfig>,
 }
 
 /// Default of [`ServerConfig::responses_store_size`].
@@ -75,13 +85,20 @@ pub const DEFAULT_RESPONSES_STORE_SIZE: usize = 1000;
 pub const DEFAULT_RESPONSES_STORE_TTL: Duration = Duration::from_secs(3600);
 
 impl ServerConfig {
-    /// The in-memory response store this configuration asks for (`None` when off).
+    /// The response store this configuration asks for (`None` when off): in Redis when
+    /// `redis` is given, else in memory.
     pub(crate) fn responses_store(
         &self,
+        redis: Option<&crate::redis_client::RedisClient>,
     ) -> Option<std::sync::Arc<dyn crate::responses::store::ResponseStore>> {
         let size = std::num::NonZeroUsize::new(self.responses_store_size)?;
         if self.responses_store_ttl.is_zero() {
             return None;
+        }
+        if let Some(client) = redis {
+            return Some(std::sync::Arc::new(
+                crate::responses::store::RedisStore::new(client.clone(), self.responses_store_ttl),
+            ));
         }
         Some(std::sync::Arc::new(
             crate::responses::store::MemoryStore::new(size, self.responses_store_ttl),
@@ -106,6 +123,8 @@ impl Default for ServerConfig {
             cookies_dir: None,
             metrics: true,
             metrics_public: false,
+            keys: Vec::new(),
+            redis: None,
         }
     }
 }
@@ -127,6 +146,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("cookies_dir", &self.cookies_dir)
             .field("metrics", &self.metrics)
             .field("metrics_public", &self.metrics_public)
+            .field("keys", &self.keys)
+            .field("redis", &self.redis)
             .finish()
     }
 }

@@ -63,6 +63,10 @@ where
     };
     state.default_provider_for(&mut ereq.provider, &ereq.model);
     access.model.clone_from(&ereq.model);
+    if let Err(e) = state.admit(&access.caller, &mut ereq.provider, &ereq.model) {
+        access.error_code = Some(e.code);
+        return with_overhead(body::error(&e), overhead);
+    }
     let tokens = estimate(&ereq.input);
     let resp = match state.client.embed(ereq).await {
         Ok(r) => r,

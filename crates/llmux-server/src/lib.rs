@@ -161,6 +161,10 @@ mod config;
 mod cookies;
 mod embeddings;
 mod error;
+mod keys;
+mod limits;
+mod redis_client;
+mod usage;
 #[doc(hidden)]
 pub mod fuzzing;
 mod log;
@@ -181,7 +185,9 @@ pub use config::{
     DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, DEFAULT_RESPONSES_STORE_SIZE,
     DEFAULT_RESPONSES_STORE_TTL, ServerConfig,
 };
+pub use keys::{KeyConfig, KeySecret, hash_key};
 pub use log::REQUEST_ID_HEADER;
+pub use redis_client::RedisConfig;
 pub use responses::store::{
     DEFAULT_MAX_BYTES as DEFAULT_RESPONSES_STORE_MAX_BYTES, MemoryStore, ResponseStore, StoreError,
     StoreFuture, StoredResponse,

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::answer::Answer;
+use crate::keys::Caller;
+use crate::limits::Grant;
 use crate::metrics::Metrics;
+use crate::usage::{Record, Usage};
 
 /// Request and response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -66,6 +69,12 @@ pub(crate) struct Access {
     pub tokens: Option<(u64, u64)>,
     pub error_code: Option<&'static str>,
     pub metrics: Option<Arc<Metrics>>,
+    /// The gateway key of the request.
+    pub caller: Caller,
+    /// Its limits' grant: holds the concurrency slot until every copy of this is dropped.
+    pub grant: Option<Arc<Grant>>,
+    /// Where the key's usage is counted.
+    pub usage: Option<Arc<Usage>>,
 }
 
 impl Access {
@@ -89,6 +98,9 @@ impl Access {
             tokens: None,
             error_code: None,
             metrics: None,
+            caller: None,
+            grant: None,
+            usage: None,
         }
     }
 
@@ -116,7 +128,7 @@ impl Access {
         }
     }
 
-    /// Writes the access line and counts the request.
+    /// Writes the access line and counts the request (and the key's tokens and usage).
     pub fn log(&self, status: u16, outcome: &'static str) {
         if let Some(m) = &self.metrics {
             m.request(self.path, status, self.error_code);
@@ -124,6 +136,7 @@ impl Access {
                 m.tokens(&self.provider, &self.model, i, o);
             }
         }
+        self.count_key_usage(status);
         let span = tracing::Span::current();
         span.record("route", self.path);
         span.record("status", i64::from(status));
@@ -149,6 +162,34 @@ impl Access {
             outcome,
             "request"
         );
+    }
+}
+
+impl Access {
+    /// Charges the tokens to the key's limits and counts its usage (model requests only).
+    fn count_key_usage(&self, status: u16) {
+        if let (Some(g), Some((i, o))) = (&self.grant, self.tokens) {
+            g.record_tokens(i.saturating_add(o));
+        }
+        let Some(key) = &self.caller else {
+            return;
+        };
+        if self.asked.is_empty() && self.model.is_empty() {
+            return;
+        }
+        let record = Record {
+            key: &key.config.name,
+            model: &self.model,
+            provider: &self.provider,
+            error: status >= 400,
+            tokens: self.tokens,
+        };
+        if let Some(u) = &self.usage {
+            u.record(&record);
+        }
+        if let Some(m) = &self.metrics {
+            m.key_usage(&record);
+        }
     }
 }
 

@@ -141,8 +141,11 @@ where
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    state.default_provider(&mut creq);
     access.model.clone_from(&creq.model);
+    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
+        access.error_code = Some(e.code);
+        return error_response(&e);
+    }
     let turn = Turn {
         answer: Answer::new(
             creq.model.clone(),

@@ -12,6 +12,9 @@
 //! | `llmux_tokens_total` | `provider`, `model`, `direction` (`in`/`out`) | tokens (upstream's usage, else the estimate) |
 //! | `llmux_open_streams` | | streamed answers in flight |
 //! | `llmux_breaker_state` | `provider`, `model` | 0 closed, 1 half-open, 2 open (set at scrape time) |
+//! | `llmux_key_requests_total` | `key`, `provider`, `model` | model requests per gateway key (its `name`) |
+//! | `llmux_key_errors_total` | `key`, `provider`, `model` | those that failed |
+//! | `llmux_key_tokens_total` | `key`, `provider`, `model`, `direction` | their tokens |
 //!
 //! Cost: a handful of counter updates per request and per attempt (a read lock on a label map
 //! and an atomic add each); nothing per chunk.
@@ -66,6 +69,21 @@ struct ModelLabels {
     model: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    key: String,
+    provider: String,
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyTokenLabels {
+    key: String,
+    provider: String,
+    model: String,
+    direction: &'static str,
+}
+
 type Histograms = Family<ProviderLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -86,6 +104,9 @@ pub(crate) struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     open_streams: Gauge,
     breaker: Family<ModelLabels, Gauge>,
+    key_requests: Family<KeyLabels, Counter>,
+    key_errors: Family<KeyLabels, Counter>,
+    key_tokens: Family<KeyTokenLabels, Counter>,
 }
 
 impl Metrics {
@@ -101,6 +122,9 @@ impl Metrics {
             tokens: Family::default(),
             open_streams: Gauge::default(),
             breaker: Family::default(),
+            key_requests: Family::default(),
+            key_errors: Family::default(),
+            key_tokens: Family::default(),
         };
         let r = &mut m.registry;
         r.register("http_requests", "Requests answered", m.requests.clone());
@@ -140,7 +164,46 @@ impl Metrics {
             "Circuit breaker: 0 closed, 1 half-open, 2 open",
             m.breaker.clone(),
         );
+        r.register(
+            "key_requests",
+            "Model requests per gateway key",
+            m.key_requests.clone(),
+        );
+        r.register(
+            "key_errors",
+            "Failed model requests per gateway key",
+            m.key_errors.clone(),
+        );
+        r.register(
+            "key_tokens",
+            "Tokens per gateway key, in (prompt) and out (completion)",
+            m.key_tokens.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// One model request of a gateway key.
+    pub fn key_usage(&self, r: &crate::usage::Record<'_>) {
+        let labels = KeyLabels {
+            key: r.key.to_owned(),
+            provider: r.provider.to_owned(),
+            model: r.model.to_owned(),
+        };
+        self.key_requests.get_or_create(&labels).inc();
+        if r.error {
+            self.key_errors.get_or_create(&labels).inc();
+        }
+        if let Some((i, o)) = r.tokens {
+            for (direction, n) in [("in", i), ("out", o)] {
+                let l = KeyTokenLabels {
+                    key: labels.key.clone(),
+                    provider: labels.provider.clone(),
+                    model: labels.model.clone(),
+                    direction,
+                };
+                self.key_tokens.get_or_create(&l).inc_by(n);
+            }
+        }
     }
 
     /// One request answered.

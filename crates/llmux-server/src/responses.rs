@@ -114,8 +114,11 @@ where
     if creq.conversation.is_none() {
         creq.conversation = conversation_state;
     }
-    state.default_provider(&mut creq);
     access.model.clone_from(&creq.model);
+    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
+        access.error_code = Some(e.code);
+        return error_with_overhead(&e, before_body + parse_start.elapsed());
+    }
     let answer = Answer::new(creq.model.clone(), estimate_prompt_tokens(&creq));
     let mut response = converted.response;
     response.id = new_id("resp");

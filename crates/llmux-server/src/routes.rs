@@ -12,13 +12,15 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use llmux::{Chunk, Error, MediaData, ModelKind};
 use llmux_core::media;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::answer::{Answer, Piece};
 use crate::body::{self, Body};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, from_llmux};
+use crate::keys::{self, Caller, Keyring};
+use crate::limits::Limits;
+use crate::redis_client::RedisClient;
+use crate::usage::Usage;
 use crate::log::{Access, REQUEST_ID_HEADER, RequestIds, ms};
 use crate::metrics::Metrics;
 use crate::sse::SseBody;
@@ -50,7 +52,14 @@ const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 pub(crate) struct State {
     pub client: llmux::Client,
     pub config: ServerConfig,
-    key_hash: Option<[u8; 32]>,
+    /// The gateway keys (empty: no authentication).
+    pub keys: Keyring,
+    /// Per-key limits.
+    pub limits: Limits,
+    /// Per-key usage.
+    pub usage: Arc<Usage>,
+    /// The shared Redis, when configured.
+    pub redis: Option<RedisClient>,
     /// Where `/v1/responses` keeps responses (`None`: storage is off).
     pub responses: Option<Arc<dyn crate::responses::store::ResponseStore>>,
     /// Metrics, unless [`ServerConfig::metrics`] is off.
@@ -60,12 +69,18 @@ pub(crate) struct State {
 
 impl State {
     pub fn new(client: llmux::Client, config: ServerConfig) -> Self {
-        let key_hash = config
-            .api_key
-            .as_ref()
-            .filter(|k| !k.is_empty())
-            .map(|k| Sha256::digest(k.expose().as_bytes()).into());
-        let responses = config.responses_store();
+        let keys = Keyring::new(config.api_key.as_ref(), &config.keys);
+        let redis = config.redis.as_ref().and_then(|c| match RedisClient::new(c) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // RedisConfig::new checked the URL: this cannot happen for a config built by it
+                tracing::error!(error = %e, "Redis unusable: all state stays in this process");
+                None
+            }
+        });
+        let fail_open = config.redis.as_ref().is_none_or(|c| c.limits_fail_open);
+        let limits = Limits::new(keys.entries(), redis.clone(), fail_open);
+        let responses = config.responses_store(redis.as_ref());
         let metrics = config.metrics.then(Metrics::new);
         if let Some(m) = &metrics {
             if !client.observe(m.clone()) {
@@ -77,56 +92,48 @@ impl State {
         Self {
             client,
             config,
-            key_hash,
+            keys,
+            limits,
+            usage: Arc::new(Usage::new(redis.clone())),
+            redis,
             responses,
             metrics,
             ids: RequestIds::new(),
         }
     }
 
-    /// Checks the gateway key: `x-api-key`, `g4f-api-key`, then `Authorization: Bearer`.
-    /// Compared in constant time (over SHA-256 digests, so the length does not leak either).
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = &self.key_hash else {
+    /// Checks that the caller may use `model` through `provider` (see [`keys::check_access`]),
+    /// looking through a `provider:model` prefix.
+    pub(crate) fn admit(
+        &self,
+        caller: &Caller,
+        provider: &mut Option<String>,
+        model: &str,
+    ) -> Result<(), ApiError> {
+        if caller.is_none() {
             return Ok(());
+        }
+        let prefixed = match model.split_once(':') {
+            Some((p, m)) if provider.is_none() && self.client.provider(p).is_some() => {
+                Some((p.to_owned(), m))
+            }
+            _ => None,
         };
-        let presented = ["x-api-key", "g4f-api-key"]
-            .iter()
-            .find_map(|h| headers.get(*h).map(HeaderValue::as_bytes))
-            .or_else(|| {
-                let v = headers.get(http::header::AUTHORIZATION)?.as_bytes();
-                let (scheme, token) =
-                    v.split_at(v.iter().position(|b| *b == b' ').unwrap_or(v.len()));
-                scheme
-                    .eq_ignore_ascii_case(b"bearer")
-                    .then(|| token.trim_ascii())
-            })
-            .map(<[u8]>::trim_ascii)
-            .filter(|k| !k.is_empty());
-        let Some(presented) = presented else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                "missing_api_key",
-                "this gateway requires an API key: send `Authorization: Bearer <key>` (or an `x-api-key` header)",
-            ));
-        };
-        let digest: [u8; 32] = Sha256::digest(presented).into();
-        if bool::from(digest.ct_eq(expected)) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "authentication_error",
-                "invalid_api_key",
-                "the gateway API key is not valid",
-            ))
+        match prefixed {
+            Some((p, m)) => keys::check_access(caller, &mut Some(p), m),
+            None => keys::check_access(caller, provider, model),
         }
     }
 
-    /// Applies the configured default provider to a request that names none.
-    pub(crate) fn default_provider(&self, req: &mut llmux::ChatRequest) {
+    /// Applies the configured default provider to a request that names none, then checks that
+    /// the caller's key may use its model and provider.
+    pub(crate) fn default_provider(
+        &self,
+        caller: &Caller,
+        req: &mut llmux::ChatRequest,
+    ) -> Result<(), ApiError> {
         self.default_provider_for(&mut req.provider, &req.model);
+        self.admit(caller, &mut req.provider, &req.model)
     }
 
     /// The configured default provider for a request naming `provider` and `model`.
@@ -162,6 +169,7 @@ enum Route {
     Messages,
     CountTokens,
     Embeddings,
+    Usage,
 }
 
 impl Route {
@@ -182,7 +190,16 @@ impl Route {
             Route::Messages => "/v1/messages",
             Route::CountTokens => "/v1/messages/count_tokens",
             Route::Embeddings => "/v1/embeddings",
+            Route::Usage => "/v1/usage",
         }
+    }
+
+    /// Whether the key's limits apply (the routes that call a model).
+    fn limited(&self) -> bool {
+        matches!(
+            self,
+            Route::Chat | Route::Images | Route::Responses | Route::Messages | Route::Embeddings
+        )
     }
 
     /// Whether `m` is one of the route's methods.
@@ -240,6 +257,7 @@ fn route(path: &str) -> Option<Route> {
         "/messages" => Route::Messages,
         "/messages/count_tokens" => Route::CountTokens,
         "/embeddings" => Route::Embeddings,
+        "/usage" => Route::Usage,
         _ => {
             if let Some(id) = p.strip_prefix("/models/").filter(|s| !s.is_empty()) {
                 Route::Model(decode(id))
@@ -360,6 +378,7 @@ where
             .map_or_else(|| body::error(e), |r| r.error(e))
     };
     access.metrics.clone_from(&state.metrics);
+    access.usage = Some(state.usage.clone());
     let resp = match route {
         _ if req.uri().query().is_some_and(query_has_key) => shape(&ApiError::bad_request(
             "api_key_in_query",
@@ -386,34 +405,12 @@ where
         Some(Route::Health) => health(),
         Some(Route::Ready) => status::ready(&state.client),
         Some(Route::Metrics) if state.config.metrics_public => metrics(state),
-        Some(r) => match state.authorize(req.headers()) {
+        Some(r) => match state.keys.identify(req.headers()) {
             Err(e) => r.error(&e),
-            Ok(()) => match r {
-                // boxed: hyper keeps room for the handler future for the whole connection, and
-                // a streamed answer outlives the handler (a few KiB less per open stream)
-                Route::Chat => Box::pin(chat(state, req, &mut access)).await,
-                Route::Images => images(state, req, &mut access).await,
-                Route::Models => models(state).await,
-                Route::Model(id) => model(state, &id).await,
-                Route::Providers => providers(state),
-                Route::Provider(name) => provider(state, &name).await,
-                Route::Responses => {
-                    Box::pin(crate::responses::create(state, req, &mut access)).await
-                }
-                Route::Response(id) if method == Method::DELETE => {
-                    crate::responses::delete(state, &id).await
-                }
-                Route::Response(id) => crate::responses::get(state, &id).await,
-                Route::UploadCookies => crate::cookies::upload(state, req).await,
-                Route::Messages => {
-                    Box::pin(crate::messages::messages(state, req, &mut access)).await
-                }
-                Route::CountTokens => crate::messages::count_tokens(state, req, &mut access).await,
-                Route::Embeddings => crate::embeddings::embeddings(state, req, &mut access).await,
-                Route::Health => health(),
-                Route::Ready => status::ready(&state.client),
-                Route::Metrics => metrics(state),
-            },
+            Ok(caller) => {
+                access.caller = caller;
+                serve_limited(state, r, req, &method, &mut access).await
+            }
         },
     };
     if !resp.body().is_stream() {
@@ -430,6 +427,77 @@ where
         );
     }
     resp
+}
+
+/// Admits the request under its key's limits (on the model routes), serves it, and adds the
+/// `x-ratelimit-*` headers.
+async fn serve_limited<B>(
+    state: &State,
+    r: Route,
+    req: Request<B>,
+    method: &Method,
+    access: &mut Access,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let entry = access.caller.clone().filter(|_| r.limited());
+    let Some(entry) = entry else {
+        return serve(state, r, req, method, access).await;
+    };
+    match state.limits.acquire(&entry).await {
+        Err(refused) => {
+            access.error_code = Some(refused.error.code);
+            let mut resp = r.error(&refused.error);
+            refused.info.write(resp.headers_mut());
+            resp
+        }
+        Ok(grant) => {
+            let grant = Arc::new(grant);
+            access.grant = Some(grant.clone());
+            let mut resp = serve(state, r, req, method, access).await;
+            grant.info.write(resp.headers_mut());
+            resp
+        }
+    }
+}
+
+/// Runs the handler of an authorised request.
+async fn serve<B>(
+    state: &State,
+    r: Route,
+    req: Request<B>,
+    method: &Method,
+    access: &mut Access,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match r {
+        // boxed: hyper keeps room for the handler future for the whole connection, and
+        // a streamed answer outlives the handler (a few KiB less per open stream)
+        Route::Chat => Box::pin(chat(state, req, access)).await,
+        Route::Images => images(state, req, access).await,
+        Route::Models => models(state).await,
+        Route::Model(id) => model(state, &id).await,
+        Route::Providers => providers(state),
+        Route::Provider(name) => provider(state, &name).await,
+        Route::Responses => Box::pin(crate::responses::create(state, req, access)).await,
+        Route::Response(id) if *method == Method::DELETE => {
+            crate::responses::delete(state, &id).await
+        }
+        Route::Response(id) => crate::responses::get(state, &id).await,
+        Route::UploadCookies => crate::cookies::upload(state, req).await,
+        Route::Messages => Box::pin(crate::messages::messages(state, req, access)).await,
+        Route::CountTokens => crate::messages::count_tokens(state, req, access).await,
+        Route::Embeddings => crate::embeddings::embeddings(state, req, access).await,
+        Route::Usage => crate::usage::respond(&state.usage, &access.caller).await,
+        Route::Health => health(),
+        Route::Ready => status::ready(&state.client),
+        Route::Metrics => metrics(state),
+    }
 }
 
 fn health() -> Response<Body> {
@@ -617,9 +685,12 @@ where
         Ok(x) => x,
         Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
     };
-    state.default_provider(&mut creq);
     access.asked.clone_from(&creq.model);
     access.model.clone_from(&creq.model);
+    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
+        access.error_code = Some(e.code);
+        return error_with_overhead(&e, before_body + parse_start.elapsed());
+    }
     let mut answer = Answer::new(
         creq.model.clone(),
         crate::answer::estimate_prompt_tokens(&creq),
@@ -709,9 +780,12 @@ where
             Ok(x) => x,
             Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
         };
-    state.default_provider(&mut creq);
     access.asked.clone_from(&creq.model);
     access.model.clone_from(&creq.model);
+    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
+        access.error_code = Some(e.code);
+        return error_with_overhead(&e, before_body + parse_start.elapsed());
+    }
     let overhead = before_body + parse_start.elapsed();
     let mut model = creq.model.clone();
     let mut provider = String::new();

@@ -173,6 +173,69 @@ impl ResponseStore for MemoryStore {
     }
 }
 
+/// The shared store of replicas: each response as JSON under `llmux:resp:{id}` in Redis,
+/// expiring after the store's TTL. When Redis cannot be reached, operations fail with a
+/// [`StoreError`] (the routes answer 503) and work again once it is back.
+pub(crate) struct RedisStore {
+    client: crate::redis_client::RedisClient,
+    ttl: Duration,
+    max_bytes: usize,
+}
+
+impl RedisStore {
+    pub(crate) fn new(client: crate::redis_client::RedisClient, ttl: Duration) -> Self {
+        Self {
+            client,
+            ttl,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+fn unavailable(e: crate::redis_client::RedisError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl ResponseStore for RedisStore {
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<StoredResponse>> {
+        Box::pin(async move {
+            let key = crate::redis_client::response_key(id);
+            let Some(bytes) = self.client.get(&key).await.map_err(unavailable)? else {
+                return Ok(None);
+            };
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError(format!("stored response {id} is unreadable: {e}")))
+        })
+    }
+
+    fn put(&self, response: StoredResponse) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let json = serde_json::to_vec(&response)
+                .map_err(|e| StoreError(format!("cannot encode the response: {e}")))?;
+            if json.len() > self.max_bytes {
+                return Err(StoreError(format!(
+                    "the response ({} bytes with its conversation) is larger than the store's limit of {} bytes",
+                    json.len(),
+                    self.max_bytes
+                )));
+            }
+            let key = crate::redis_client::response_key(&response.response.id);
+            self.client
+                .set(&key, &json, self.ttl)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let key = crate::redis_client::response_key(id);
+            self.client.del(&key).await.map_err(unavailable)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
