@@ -325,6 +325,119 @@ pub struct FileConfig {
     pub providers: BTreeMap<String, ProviderSection>,
     /// Extra named instances.
     pub instances: BTreeMap<String, ProviderSection>,
+    /// Gateway keys (`[[keys]]`), each with its own models, providers, limits and usage.
+    pub keys: Vec<KeySection>,
+    /// Shared state of gateway replicas.
+    pub redis: RedisSection,
+}
+
+/// One `[[keys]]` entry: a gateway key of `llmux serve`.
+///
+/// ```toml
+/// [[keys]]
+/// name = "alice"
+/// sha256 = "…"            # `llmux keys hash` prints it; or `key = "sk-…"`
+/// models = ["gpt-4o*"]     # optional: exact ids or prefixes ending in `*`
+/// rpm = 60                 # optional limits: requests / tokens per minute, at once
+/// tpm = 100000
+/// concurrency = 4
+/// expires = 2027-01-01T00:00:00Z
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySection {
+    /// Name in logs, metrics and `/v1/usage`.
+    pub name: String,
+    /// The key itself.
+    pub key: Option<Secret>,
+    /// Or its SHA-256 in hex.
+    pub sha256: Option<String>,
+    /// Models it may use (empty: all).
+    pub models: Vec<String>,
+    /// Providers it may use (empty: all).
+    pub providers: Vec<String>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+    /// Requests at once.
+    pub concurrency: Option<u32>,
+    /// Expiry: a TOML date-time or an RFC 3339 string.
+    pub expires: Option<Expiry>,
+    /// May read `GET /v1/usage`.
+    pub admin: bool,
+}
+
+/// A `[[keys]]` expiry: a TOML offset date-time or an RFC 3339 string.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Expiry {
+    /// `expires = 2027-01-01T00:00:00Z`.
+    Datetime(toml::value::Datetime),
+    /// `expires = "2027-01-01T00:00:00Z"`.
+    Text(String),
+}
+
+impl KeySection {
+    /// The gateway key this entry describes (`Err`: what is wrong, for `keys[i]`).
+    pub fn to_key_config(&self) -> Result<llmux_server::KeyConfig, String> {
+        use llmux_server::{KeyConfig, KeySecret};
+        if self.name.trim().is_empty() {
+            return Err("every [[keys]] entry needs a `name`".into());
+        }
+        let secret = match (&self.key, &self.sha256) {
+            (Some(k), None) if !k.is_empty() => KeySecret::Plain(k.clone()),
+            (None, Some(h)) => KeySecret::from_hex(h.trim())?,
+            (Some(_), Some(_)) => return Err("give `key` or `sha256`, not both".into()),
+            _ => {
+                return Err(
+                    "needs `key` (the key) or `sha256` (its hash from `llmux keys hash`)".into(),
+                );
+            }
+        };
+        let expires = match &self.expires {
+            None => None,
+            Some(e) => {
+                let text = match e {
+                    Expiry::Datetime(d) => d.to_string(),
+                    Expiry::Text(t) => t.clone(),
+                };
+                let secs = llmux_cookies::time::parse_iso8601(&text)
+                    .and_then(|s| u64::try_from(s).ok())
+                    .ok_or_else(|| {
+                        format!("`expires` = {text:?} is not a date-time like 2027-01-01T00:00:00Z")
+                    })?;
+                Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+            }
+        };
+        if [self.rpm, self.concurrency].contains(&Some(0)) || self.tpm == Some(0) {
+            return Err("limits must be at least 1 (leave one out for no limit)".into());
+        }
+        Ok(KeyConfig {
+            models: self.models.clone(),
+            providers: self.providers.clone(),
+            rpm: self.rpm,
+            tpm: self.tpm,
+            concurrency: self.concurrency,
+            expires,
+            admin: self.admin,
+            ..KeyConfig::new(self.name.trim(), secret)
+        })
+    }
+}
+
+/// `[redis]`: where gateway replicas share limits, usage, stored responses and the cache.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSection {
+    /// `redis://HOST:PORT/DB` (may hold a password: never logged).
+    pub url: Option<Secret>,
+    /// Seconds each Redis command may take (default 0.5).
+    #[serde(with = "opt_secs")]
+    pub timeout: Option<Duration>,
+    /// Let requests of limited keys through when Redis is down (default true); `false`
+    /// refuses them with 503.
+    pub limits_fail_open: Option<bool>,
 }
 
 /// Line and column (1-based) of a byte offset.
@@ -474,6 +587,33 @@ impl FileConfig {
         ] {
             if d == Some(Duration::ZERO) {
                 return Err(invalid(key.into(), "must be greater than 0".into()));
+            }
+        }
+        self.validate_keys(&invalid)?;
+        if let Some(url) = &self.redis.url {
+            llmux_server::RedisConfig::new(url.expose())
+                .map_err(|m| invalid("redis.url".into(), m))?;
+        }
+        if self.redis.timeout == Some(Duration::ZERO) {
+            return Err(invalid("redis.timeout".into(), "must be greater than 0".into()));
+        }
+        Ok(())
+    }
+
+    /// Every `[[keys]]` entry converts, and names are unique.
+    fn validate_keys(
+        &self,
+        invalid: &dyn Fn(String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            k.to_key_config()
+                .map_err(|m| invalid(format!("keys[{i}]"), m))?;
+            if !names.insert(k.name.trim()) {
+                return Err(invalid(
+                    format!("keys[{i}].name"),
+                    format!("`{}` names two keys: names must be unique", k.name.trim()),
+                ));
             }
         }
         Ok(())

@@ -38,6 +38,7 @@ mod check;
 mod commands;
 mod cookies;
 mod embed;
+mod keys;
 mod markdown;
 mod media;
 mod repl;
@@ -104,6 +105,8 @@ enum Command {
     Config(JsonFlag),
     /// Browser cookies for providers: import files, list what each provider gets.
     Cookies(cookies::CookiesArgs),
+    /// Gateway keys: hash one for `[[keys]]`, or make a new one.
+    Keys(keys::KeysArgs),
 }
 
 /// `--json` alone.
@@ -278,6 +281,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Providers(a) => commands::providers(&app, a.json),
         Command::Config(a) => commands::show_config(&app, a.json),
         Command::Cookies(args) => cookies::run(&app, args),
+        Command::Keys(args) => keys::run(args),
     }
 }
 

@@ -46,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// Serve `GET /metrics` without the gateway key.
     #[arg(long)]
     metrics_public: bool,
+    /// Share rate limits, usage, stored responses and the response cache with other replicas
+    /// through this Redis (`redis://HOST:PORT/DB`) [default: `redis.url`].
+    #[arg(long, value_name = "URL", env = "LLMUX_REDIS_URL", hide_env_values = true)]
+    redis: Option<String>,
 }
 
 /// Log line format of `llmux serve`.
@@ -65,6 +69,7 @@ pub(crate) struct ServeFlags {
     pub api_key: Option<String>,
     pub no_ui: bool,
     pub metrics_public: bool,
+    pub redis: Option<String>,
 }
 
 impl ServeFlags {
@@ -73,6 +78,7 @@ impl ServeFlags {
         Self {
             bind: env_var("LLMUX_BIND").filter(|v| !v.is_empty()),
             api_key: env_var("LLMUX_API_KEY"),
+            redis: env_var("LLMUX_REDIS_URL").filter(|v| !v.is_empty()),
             ..Self::default()
         }
     }
@@ -86,6 +92,7 @@ impl From<&ServeArgs> for ServeFlags {
             api_key: a.api_key.clone(),
             no_ui: a.no_ui,
             metrics_public: a.metrics_public,
+            redis: a.redis.clone(),
         }
     }
 }
@@ -127,7 +134,44 @@ pub(crate) fn server_config(
         cookies_dir: None,
         metrics: s.metrics.unwrap_or(d.metrics),
         metrics_public: flags.metrics_public || s.metrics_public.unwrap_or(d.metrics_public),
+        keys: gateway_keys(settings)?,
+        redis: redis_config(settings, flags)?,
     })
+}
+
+/// The `[[keys]]` of the config file.
+fn gateway_keys(settings: &Settings) -> Result<Vec<llmux_server::KeyConfig>, CliError> {
+    settings
+        .file
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            k.to_key_config()
+                .map_err(|m| CliError::usage(format!("config file: keys[{i}]: {m}")))
+        })
+        .collect()
+}
+
+/// `--redis` (or `LLMUX_REDIS_URL`) over `[redis]`.
+fn redis_config(
+    settings: &Settings,
+    flags: &ServeFlags,
+) -> Result<Option<llmux_server::RedisConfig>, CliError> {
+    let r = &settings.file.redis;
+    let url = match (&flags.redis, &r.url) {
+        (Some(u), _) => u.clone(),
+        (None, Some(u)) => u.expose().to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let mut config = llmux_server::RedisConfig::new(&url).map_err(|m| CliError::usage(format!("--redis: {m}")))?;
+    if let Some(t) = r.timeout {
+        config.timeout = t;
+    }
+    if let Some(open) = r.limits_fail_open {
+        config.limits_fail_open = open;
+    }
+    Ok(Some(config))
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called (not when
