@@ -42,6 +42,7 @@
 //! | `POST /v1/messages`, `POST /v1/messages/count_tokens` | Anthropic's Messages API (errors in Anthropic's shape; see the README) |
 //! | `GET /v1/providers`, `GET /v1/providers/{name}` | provider metadata and live `health` (the detail also runs model discovery) |
 //! | `POST /v1/upload_cookies` | g4f's cookie upload: multipart `files` stored in [`ServerConfig::cookies_dir`] (see the `cookies` module) |
+//! | `GET /v1/usage` | usage per gateway key, model and provider (needs an admin key; see "Keys") |
 //! | `GET /health` | liveness, never needs the key |
 //! | `GET /ready` | readiness, never needs the key: 200 when at least one provider automatic routing uses is not open, else 503 with `reasons` |
 //! | `GET /metrics` | OpenMetrics text (see below); needs the key when one is set, unless [`ServerConfig::metrics_public`] |
@@ -91,11 +92,11 @@
 //! | Status | When |
 //! |---|---|
 //! | 400 | malformed JSON (`invalid_json`), a wrong field (`param` names it, e.g. `messages[0].content`), an API key in the query string (`api_key_in_query`), a remote image URL, upstream refused the parameters |
-//! | 401 | gateway key missing (`missing_api_key`); or the **provider** needs credentials (`upstream_auth_required`: configure them or send `api_key` in the body) |
-//! | 403 | wrong gateway key (`invalid_api_key`) |
+//! | 401 | gateway key missing (`missing_api_key`), unknown (`invalid_api_key`) or expired (`expired_api_key`); or the **provider** needs credentials (`upstream_auth_required`: configure them or send `api_key` in the body) |
+//! | 403 | the key may not use this model (`model_not_allowed`) or provider (`provider_not_allowed`, `provider_required`); `/v1/usage` without an admin key (`admin_key_required`) |
 //! | 404 | unknown model (`model_not_found`, `model_not_supported`) or provider (`provider_not_found`), unknown endpoint, unknown or expired response id (`not_found`, `previous_response_not_found`) |
 //! | 413 | body over [`ServerConfig::max_body_bytes`] |
-//! | 429 | upstream rate limit; its `Retry-After` is passed on |
+//! | 429 | the gateway key's limit (`rate_limit_exceeded`, `type` `requests` or `tokens`; see "Keys"), or the upstream's rate limit; `Retry-After` |
 //! | 502 | upstream failure; the message names every provider tried |
 //! | 503 | model loading upstream (`Retry-After` when known) |
 //! | 504 | upstream timeout |
@@ -109,6 +110,50 @@
 //! refused. Logs never contain headers, bodies or query strings. Request heads over 64 KiB get
 //! a 431, bodies over [`ServerConfig::max_body_bytes`] a 413; the head must arrive within
 //! [`ServerConfig::header_read_timeout`] and the body within 60 s.
+//!
+//! ## Keys
+//!
+//! [`ServerConfig::keys`] (the CLI's `[[keys]]`) gives each team member or app a key of its own
+//! ([`KeyConfig`]): the key or its SHA-256 ([`hash_key`], `llmux keys hash`), the models
+//! (exact ids, or prefixes ending in `*`) and providers it may use, `rpm` (requests per
+//! minute), `tpm` (tokens per minute), `concurrency` (requests in flight; a stream counts until
+//! it ends), `expires` and `admin`. [`ServerConfig::api_key`] still works: it is an unlimited
+//! admin key named `default`. Keys are matched over SHA-256 digests in constant time and never
+//! logged; logs, metrics and usage name a key by its `name`.
+//!
+//! - Unknown or expired key: 401 (`invalid_api_key`, `expired_api_key`). A model or provider
+//!   the key may not use: 403 with `param` (`model_not_allowed`, `provider_not_allowed`; a key
+//!   limited to several providers must name one, else `provider_required`; a key limited to one
+//!   gets that one).
+//! - Limits apply to the model routes (chat, responses, messages, images, embeddings). In one
+//!   process: `rpm` is a GCRA limiter (`governor`: a burst of `rpm` requests, then one every
+//!   `60 s / rpm`), `tpm` a one-minute window charged with each answer's tokens after it (a
+//!   request is refused once the window's tokens reached `tpm`), `concurrency` a semaphore. With
+//!   [`ServerConfig::redis`] the replicas share them: one atomic Lua script per request (fixed
+//!   one-minute windows on Redis's clock; concurrency leases that expire after 15 minutes if a
+//!   replica dies holding them).
+//! - A refusal is a 429 `rate_limit_exceeded` (`type` `requests` or `tokens`, as OpenAI) with
+//!   `Retry-After` (seconds). Answers of limited keys carry OpenAI's
+//!   `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (reset as `1m30s`, `6s`, `20ms`).
+//! - Usage (requests, errors, input and output tokens per key, model and provider) is counted
+//!   when a request ends, in `/metrics` (`llmux_key_*_total`) and in `GET /v1/usage` (admin keys
+//!   only): `{"object":"list","data":[{"key","model","provider","requests","errors",
+//!   "input_tokens","output_tokens"}]}`, summed over every replica when Redis is configured.
+//!
+//! ## Replicas
+//!
+//! With [`ServerConfig::redis`] (`llmux serve --redis redis://HOST:PORT/DB`), replicas behind a
+//! load balancer share the key limits, the usage counts and the Responses store
+//! (`previous_response_id` and `GET /v1/responses/{id}` work on whichever replica answers).
+//! Every Redis command has a deadline ([`RedisConfig::timeout`], default 500 ms) and the
+//! connection comes back by itself. While Redis is down:
+//!
+//! - limits fail open (requests of limited keys pass unchecked, a warning is logged) or, with
+//!   [`RedisConfig::limits_fail_open`] `false`, closed (503 `rate_limiter_unavailable`);
+//! - the Responses store answers 503 `store_unavailable` (a stream that cannot be stored ends
+//!   with `response.failed`); `GET /v1/usage` answers 503 `usage_unavailable`; usage and token
+//!   counts of that time are not kept;
+//! - chat completions and everything that does not need the shared state work as usual.
 //!
 //! ## Overhead header
 //!

@@ -75,6 +75,8 @@ pub(crate) struct Access {
     pub grant: Option<Arc<Grant>>,
     /// Where the key's usage is counted.
     pub usage: Option<Arc<Usage>>,
+    /// A route that calls a model (its requests count in the key's usage).
+    pub model_route: bool,
 }
 
 impl Access {
@@ -101,6 +103,7 @@ impl Access {
             caller: None,
             grant: None,
             usage: None,
+            model_route: false,
         }
     }
 
@@ -174,7 +177,7 @@ impl Access {
         let Some(key) = &self.caller else {
             return;
         };
-        if self.asked.is_empty() && self.model.is_empty() {
+        if !self.model_route {
             return;
         }
         let record = Record {

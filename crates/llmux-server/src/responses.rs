@@ -180,7 +180,8 @@ impl Run {
         }
     }
 
-    /// Ends the response and stores it (a store failure is logged: the answer still goes out).
+    /// Ends the response and stores it. A store failure is logged and the answer still goes
+    /// out, saying `store: false` (its id will not be found).
     async fn finish(&mut self) {
         let a = &self.answer;
         let r = &mut self.builder.response;
@@ -211,6 +212,7 @@ impl Run {
         };
         if let Err(e) = keep.store.put(stored).await {
             tracing::warn!(error = %e, "could not store a response");
+            self.builder.response.store = false;
         }
     }
 

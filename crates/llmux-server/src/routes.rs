@@ -44,7 +44,7 @@ const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
     "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project, anthropic-version, anthropic-beta",
 );
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
-    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage, x-request-id",
+    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage, x-request-id, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens",
 );
 const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
@@ -442,6 +442,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    access.model_route = r.limited();
     let entry = access.caller.clone().filter(|_| r.limited());
     let Some(entry) = entry else {
         return serve(state, r, req, method, access).await;

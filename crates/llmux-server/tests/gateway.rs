@@ -706,7 +706,7 @@ async fn gateway_key_is_checked() {
     .await;
     assert_eq!(
         (status, err["code"].as_str()),
-        (403, Some("invalid_api_key"))
+        (401, Some("invalid_api_key"))
     );
     for header in [
         ("authorization", "Bearer gw-secret-123"),

@@ -148,8 +148,8 @@ def test_missing_gateway_key_is_authentication_error():
 
 
 @pytest.mark.skipif(not KEY, reason="LLMUX_GATEWAY_API_KEY is not set")
-def test_wrong_gateway_key_is_permission_denied():
-    with pytest.raises(openai.PermissionDeniedError) as e:
+def test_wrong_gateway_key_is_authentication_error():
+    with pytest.raises(openai.AuthenticationError) as e:
         make_client(api_key="definitely-wrong").models.list()
     assert e.value.code == "invalid_api_key"
 

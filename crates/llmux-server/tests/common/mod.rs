@@ -1,0 +1,115 @@
+//! Shared harness of the gateway's integration tests: a gateway in this process over the
+//! testkit's fake OpenAI upstream (through the openai-compat provider).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use llmux::{Client, ClientBuilder, ProviderConfig};
+use llmux_server::{Gateway, ServerConfig};
+use llmux_testkit::FakeServer;
+use llmux_testkit::client::{self, ClientResponse};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Deadline of every wait in these tests.
+pub const T: Duration = Duration::from_secs(5);
+
+/// A running gateway; stops when dropped or with [`Gw::stop`].
+pub struct Gw {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Gw {
+    /// The gateway URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Stops the gateway and waits (bounded) until it has.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(T, &mut self.task)
+            .await
+            .expect("serve returns")
+            .expect("join")
+    }
+
+    /// `POST path` with a JSON body and headers.
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> ClientResponse {
+        client::post_json(&self.url(path), headers, body)
+            .await
+            .expect("response")
+    }
+
+    /// `GET path` with headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> ClientResponse {
+        client::send(http::Method::GET, &self.url(path), headers, bytes::Bytes::new())
+            .await
+            .expect("response")
+    }
+}
+
+impl Drop for Gw {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// A client whose only provider is openai-compat at `fake`.
+pub fn builder(fake: &FakeServer) -> ClientBuilder {
+    let only = llmux::core::registrations()
+        .expect("registrations")
+        .into_iter()
+        .filter(|r| r.name == "openai-compat")
+        .collect();
+    Client::builder()
+        .ignore_env()
+        .registrations(only)
+        .provider(
+            "openai-compat",
+            ProviderConfig::default().with_base_url(fake.url("/v1")),
+        )
+}
+
+/// A configuration on a free loopback port.
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        ..ServerConfig::default()
+    }
+}
+
+/// Binds and serves a gateway.
+pub async fn serve(client: Client, config: ServerConfig) -> Gw {
+    let bound = Gateway::new(client, config).bind().await.expect("bind");
+    let url = format!("http://{}", bound.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve(async {
+        let _ = rx.await;
+    }));
+    Gw {
+        url,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// A one-message chat request body.
+pub fn hi(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi there"}]})
+}
+
+/// The status and the `error` object of an error response.
+pub async fn error_of(resp: ClientResponse) -> (u16, Value) {
+    let status = resp.status.as_u16();
+    let v = resp.json().await.expect("error json");
+    (status, v["error"].clone())
+}
