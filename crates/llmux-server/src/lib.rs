@@ -202,6 +202,7 @@
 
 mod answer;
 mod body;
+mod breakers;
 mod config;
 mod cookies;
 mod embeddings;

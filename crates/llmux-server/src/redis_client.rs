@@ -305,6 +305,42 @@ impl RedisClient {
     }
 }
 
+impl RedisClient {
+    /// Writes this replica's open breakers and reads everyone's (one round trip).
+    pub async fn exchange_breakers(
+        &self,
+        mine: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, RedisError> {
+        let key = format!("{PREFIX}:breakers");
+        let mut pipe = redis::pipe();
+        for (field, value) in mine {
+            pipe.cmd("HSET").arg(&key).arg(field).arg(value).ignore();
+        }
+        pipe.cmd("HGETALL").arg(&key);
+        let mut c = self.conn().await?;
+        let timeout = self.inner.timeout;
+        match tokio::time::timeout(timeout, pipe.query_async::<(Vec<(String, String)>,)>(&mut c))
+            .await
+        {
+            Ok(r) => Ok(r?.0),
+            Err(_) => Err(RedisError(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Removes expired breaker fields (in the background).
+    pub fn spawn_forget_breakers(&self, fields: Vec<String>) {
+        let this = self.clone();
+        let cmd = redis::cmd("HDEL")
+            .arg(format!("{PREFIX}:breakers"))
+            .arg(fields)
+            .to_owned();
+        self.spawn(async move { this.run::<i64>(&cmd).await.map(|_| ()) });
+    }
+}
+
 /// The hash of usage counters.
 fn usage_key() -> String {
     format!("{PREFIX}:usage")

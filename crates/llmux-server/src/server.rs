@@ -105,6 +105,10 @@ impl BoundGateway {
         let graceful = GracefulShutdown::new();
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        // replicas share breaker states through Redis while serving
+        let sharing = state.redis.clone().map(|r| {
+            tokio::spawn(crate::breakers::share(state.client.clone(), r))
+        });
         tracing::info!(addr = %local_addr, "llmux gateway listening");
         loop {
             tokio::select! {
@@ -138,6 +142,9 @@ impl BoundGateway {
             }
         }
         drop(listener);
+        if let Some(t) = sharing {
+            t.abort();
+        }
         let open = tasks.len();
         tracing::info!(
             open_connections = open,

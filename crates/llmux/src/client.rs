@@ -213,6 +213,15 @@ impl Client {
         self.inner.health.snapshot()
     }
 
+    /// Opens the circuit breaker of `(provider, model)` for `open_for`, as if this client had
+    /// seen it fail (an entry already open longer stays so). Gateways use it to share breaker
+    /// state between replicas; nothing happens when the breaker is disabled.
+    pub fn open_breaker(&self, provider: &str, model: &str, open_for: Duration, rate_limited: bool) {
+        self.inner
+            .health
+            .open_for(provider, model, open_for, rate_limited);
+    }
+
     /// The circuit-breaker settings.
     pub fn health_config(&self) -> HealthConfig {
         self.inner.health.config

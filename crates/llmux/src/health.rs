@@ -296,6 +296,21 @@ impl Health {
         }
     }
 
+    /// Opens the breaker of `(provider, model)` for `open_for` (unless it is open longer
+    /// already): how another replica's report is applied.
+    pub fn open_for(&self, provider: &str, model: &str, open_for: Duration, rate_limited: bool) {
+        if !self.config.enabled || open_for.is_zero() {
+            return;
+        }
+        let until = Instant::now() + open_for;
+        self.with(provider, model, |s| {
+            if s.open_until.is_none_or(|t| t < until) {
+                s.open_until = Some(until);
+                s.rate_limited = rate_limited;
+            }
+        });
+    }
+
     /// A snapshot of every tracked entry, by provider.
     pub fn snapshot(&self) -> Vec<ModelHealth> {
         let now = Instant::now();
