@@ -512,6 +512,32 @@ fn config_view(app: &App) -> Result<Value, CliError> {
         secs(server.responses_store_ttl),
     );
     root.insert("server".into(), Value::Object(sv));
+    if !server.keys.is_empty() {
+        let keys: Vec<Value> = server
+            .keys
+            .iter()
+            .map(|k| {
+                let mut v = json!({
+                    "name": k.name, "key": MASK, "models": k.models, "providers": k.providers,
+                    "rpm": k.rpm, "tpm": k.tpm, "concurrency": k.concurrency,
+                    "expires": k.expires.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| llmux_cookies::time::format_utc(d.as_secs() as i64)),
+                    "admin": k.admin,
+                });
+                if let Some(m) = v.as_object_mut() {
+                    m.retain(|_, v| !v.is_null());
+                }
+                v
+            })
+            .collect();
+        root.insert("keys".into(), Value::Array(keys));
+    }
+    if let Some(r) = &server.redis {
+        root.insert(
+            "redis".into(),
+            json!({"url": MASK, "timeout": secs(r.timeout), "limits_fail_open": r.limits_fail_open}),
+        );
+    }
 
     let c = &f.chat;
     let mut chat = serde_json::Map::new();

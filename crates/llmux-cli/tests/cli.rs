@@ -1,211 +1,16 @@
 //! Drives the built `llmux` binary as a process against the testkit fakes.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use llmux_testkit::openai::{FakeOpenAi, TINY_PNG};
-use llmux_testkit::{FakeServer, Fault, closed_port};
+use llmux_testkit::{Fault, closed_port};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_llmux");
-/// Upper bound of any one process run.
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+mod common;
 
-/// A fresh, empty directory for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("llmux-cli-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
-
-/// Environment that points every compiled-in provider at a closed port, so nothing leaves the
-/// machine, with an isolated HOME (no user configuration).
-fn base_env(home: &Path) -> BTreeMap<String, String> {
-    let closed = format!("http://127.0.0.1:{}", closed_port());
-    let mut env = BTreeMap::new();
-    let client = llmux::Client::builder()
-        .ignore_env()
-        .build()
-        .expect("client");
-    for p in client.providers() {
-        let prefix = llmux::ProviderConfig::env_prefix(&p.info.name);
-        env.insert(format!("{prefix}_BASE_URL"), closed.clone());
-        for o in &p.info.origins {
-            env.insert(
-                format!("{prefix}_{}_URL", o.key.to_ascii_uppercase()),
-                closed.clone(),
-            );
-        }
-    }
-    for reg in llmux::core::registrations().expect("registrations") {
-        let prefix = llmux::ProviderConfig::env_prefix(reg.name);
-        for key in reg.extra_origins {
-            env.insert(
-                format!("{prefix}_{}_URL", key.to_ascii_uppercase()),
-                closed.clone(),
-            );
-        }
-    }
-    env.insert("HOME".into(), home.display().to_string());
-    env.insert(
-        "XDG_CONFIG_HOME".into(),
-        home.join(".config").display().to_string(),
-    );
-    env.insert("NO_COLOR".into(), "1".into());
-    env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
-    env
-}
-
-/// One process run: how it ended and what it printed.
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    /// When the first stdout bytes arrived and when the process ended (from spawn).
-    first_stdout: Option<Duration>,
-    ended: Duration,
-}
-
-/// A prepared `llmux` invocation.
-struct Llmux {
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-    dir: PathBuf,
-    stdin: Option<String>,
-}
-
-impl Llmux {
-    fn new(dir: &Path, args: &[&str]) -> Self {
-        Self {
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            env: base_env(dir),
-            dir: dir.to_owned(),
-            stdin: None,
-        }
-    }
-
-    fn env(mut self, k: &str, v: &str) -> Self {
-        self.env.insert(k.into(), v.into());
-        self
-    }
-
-    fn without(mut self, k: &str) -> Self {
-        self.env.remove(k);
-        self
-    }
-
-    fn stdin(mut self, s: &str) -> Self {
-        self.stdin = Some(s.into());
-        self
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(&self.args)
-            .env_clear()
-            .envs(&self.env)
-            .current_dir(&self.dir)
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs to completion (killed after [`RUN_TIMEOUT`]).
-    fn run_blocking(self) -> Output {
-        let start = Instant::now();
-        let mut child = self.command().spawn().expect("spawn llmux");
-        if let (Some(input), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = stdin.write_all(input.as_bytes());
-            });
-        }
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let out_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let mut first = None;
-            let mut chunk = [0u8; 4096];
-            loop {
-                match out.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        first.get_or_insert_with(|| start.elapsed());
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                }
-            }
-            (buf, first)
-        });
-        let err_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf);
-            buf
-        });
-        let code = wait_with_timeout(&mut child, RUN_TIMEOUT);
-        let ended = start.elapsed();
-        let (stdout, first_stdout) = out_thread.join().expect("stdout reader");
-        let stderr = err_thread.join().expect("stderr reader");
-        Output {
-            code,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            first_stdout,
-            ended,
-        }
-    }
-
-    /// Runs on a blocking thread, so the in-process fake keeps serving.
-    async fn run(self) -> Output {
-        tokio::task::spawn_blocking(move || self.run_blocking())
-            .await
-            .expect("runner thread")
-    }
-}
-
-/// Waits for the child, killing it (and failing the test) after `timeout`.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status.code(),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("llmux did not exit within {timeout:?}");
-            }
-        }
-    }
-}
-
-fn fake_url(server: &FakeServer) -> String {
-    server.url("/v1")
-}
-
-fn chat_bodies(server: &FakeServer) -> Vec<Value> {
-    server
-        .requests_to("/v1/chat/completions")
-        .iter()
-        .map(|r| r.json().expect("json body"))
-        .collect()
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write file");
-}
+use common::*;
 
 // -------------------------------------------------------------------------------------------
 // chat
@@ -985,54 +790,6 @@ async fn image_downloads_to_output_file() {
 // -------------------------------------------------------------------------------------------
 // serve
 
-/// A running `llmux serve`, killed on drop.
-struct Served {
-    child: Child,
-    addr: String,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_serve(cmd: Llmux) -> Served {
-    let mut child = cmd.command().spawn().expect("spawn llmux serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(a) = line.strip_prefix("llmux gateway listening on ") {
-                    break a.to_owned();
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("llmux serve did not report its address");
-            }
-        }
-    };
-    Served {
-        child,
-        addr,
-        stderr: rx,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_and_shuts_down_on_sigterm() {
@@ -1708,4 +1465,68 @@ async fn serve_logs_json_access_lines_with_the_request_id() {
     assert!(v["ttft_ms"].as_f64().is_some() && v["duration_ms"].as_f64().is_some());
     assert!(v["completion_tokens"].as_u64().is_some_and(|n| n > 0));
     assert!(v["overhead_ms"].as_f64().is_some());
+}
+
+// -------------------------------------------------------------------------------------------
+// keys
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_hash_prints_what_the_config_file_accepts() {
+    let dir = temp_dir("keys-hash");
+    let out = Llmux::new(&dir, &["keys", "hash", "abc"]).run().await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+    );
+    let from_stdin = Llmux::new(&dir, &["keys", "hash"]).stdin("abc\n").run().await;
+    assert_eq!(from_stdin.stdout, out.stdout, "the key may come on stdin");
+    let fresh = Llmux::new(&dir, &["keys", "new"]).run().await;
+    let (key, hash) = (
+        fresh.stdout.lines().next().and_then(|l| l.strip_prefix("key    = ")),
+        fresh.stdout.lines().nth(1).and_then(|l| l.strip_prefix("sha256 = ")),
+    );
+    let (key, hash) = (key.expect("key line"), hash.expect("hash line"));
+    assert!(key.len() > 40, "{key}");
+    write(
+        &dir.join("keys.toml"),
+        &format!("[[keys]]\nname = \"ci\"\nsha256 = \"{hash}\"\nrpm = 5\nexpires = 2099-01-01T00:00:00Z\n"),
+    );
+    let shown = Llmux::new(&dir, &["--config", "keys.toml", "config", "--json"])
+        .run()
+        .await;
+    assert_eq!(shown.code, Some(0), "{shown:?}");
+    let v: Value = serde_json::from_str(&shown.stdout).expect("json");
+    assert_eq!(v["config"]["keys"][0]["name"], "ci");
+    assert_eq!(v["config"]["keys"][0]["rpm"], 5);
+    assert_eq!(v["config"]["keys"][0]["expires"], "2099-01-01 00:00 UTC");
+    assert!(!shown.stdout.contains(hash) && !shown.stdout.contains(key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_entries_are_clear_errors() {
+    let dir = temp_dir("keys-bad");
+    for (name, text, expect) in [
+        ("nokey", "[[keys]]\nname = \"a\"\n", "`keys[0]`: needs `key`"),
+        (
+            "both",
+            "[[keys]]\nname = \"a\"\nkey = \"k\"\nsha256 = \"00\"\n",
+            "not both",
+        ),
+        ("hex", "[[keys]]\nname = \"a\"\nsha256 = \"xyz\"\n", "64 hex digits"),
+        (
+            "dup",
+            "[[keys]]\nname = \"a\"\nkey = \"k1\"\n[[keys]]\nname = \"a\"\nkey = \"k2\"\n",
+            "`keys[1].name`",
+        ),
+        ("zero", "[[keys]]\nname = \"a\"\nkey = \"k\"\nrpm = 0\n", "at least 1"),
+        ("redis", "[redis]\nurl = \"http://nope\"\n", "`redis.url`"),
+    ] {
+        let file = format!("{name}.toml");
+        write(&dir.join(&file), text);
+        let out = Llmux::new(&dir, &["--config", &file, "config"]).run().await;
+        assert_eq!(out.code, Some(2), "{name}: {out:?}");
+        assert!(out.stderr.contains(expect), "{name}: {}", out.stderr);
+        assert!(!out.stderr.contains("k1") && !out.stderr.contains("k2"));
+    }
 }
