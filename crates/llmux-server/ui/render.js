@@ -3,7 +3,8 @@
 // Model output is untrusted. Nothing it writes may run script or load a remote resource
 // without a click: DOMPurify drops scripts, event handlers, javascript: URLs, styles, forms,
 // SVG and MathML; images and audio are shown only from data:/blob: URLs (what the gateway
-// returns for generated media); any other image becomes a link the user may click.
+// returns for generated media); any other image becomes a link the user may click. Without
+// DOMPurify (not loaded, or unsupported) nothing is parsed as HTML: the text is shown as is.
 
 import { Marked } from './vendor/marked.esm.js';
 
@@ -12,12 +13,50 @@ const marked = new Marked({ gfm: true, breaks: false });
 const LOCAL_MEDIA = /^(data:(image|audio)\/[a-z0-9.+-]+[;,]|blob:)/i;
 const SAFE_HREF = /^(https?:|mailto:|#)/i;
 
+// Chromium checks the CSP when its HTML parser *creates* an event-handler or style attribute,
+// a <style> or a <base> element, even in an inert document (DOMParser, <template>): parsing a
+// model's `<img onerror=…>` is reported as a violation although nothing runs. So no parser
+// here ever sees one: before parsing, a noncharacter goes inside every `on…` and `style` where
+// an attribute name could start (after whitespace, a quote, or a `/` other than an end tag's:
+// the only places the HTML tokenizer starts one) and every `style` / `base` right after `<`
+// or `</` (a tag name), which makes them unknown attributes and elements the sanitiser drops
+// (a marked <style> with its content). Text and attribute values get the noncharacter removed
+// after sanitising, by DOM edits (nothing is reparsed).
+const MARK = '\uFDD0';
+const MARKS = /\uFDD0/g;
+const NAMES = /(?<=[\s"']|[^<]\/)(?:o(?=n)|s(?=tyle))|(?<=<\/?)(?:s(?=tyle)|b(?=ase))/gi;
+
+/** `html` with every possible handler / style attribute and style / base tag name broken by `MARK`. */
+function markNames(html) {
+  return html.replace(NAMES, `$&${MARK}`);
+}
+
+/** Removes `MARK` from the text and attribute values under `root` (and marked names). */
+function unmark(root) {
+  const texts = document.createTreeWalker(root, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_COMMENT);
+  for (let n = texts.nextNode(); n; n = texts.nextNode()) {
+    if (n.data.includes(MARK)) n.data = n.data.replace(MARKS, '');
+  }
+  for (const e of root.querySelectorAll('*')) {
+    if (e.localName.includes(MARK)) {
+      e.remove();
+      continue;
+    }
+    for (const a of [...e.attributes]) {
+      if (a.name.includes(MARK)) e.removeAttribute(a.name);
+      else if (a.value.includes(MARK)) a.value = a.value.replace(MARKS, '');
+    }
+  }
+}
+
 let hooked = false;
 
+/** DOMPurify with the page's hook, or null when it is missing or cannot work here. */
 function purify() {
   const p = window.DOMPurify;
+  if (!p || !p.isSupported || typeof p.sanitize !== 'function') return null;
   if (!hooked) {
-    hooked = true;
+    if (typeof p.addHook !== 'function') return null;
     p.addHook('afterSanitizeAttributes', (node) => {
       const tag = node.nodeName;
       if (tag === 'A') {
@@ -42,6 +81,7 @@ function purify() {
       }
       if (tag === 'AUDIO') node.setAttribute('controls', '');
     });
+    hooked = true;
   }
   return p;
 }
@@ -52,21 +92,30 @@ const PURIFY = {
   FORBID_ATTR: ['style', 'srcset', 'poster', 'background', 'ping', 'action', 'formaction',
     'xlink:href', 'id', 'name'],
   ADD_TAGS: ['audio', 'source'],
+  ADD_FORBID_CONTENTS: [`s${MARK}tyle`],
   ADD_ATTR: ['controls', 'target'],
   ALLOW_DATA_ATTR: false,
   ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|data:(?:image|audio)\/|blob:)/i,
 };
 
-/** Renders `markdown` into `el` (replacing its content). */
+/**
+ * Renders `markdown` into `el` (replacing its content); as plain text when DOMPurify is not
+ * available (fail closed).
+ */
 export function renderMarkdown(el, markdown) {
-  // style attributes are renamed before anything parses them: even an inert parse of one is
-  // a CSP violation report (the sanitiser drops the renamed attribute)
-  const html = marked.parse(markdown || '').replace(/<[a-z][^>]*>/gi, (tag) => tag.replace(/(\s)style(\s*=)/gi, '$1data-x-style$2'));
-  const clean = purify().sanitize(html, PURIFY);
+  const source = String(markdown || '').replace(MARKS, '');
+  const p = purify();
+  if (!p) {
+    el.classList.add('plain');
+    el.textContent = source;
+    return;
+  }
+  const clean = p.sanitize(markNames(marked.parse(source)), PURIFY);
   const tpl = document.createElement('template');
   // a template's content is inert: nothing in it loads or runs
   tpl.innerHTML = clean;
   const frag = tpl.content;
+  unmark(frag);
   for (const img of frag.querySelectorAll('img[data-remote]')) img.replaceWith(remoteLink(img));
   for (const a of frag.querySelectorAll('audio[data-remote]')) a.replaceWith(remoteLink(a));
   for (const img of frag.querySelectorAll('img')) img.classList.add('zoomable');

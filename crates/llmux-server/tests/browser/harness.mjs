@@ -104,17 +104,21 @@ export function browser() {
 
 /**
  * A fresh context + page that records console errors, page errors and every request URL.
- * `allowHttp` lists HTTP statuses whose "Failed to load resource" console lines are expected.
+ * `allowHttp` lists HTTP statuses whose "Failed to load resource" console lines are expected;
+ * `allowConsole` more expected console lines (regexes); `setup(context)` runs before the page
+ * loads (routes, init scripts).
  */
-export async function open(b, url, { allowHttp = [], viewport = { width: 1280, height: 820 }, colorScheme = 'light' } = {}) {
+export async function open(b, url, { allowHttp = [], allowConsole = [], setup, viewport = { width: 1280, height: 820 }, colorScheme = 'light' } = {}) {
   const context = await b.newContext({ viewport, colorScheme });
+  if (setup) await setup(context);
   const page = await context.newPage();
   page.problems = [];
   page.urls = [];
   page.on('console', (m) => {
     if (m.type() !== 'error' && m.type() !== 'warning') return;
     const text = m.text();
-    const expected = allowHttp.some((s) => text.includes(`status of ${s}`));
+    const expected = allowHttp.some((s) => text.includes(`status of ${s}`))
+      || allowConsole.some((re) => re.test(text));
     if (!expected && m.type() === 'error') page.problems.push(`console: ${text}`);
   });
   page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));

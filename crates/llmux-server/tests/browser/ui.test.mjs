@@ -475,6 +475,93 @@ test('model-written HTML runs nothing and loads nothing remote', async () => {
   await page.context().close();
 });
 
+// Chromium reports a CSP violation as soon as its HTML parser creates an inline handler or
+// style attribute, even in an inert document (DOMParser, <template>): renderMarkdown must never
+// let a parser see one, however the tag is written, and must give the text back unchanged.
+test('the renderer never parses a handler or style attribute (no CSP report) and keeps the text', async () => {
+  const page = await h.open(b, gw.url);
+  const inputs = [
+    '<img src=x onerror="window.__pwned=1">',
+    '<img/onerror=window.__pwned=2 src=x>',
+    '<img src="x"onerror="window.__pwned=3">',
+    "<IMG SRC=x ONERROR='window.__pwned=4'>",
+    '<img alt=">" onerror="window.__pwned=5" src=x>',
+    '<div\tonclick="window.__pwned=6"\nstyle="color:red">tab</div>',
+    '<details ontoggle="window.__pwned=7" open>toggle</details>',
+    '<p style="color:red">red</p> <b title=">" style="color:red">bold</b>',
+    '<style>p { color: red }</style>after the style element<base href="https://tracker.invalid/">',
+    'Turn on the style, son: "on" and \'style\' / on',
+    '[a link](https://example.com/on/style?q=on) and <a href="https://example.com/onboarding" title="turn on the style">raw</a>',
+    "```js\nel.addEventListener('click', on); const s = ' on' + \" style\";\n```",
+  ];
+  const out = await page.evaluate(async (list) => {
+    const { renderMarkdown } = await import('/ui/render.js');
+    const violations = [];
+    const record = (e) => violations.push(`${e.violatedDirective}: ${e.sample}`);
+    document.addEventListener('securitypolicyviolation', record);
+    const box = document.createElement('div');
+    document.body.append(box);
+    for (const md of list) {
+      const el = document.createElement('div');
+      box.append(el);
+      renderMarkdown(el, md);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    document.removeEventListener('securitypolicyviolation', record);
+    const attrs = [...box.querySelectorAll('*')].flatMap((e) => [...e.attributes].map((a) => [a.name, a.value]));
+    const res = {
+      violations,
+      pwned: window.__pwned,
+      badAttrs: attrs.filter(([n]) => /^on|^style$|\uFDD0/i.test(n)).map(([n]) => n),
+      marks: box.textContent.includes('\uFDD0') || attrs.some(([, v]) => v.includes('\uFDD0')),
+      texts: [...box.children].map((e) => e.textContent.trim()),
+      hrefs: [...box.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')),
+      titles: [...box.querySelectorAll('a[title]')].map((a) => a.getAttribute('title')),
+      code: box.querySelector('pre code')?.textContent,
+      copy: box.querySelector('pre .copy-code')?.dataset.copy,
+    };
+    box.remove();
+    return res;
+  }, inputs);
+  assert.deepEqual(out.violations, [], 'no CSP violation while rendering');
+  assert.equal(out.pwned, undefined);
+  assert.deepEqual(out.badAttrs, [], 'no handler or style attribute, no marked name left');
+  assert.equal(out.marks, false, 'no marker left in text or attribute values');
+  assert.equal(out.texts[5], 'tab');
+  assert.equal(out.texts[6], 'toggle');
+  assert.equal(out.texts[7], 'red bold');
+  assert.equal(out.texts[8], 'after the style element', 'the <style> element ends where it ends');
+  assert.equal(out.texts[9], 'Turn on the style, son: "on" and \'style\' / on');
+  assert.deepEqual(out.hrefs, ['https://example.com/on/style?q=on', 'https://example.com/onboarding']);
+  assert.deepEqual(out.titles, ['turn on the style']);
+  const code = "el.addEventListener('click', on); const s = ' on' + \" style\";";
+  assert.equal(out.code, `${code}\n`);
+  assert.equal(out.copy, `${code}\n`);
+  assertClean(page);
+  await page.context().close();
+});
+
+test('without DOMPurify, model output is shown as text (fails closed)', async () => {
+  // the sanitiser's file does not load: nothing the model writes may be parsed as HTML
+  const page = await h.open(b, gw.url, {
+    allowConsole: [/Failed to load resource: net::ERR_FAILED/],
+    setup: (context) => context.route('**/ui/vendor/purify.min.js', (route) => route.abort('failed')),
+  });
+  assert.equal(await page.evaluate(() => typeof window.DOMPurify), 'undefined');
+  await pick(page, 'evil', 'evil-model');
+  await say(page, 'be evil');
+  await waitDone(page);
+  const content = page.locator(`${lastAssistant} .content`);
+  assert.equal(await content.getAttribute('class'), 'content markdown plain');
+  assert.equal(await content.locator('*').count(), 0, 'no element from the model');
+  assert.equal(await content.textContent(), EVIL_REPLY);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.ok(!page.urls.some((u) => u === `${gw.url}/x` || u.includes('tracker.invalid')), 'nothing fetched');
+  assertClean(page);
+  await page.context().close();
+});
+
 test('the key prompt appears when the gateway has a key, and the key is used', async () => {
   const page = await h.open(b, keyed.url, { allowHttp: [401] });
   await page.waitForSelector('#key-dialog[open]');
