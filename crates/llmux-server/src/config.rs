@@ -77,6 +77,11 @@ pub struct ServerConfig {
     /// Share rate limits, usage, the Responses store and the response cache with other
     /// replicas through Redis (`None`: all state is in this process).
     pub redis: Option<RedisConfig>,
+    /// Rules of the response cache of `POST /v1/chat/completions` (see the `cache` module):
+    /// models cached without asking, TTL and size. `None` (the default) = no rules: only
+    /// requests sending `x-llmux-cache: use` are cached, with the default TTL (1 h) and size
+    /// (64 MiB).
+    pub cache: Option<crate::cache::CacheConfig>,
 }
 
 /// Default of [`ServerConfig::responses_store_size`].
@@ -125,6 +130,7 @@ impl Default for ServerConfig {
             metrics_public: false,
             keys: Vec::new(),
             redis: None,
+            cache: None,
         }
     }
 }
@@ -148,6 +154,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("metrics_public", &self.metrics_public)
             .field("keys", &self.keys)
             .field("redis", &self.redis)
+            .field("cache", &self.cache)
             .finish()
     }
 }

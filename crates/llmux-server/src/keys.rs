@@ -345,7 +345,10 @@ mod tests {
     #[test]
     fn keys_match_by_value_or_hash_from_any_header() {
         let r = ring();
-        assert_eq!(name(r.identify(&headers("x-api-key", "sk-alice"))), Ok("alice".into()));
+        assert_eq!(
+            name(r.identify(&headers("x-api-key", "sk-alice"))),
+            Ok("alice".into())
+        );
         assert_eq!(
             name(r.identify(&headers("authorization", "Bearer  sk-carol "))),
             Ok("carol".into())
@@ -354,13 +357,19 @@ mod tests {
             name(r.identify(&headers("g4f-api-key", "sk-single"))),
             Ok("default".into())
         );
-        assert_eq!(name(r.identify(&headers("x-api-key", "sk-nobody"))), Err("invalid_api_key"));
+        assert_eq!(
+            name(r.identify(&headers("x-api-key", "sk-nobody"))),
+            Err("invalid_api_key")
+        );
         assert_eq!(
             name(r.identify(&headers("authorization", "Basic sk-alice"))),
             Err("missing_api_key")
         );
         assert_eq!(name(r.identify(&HeaderMap::new())), Err("missing_api_key"));
-        let e = r.identify(&headers("x-api-key", "sk-nobody")).err().expect("401");
+        let e = r
+            .identify(&headers("x-api-key", "sk-nobody"))
+            .err()
+            .expect("401");
         assert_eq!(e.status, StatusCode::UNAUTHORIZED);
         assert!(!e.message.contains("sk-nobody"));
     }
@@ -371,7 +380,10 @@ mod tests {
             .identify(&headers("x-api-key", "sk-bob"))
             .err()
             .expect("expired");
-        assert_eq!((e.status, e.code), (StatusCode::UNAUTHORIZED, "expired_api_key"));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::UNAUTHORIZED, "expired_api_key")
+        );
         assert!(e.message.contains("`bob`") && !e.message.contains("sk-bob"));
     }
 
@@ -380,7 +392,11 @@ mod tests {
         let r = Keyring::new(None, &[]);
         assert!(r.entries().is_empty());
         assert!(matches!(r.identify(&HeaderMap::new()), Ok(None)));
-        assert!(Keyring::new(Some(&Secret::new("")), &[]).entries().is_empty());
+        assert!(
+            Keyring::new(Some(&Secret::new("")), &[])
+                .entries()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -394,7 +410,10 @@ mod tests {
         assert!(KeySecret::from_hex(&format!("sha256:{}", hash_key("abc"))).is_ok());
         assert!(KeySecret::from_hex("abc").is_err());
         assert!(KeySecret::from_hex(&"zz".repeat(32)).is_err());
-        assert_eq!(format!("{:?}", KeySecret::Plain("sk-x".into())), "Plain(***)");
+        assert_eq!(
+            format!("{:?}", KeySecret::Plain("sk-x".into())),
+            "Plain(***)"
+        );
     }
 
     #[test]
@@ -408,9 +427,18 @@ mod tests {
         }));
         let mut p = None;
         assert!(check_access(&caller, &mut p, "gpt-4o-mini").is_ok());
-        assert_eq!(p.as_deref(), Some("openai-compat"), "the only provider is filled in");
-        let e = check_access(&caller, &mut None, "llama-3").err().expect("403");
-        assert_eq!((e.status, e.code, e.param.as_deref()), (StatusCode::FORBIDDEN, "model_not_allowed", Some("model")));
+        assert_eq!(
+            p.as_deref(),
+            Some("openai-compat"),
+            "the only provider is filled in"
+        );
+        let e = check_access(&caller, &mut None, "llama-3")
+            .err()
+            .expect("403");
+        assert_eq!(
+            (e.status, e.code, e.param.as_deref()),
+            (StatusCode::FORBIDDEN, "model_not_allowed", Some("model"))
+        );
         let e = check_access(&caller, &mut Some("flowgpt".into()), "llama")
             .err()
             .expect("403");
@@ -421,7 +449,9 @@ mod tests {
             config: k,
         }));
         assert_eq!(
-            check_access(&caller, &mut None, "llama").err().map(|e| e.code),
+            check_access(&caller, &mut None, "llama")
+                .err()
+                .map(|e| e.code),
             Some("provider_required")
         );
         assert!(check_access(&caller, &mut Some("flowgpt".into()), "llama").is_ok());

@@ -203,21 +203,21 @@
 mod answer;
 mod body;
 mod breakers;
+mod cache;
 mod config;
 mod cookies;
 mod embeddings;
 mod error;
-mod keys;
-mod limits;
-mod redis_client;
-mod usage;
 #[doc(hidden)]
 pub mod fuzzing;
+mod keys;
+mod limits;
 mod log;
 mod messages;
 mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+mod redis_client;
 mod render;
 mod responses;
 mod routes;
@@ -225,8 +225,13 @@ mod server;
 mod sse;
 mod status;
 mod ui;
+mod usage;
 mod wire;
 
+pub use cache::{
+    CACHE_HEADER, CacheConfig, CacheError, CacheFuture, CacheStore, DEFAULT_CACHE_MAX_BYTES,
+    DEFAULT_CACHE_TTL, KEY_PREFIX as CACHE_KEY_PREFIX, MemoryCache, cache_key,
+};
 pub use config::{
     DEFAULT_BIND, DEFAULT_MAX_BODY_BYTES, DEFAULT_RESPONSES_STORE_SIZE,
     DEFAULT_RESPONSES_STORE_TTL, ServerConfig,

@@ -54,8 +54,7 @@ impl RateInfo {
                 ("reset", reset_text(reset)),
             ] {
                 let name = format!("x-ratelimit-{what}-{kind}");
-                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value))
-                {
+                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
                     h.insert(n, v);
                 }
             }
@@ -95,8 +94,14 @@ pub(crate) struct Refused {
 
 fn refused(key: &KeyConfig, which: Limit, retry: Duration, info: RateInfo) -> Refused {
     let (kind, what) = match which {
-        Limit::Requests => ("requests", format!("{} requests per minute", key.rpm.unwrap_or(0))),
-        Limit::Tokens => ("tokens", format!("{} tokens per minute", key.tpm.unwrap_or(0))),
+        Limit::Requests => (
+            "requests",
+            format!("{} requests per minute", key.rpm.unwrap_or(0)),
+        ),
+        Limit::Tokens => (
+            "tokens",
+            format!("{} tokens per minute", key.tpm.unwrap_or(0)),
+        ),
         Limit::Concurrency => (
             "requests",
             format!("{} requests at once", key.concurrency.unwrap_or(0)),
@@ -126,7 +131,11 @@ pub(crate) struct Grant {
 enum Slot {
     None,
     Local(#[allow(dead_code)] OwnedSemaphorePermit),
-    Redis { client: RedisClient, key: String, lease: String },
+    Redis {
+        client: RedisClient,
+        key: String,
+        lease: String,
+    },
 }
 
 enum TokenSink {
@@ -206,9 +215,7 @@ impl Local {
                     used: 0,
                 }))
             }),
-            slots: k
-                .concurrency
-                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            slots: k.concurrency.map(|n| Arc::new(Semaphore::new(n as usize))),
         }
     }
 
@@ -245,7 +252,10 @@ impl Local {
                 }
             }
         }
-        let tokens = self.tokens.clone().map_or(TokenSink::None, TokenSink::Local);
+        let tokens = self
+            .tokens
+            .clone()
+            .map_or(TokenSink::None, TokenSink::Local);
         Ok(Grant { info, slot, tokens })
     }
 }
@@ -382,12 +392,25 @@ mod tests {
         let k = key(Some(3), None, None);
         let l = Local::new(&k);
         let remaining: Vec<u64> = (0..3)
-            .map(|_| l.acquire(&k).map(|g| g.info.requests.map(|r| r.1)).ok().flatten().unwrap_or(99))
+            .map(|_| {
+                l.acquire(&k)
+                    .map(|g| g.info.requests.map(|r| r.1))
+                    .ok()
+                    .flatten()
+                    .unwrap_or(99)
+            })
             .collect();
         assert_eq!(remaining, [2, 1, 0]);
         let r = l.acquire(&k).err().expect("4th refused");
-        assert_eq!((r.error.status, r.error.code), (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"));
-        assert!(r.error.retry_after.is_some_and(|d| d >= Duration::from_secs(1)));
+        assert_eq!(
+            (r.error.status, r.error.code),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded")
+        );
+        assert!(
+            r.error
+                .retry_after
+                .is_some_and(|d| d >= Duration::from_secs(1))
+        );
         let mut h = HeaderMap::new();
         r.info.write(&mut h);
         assert_eq!(h["x-ratelimit-limit-requests"], "3");

@@ -15,6 +15,7 @@
 //! | `llmux_key_requests_total` | `key`, `provider`, `model` | model requests per gateway key (its `name`) |
 //! | `llmux_key_errors_total` | `key`, `provider`, `model` | those that failed |
 //! | `llmux_key_tokens_total` | `key`, `provider`, `model`, `direction` | their tokens |
+//! | `llmux_cache_requests_total` | `result` (`hit`/`miss`) | chat requests that used the response cache |
 //!
 //! Cost: a handful of counter updates per request and per attempt (a read lock on a label map
 //! and an atomic add each); nothing per chunk.
@@ -54,6 +55,11 @@ struct ProviderLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
     code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabel {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -107,6 +113,7 @@ pub(crate) struct Metrics {
     key_requests: Family<KeyLabels, Counter>,
     key_errors: Family<KeyLabels, Counter>,
     key_tokens: Family<KeyTokenLabels, Counter>,
+    cache: Family<CacheLabel, Counter>,
 }
 
 impl Metrics {
@@ -125,6 +132,7 @@ impl Metrics {
             key_requests: Family::default(),
             key_errors: Family::default(),
             key_tokens: Family::default(),
+            cache: Family::default(),
         };
         let r = &mut m.registry;
         r.register("http_requests", "Requests answered", m.requests.clone());
@@ -179,6 +187,11 @@ impl Metrics {
             "Tokens per gateway key, in (prompt) and out (completion)",
             m.key_tokens.clone(),
         );
+        r.register(
+            "cache_requests",
+            "Chat requests that used the response cache, by result",
+            m.cache.clone(),
+        );
         Arc::new(m)
     }
 
@@ -226,6 +239,12 @@ impl Metrics {
             };
             self.tokens.get_or_create(&labels).inc_by(n);
         }
+    }
+
+    /// A chat request that used the response cache: a hit or a miss.
+    pub fn cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache.get_or_create(&CacheLabel { result }).inc();
     }
 
     /// A stream opened (`+1`) or closed (`-1`).

@@ -37,7 +37,10 @@ impl RedisConfig {
     /// `redis+unix:///path`); checked here, connected on first use.
     pub fn new(url: &str) -> Result<Self, String> {
         redis::Client::open(url).map_err(|e| {
-            format!("invalid Redis URL (expected redis://HOST:PORT/DB): {:?}", e.kind())
+            format!(
+                "invalid Redis URL (expected redis://HOST:PORT/DB): {:?}",
+                e.kind()
+            )
         })?;
         Ok(Self {
             url: Secret::new(url),
@@ -295,7 +298,9 @@ impl RedisClient {
                 pipe.cmd("HINCRBY").arg(usage_key()).arg(f).arg(*n).ignore();
             }
             let mut c = this.conn().await?;
-            pipe.query_async::<()>(&mut c).await.map_err(RedisError::from)
+            pipe.query_async::<()>(&mut c)
+                .await
+                .map_err(RedisError::from)
         });
     }
 
@@ -319,8 +324,11 @@ impl RedisClient {
         pipe.cmd("HGETALL").arg(&key);
         let mut c = self.conn().await?;
         let timeout = self.inner.timeout;
-        match tokio::time::timeout(timeout, pipe.query_async::<(Vec<(String, String)>,)>(&mut c))
-            .await
+        match tokio::time::timeout(
+            timeout,
+            pipe.query_async::<(Vec<(String, String)>,)>(&mut c),
+        )
+        .await
         {
             Ok(r) => Ok(r?.0),
             Err(_) => Err(RedisError(format!(

@@ -19,12 +19,12 @@ use crate::config::ServerConfig;
 use crate::error::{ApiError, from_llmux};
 use crate::keys::{self, Caller, Keyring};
 use crate::limits::Limits;
-use crate::redis_client::RedisClient;
-use crate::usage::Usage;
 use crate::log::{Access, REQUEST_ID_HEADER, RequestIds, ms};
 use crate::metrics::Metrics;
+use crate::redis_client::RedisClient;
 use crate::sse::SseBody;
 use crate::status::{self, ProviderHealth};
+use crate::usage::Usage;
 use crate::wire::{self, ImageRequest, ResponseFormat};
 use llmux_openai::answer::{AnswerMessage, ChatCompletion, Choice};
 
@@ -44,7 +44,7 @@ const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
     "authorization, content-type, x-api-key, g4f-api-key, openai-organization, openai-project, anthropic-version, anthropic-beta",
 );
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
-    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage, x-request-id, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens",
+    "x-llmux-overhead-ms, retry-after, x-llmux-ignored-params, x-llmux-usage, x-request-id, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-llmux-cache",
 );
 const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
@@ -64,24 +64,30 @@ pub(crate) struct State {
     pub responses: Option<Arc<dyn crate::responses::store::ResponseStore>>,
     /// Metrics, unless [`ServerConfig::metrics`] is off.
     pub metrics: Option<Arc<Metrics>>,
+    /// The response cache of chat completions (`None`: off).
+    cache: Option<crate::cache::Cache>,
     ids: RequestIds,
 }
 
 impl State {
     pub fn new(client: llmux::Client, config: ServerConfig) -> Self {
         let keys = Keyring::new(config.api_key.as_ref(), &config.keys);
-        let redis = config.redis.as_ref().and_then(|c| match RedisClient::new(c) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                // RedisConfig::new checked the URL: this cannot happen for a config built by it
-                tracing::error!(error = %e, "Redis unusable: all state stays in this process");
-                None
-            }
-        });
+        let redis = config
+            .redis
+            .as_ref()
+            .and_then(|c| match RedisClient::new(c) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    // RedisConfig::new checked the URL: this cannot happen for a config built by it
+                    tracing::error!(error = %e, "Redis unusable: all state stays in this process");
+                    None
+                }
+            });
         let fail_open = config.redis.as_ref().is_none_or(|c| c.limits_fail_open);
         let limits = Limits::new(keys.entries(), redis.clone(), fail_open);
         let responses = config.responses_store(redis.as_ref());
         let metrics = config.metrics.then(Metrics::new);
+        let cache = crate::cache::Cache::new(config.cache.as_ref());
         if let Some(m) = &metrics {
             if !client.observe(m.clone()) {
                 tracing::warn!(
@@ -98,6 +104,7 @@ impl State {
             redis,
             responses,
             metrics,
+            cache,
             ids: RequestIds::new(),
         }
     }
@@ -675,6 +682,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let before_body = access.start.elapsed();
+    let ask = match crate::cache::Ask::from_headers(req.headers()) {
+        Ok(a) => a,
+        Err(e) => return error_with_overhead(&e, before_body),
+    };
     let raw = match read_body(req, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_with_overhead(&e, before_body),
@@ -696,9 +707,28 @@ where
         creq.model.clone(),
         crate::answer::estimate_prompt_tokens(&creq),
     );
+    let plan = state
+        .cache
+        .as_ref()
+        .and_then(|c| Some((c, c.plan(ask, &creq)?)));
     let overhead = before_body + parse_start.elapsed();
     access.overhead = Some(overhead);
-    let mut stream = state.client.chat(creq);
+    let (mut stream, cached) = match plan {
+        None => (state.client.chat(creq), None),
+        Some((cache, plan)) => {
+            let metrics = state.metrics.as_deref();
+            let (s, status) = cache.answer(plan, &state.client, creq, metrics).await;
+            (s, Some(status))
+        }
+    };
+    // `x-llmux-cache: hit|miss` on whatever this request answers once the cache was asked
+    let tag = |mut resp: Response<Body>| {
+        if let Some(c) = cached {
+            resp.headers_mut()
+                .insert(crate::cache::CACHE_HEADER, c.header());
+        }
+        resp
+    };
 
     if opts.stream {
         // hold the headers until the first visible chunk, so that errors before any output
@@ -713,7 +743,7 @@ where
                 Some(Ok(chunk)) => {
                     let _ = answer.take(chunk);
                 }
-                Some(Err(e)) => return chat_error(&e, &answer, access, overhead),
+                Some(Err(e)) => return tag(chat_error(&e, &answer, access, overhead)),
                 None => break None,
             }
         };
@@ -728,7 +758,7 @@ where
             h.insert(IGNORED_PARAMS_HEADER, v);
         }
         set_overhead(&mut resp, overhead);
-        return resp;
+        return tag(resp);
     }
 
     let mut content = String::new();
@@ -747,21 +777,21 @@ where
                 Piece::Tool(_) | Piece::ExtraOnly => access.first_token(),
                 Piece::Nothing => {}
             },
-            Err(e) => return chat_error(&e, &answer, access, overhead),
+            Err(e) => return tag(chat_error(&e, &answer, access, overhead)),
         }
     }
     drop(stream);
     let build_start = Instant::now();
     let bytes = match completion_json(&mut answer, &content, &reasoning) {
         Ok(b) => b,
-        Err(e) => return chat_error(&e, &answer, access, overhead),
+        Err(e) => return tag(chat_error(&e, &answer, access, overhead)),
     };
     let mut resp = body::json_bytes(StatusCode::OK, bytes);
     finish_headers(&mut resp, &answer);
     access.take_answer(&answer);
     access.overhead = Some(overhead + build_start.elapsed());
     set_overhead(&mut resp, overhead + build_start.elapsed());
-    resp
+    tag(resp)
 }
 
 /// `POST /v1/images/generations`.

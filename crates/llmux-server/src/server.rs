@@ -106,9 +106,10 @@ impl BoundGateway {
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         // replicas share breaker states through Redis while serving
-        let sharing = state.redis.clone().map(|r| {
-            tokio::spawn(crate::breakers::share(state.client.clone(), r))
-        });
+        let sharing = state
+            .redis
+            .clone()
+            .map(|r| tokio::spawn(crate::breakers::share(state.client.clone(), r)));
         tracing::info!(addr = %local_addr, "llmux gateway listening");
         loop {
             tokio::select! {

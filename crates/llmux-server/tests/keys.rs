@@ -21,10 +21,7 @@ fn bearer(k: &str) -> [(&'static str, String); 1] {
 
 async fn gateway(fake: FakeOpenAi, keys: Vec<KeyConfig>) -> (FakeServer, Gw) {
     let fake = fake.start().await;
-    let cfg = ServerConfig {
-        keys,
-        ..config()
-    };
+    let cfg = ServerConfig { keys, ..config() };
     let gw = serve(builder(&fake).build().expect("client"), cfg).await;
     (fake, gw)
 }
@@ -53,13 +50,19 @@ async fn unknown_expired_and_missing_keys_get_401() {
         KeySecret::from_hex(&hash_key("sk-hashed")).expect("hex"),
     );
     let (_fake, gw) = gateway(FakeOpenAi::new().model("m"), vec![expired, hashed]).await;
-    for (k, code) in [("sk-nope", "invalid_api_key"), ("sk-old", "expired_api_key")] {
+    for (k, code) in [
+        ("sk-nope", "invalid_api_key"),
+        ("sk-old", "expired_api_key"),
+    ] {
         let (status, err) = error_of(chat(&gw, k, &hi("m", false)).await).await;
         assert_eq!((status, err["code"].as_str()), (401, Some(code)), "{k}");
         assert!(!err["message"].as_str().unwrap_or_default().contains(k));
     }
     let (status, err) = error_of(gw.post("/v1/chat/completions", &[], &hi("m", false)).await).await;
-    assert_eq!((status, err["code"].as_str()), (401, Some("missing_api_key")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (401, Some("missing_api_key"))
+    );
     assert_eq!(chat(&gw, "sk-hashed", &hi("m", false)).await.status, 200);
 }
 
@@ -71,9 +74,14 @@ async fn model_and_provider_lists_are_403_before_any_upstream_call() {
         ..key("alice", "sk-alice")
     };
     let (fake, gw) = gateway(FakeOpenAi::new().models(["small-1", "big-1"]), vec![k]).await;
-    assert_eq!(chat(&gw, "sk-alice", &hi("small-1", false)).await.status, 200);
     assert_eq!(
-        chat(&gw, "sk-alice", &hi("openai-compat:small-1", false)).await.status,
+        chat(&gw, "sk-alice", &hi("small-1", false)).await.status,
+        200
+    );
+    assert_eq!(
+        chat(&gw, "sk-alice", &hi("openai-compat:small-1", false))
+            .await
+            .status,
         200
     );
     let (status, err) = error_of(chat(&gw, "sk-alice", &hi("big-1", true)).await).await;
@@ -84,7 +92,10 @@ async fn model_and_provider_lists_are_403_before_any_upstream_call() {
     let mut other = hi("small-1", false);
     other["provider"] = json!("flowgpt");
     let (status, err) = error_of(chat(&gw, "sk-alice", &other).await).await;
-    assert_eq!((status, err["code"].as_str()), (403, Some("provider_not_allowed")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (403, Some("provider_not_allowed"))
+    );
     // Anthropic's shape on the Messages route
     let h = bearer("sk-alice");
     let resp = gw
@@ -97,7 +108,11 @@ async fn model_and_provider_lists_are_403_before_any_upstream_call() {
     assert_eq!(resp.status, 403);
     let v = resp.json().await.expect("json");
     assert_eq!(v["type"], "error");
-    assert_eq!(chat_calls(&fake), 2, "refused requests never reach the upstream");
+    assert_eq!(
+        chat_calls(&fake),
+        2,
+        "refused requests never reach the upstream"
+    );
 }
 
 #[tokio::test]
@@ -112,8 +127,14 @@ async fn requests_per_minute_admit_exactly_the_limit_with_openai_headers() {
         let resp = chat(&gw, "sk-alice", &hi("m", false)).await;
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("x-ratelimit-limit-requests"), Some("3"));
-        assert!(resp.header("x-ratelimit-reset-requests").is_some_and(|v| v.ends_with('s')));
-        remaining.push(resp.header("x-ratelimit-remaining-requests").map(str::to_owned));
+        assert!(
+            resp.header("x-ratelimit-reset-requests")
+                .is_some_and(|v| v.ends_with('s'))
+        );
+        remaining.push(
+            resp.header("x-ratelimit-remaining-requests")
+                .map(str::to_owned),
+        );
     }
     assert_eq!(remaining, ["2", "1", "0"].map(|s| Some(s.to_owned())));
     let resp = chat(&gw, "sk-alice", &hi("m", true)).await;
@@ -167,8 +188,16 @@ async fn a_stream_holds_its_concurrency_slot_until_it_ends() {
     let open = chat(&gw, "sk-alice", &hi("m", true)).await;
     assert_eq!(open.status, 200);
     let (status, err) = error_of(chat(&gw, "sk-alice", &hi("m", false)).await).await;
-    assert_eq!((status, err["code"].as_str()), (429, Some("rate_limit_exceeded")));
-    assert!(err["message"].as_str().unwrap_or_default().contains("1 requests at once"));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (429, Some("rate_limit_exceeded"))
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 requests at once")
+    );
     open.text().await.expect("stream ends");
     let deadline = tokio::time::Instant::now() + common::T;
     loop {
@@ -176,7 +205,10 @@ async fn a_stream_holds_its_concurrency_slot_until_it_ends() {
         if resp.status == 200 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the slot never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -191,24 +223,48 @@ async fn usage_per_key_is_for_admins_and_in_metrics_without_secrets() {
         rpm: Some(1),
         ..key("alice", "sk-alice-secret")
     };
-    let (_fake, gw) = gateway(FakeOpenAi::new().model("m").usage(7, 3), vec![admin, limited]).await;
-    assert_eq!(chat(&gw, "sk-alice-secret", &hi("m", false)).await.status, 200);
-    assert_eq!(chat(&gw, "sk-alice-secret", &hi("m", false)).await.status, 429);
+    let (_fake, gw) = gateway(
+        FakeOpenAi::new().model("m").usage(7, 3),
+        vec![admin, limited],
+    )
+    .await;
+    assert_eq!(
+        chat(&gw, "sk-alice-secret", &hi("m", false)).await.status,
+        200
+    );
+    assert_eq!(
+        chat(&gw, "sk-alice-secret", &hi("m", false)).await.status,
+        429
+    );
     let h = bearer("sk-alice-secret");
     let (status, err) = error_of(gw.get("/v1/usage", &[(h[0].0, h[0].1.as_str())]).await).await;
-    assert_eq!((status, err["code"].as_str()), (403, Some("admin_key_required")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (403, Some("admin_key_required"))
+    );
     let h = bearer("sk-ops-secret");
     let resp = gw.get("/v1/usage", &[(h[0].0, h[0].1.as_str())]).await;
     assert_eq!(resp.status, 200);
     let v = resp.json().await.expect("json");
     let rows = v["data"].as_array().expect("data");
     let alice: Vec<_> = rows.iter().filter(|r| r["key"] == "alice").collect();
-    let served = alice.iter().find(|r| r["model"] == "m").expect("alice's model row");
+    let served = alice
+        .iter()
+        .find(|r| r["model"] == "m")
+        .expect("alice's model row");
     assert_eq!(
-        (&served["requests"], &served["errors"], &served["input_tokens"], &served["output_tokens"]),
+        (
+            &served["requests"],
+            &served["errors"],
+            &served["input_tokens"],
+            &served["output_tokens"]
+        ),
         (&json!(1), &json!(0), &json!(7), &json!(3))
     );
-    let refused: u64 = alice.iter().map(|r| r["errors"].as_u64().unwrap_or(0)).sum();
+    let refused: u64 = alice
+        .iter()
+        .map(|r| r["errors"].as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(refused, 1, "the 429 counts as an error of alice: {rows:?}");
     let metrics = gw
         .get("/metrics", &[(h[0].0, h[0].1.as_str())])
@@ -217,9 +273,13 @@ async fn usage_per_key_is_for_admins_and_in_metrics_without_secrets() {
         .await
         .expect("metrics");
     assert!(
-        metrics.contains(r#"llmux_key_requests_total{key="alice",provider="openai-compat",model="m"} 1"#),
+        metrics.contains(
+            r#"llmux_key_requests_total{key="alice",provider="openai-compat",model="m"} 1"#
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"llmux_key_tokens_total{key="alice",provider="openai-compat",model="m",direction="in"} 7"#));
+    assert!(metrics.contains(
+        r#"llmux_key_tokens_total{key="alice",provider="openai-compat",model="m",direction="in"} 7"#
+    ));
     assert!(!metrics.contains("secret") && !v.to_string().contains("secret"));
 }

@@ -49,9 +49,14 @@ impl Gw {
 
     /// `GET path` with headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> ClientResponse {
-        client::send(http::Method::GET, &self.url(path), headers, bytes::Bytes::new())
-            .await
-            .expect("response")
+        client::send(
+            http::Method::GET,
+            &self.url(path),
+            headers,
+            bytes::Bytes::new(),
+        )
+        .await
+        .expect("response")
     }
 }
 
@@ -70,13 +75,10 @@ pub fn builder(fake: &FakeServer) -> ClientBuilder {
         .into_iter()
         .filter(|r| r.name == "openai-compat")
         .collect();
-    Client::builder()
-        .ignore_env()
-        .registrations(only)
-        .provider(
-            "openai-compat",
-            ProviderConfig::default().with_base_url(fake.url("/v1")),
-        )
+    Client::builder().ignore_env().registrations(only).provider(
+        "openai-compat",
+        ProviderConfig::default().with_base_url(fake.url("/v1")),
+    )
 }
 
 /// A configuration on a free loopback port.
@@ -112,4 +114,29 @@ pub async fn error_of(resp: ClientResponse) -> (u16, Value) {
     let status = resp.status.as_u16();
     let v = resp.json().await.expect("error json");
     (status, v["error"].clone())
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn events(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The JSON `data:` payloads of an SSE body (without `[DONE]`).
+pub fn json_events(body: &str) -> Vec<Value> {
+    events(body)
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).expect("event json"))
+        .collect()
+}
+
+/// The concatenated `choices[0].delta.<field>` of stream chunks.
+pub fn concat(chunks: &[Value], field: &str) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"][field].as_str())
+        .collect()
 }
