@@ -538,6 +538,12 @@ fn config_view(app: &App) -> Result<Value, CliError> {
             json!({"url": MASK, "timeout": secs(r.timeout), "limits_fail_open": r.limits_fail_open}),
         );
     }
+    if let Some(c) = &server.cache {
+        root.insert(
+            "cache".into(),
+            json!({"models": c.enabled_models, "ttl": secs(c.ttl), "max_bytes": c.max_bytes}),
+        );
+    }
 
     let c = &f.chat;
     let mut chat = serde_json::Map::new();

@@ -184,6 +184,58 @@ pub struct ServerSection {
     pub metrics_public: Option<bool>,
 }
 
+/// `[cache]`: the response cache of the gateway's chat completions (`llmux serve`). Without
+/// this section only requests sending `x-llmux-cache: use` are cached, with the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// Models whose requests are cached without asking, as requests name them (`"*"`: all).
+    pub models: Vec<String>,
+    /// How long an answer is kept: seconds, or a number with a unit `s`, `m`, `h` or `d`
+    /// (`"1h"`); default 1 hour, `0` turns the cache off.
+    #[serde(deserialize_with = "duration_text")]
+    pub ttl: Option<Duration>,
+    /// Most bytes of answers kept together (default 64 MiB); `0` turns the cache off.
+    pub max_bytes: Option<u64>,
+}
+
+/// A duration given as seconds (`90`, `2.5`) or as text with a unit (`"90s"`, `"30m"`, `"1h"`,
+/// `"1d"`).
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    let invalid = |what: &str| {
+        serde::de::Error::custom(format!(
+            "invalid duration {what}: expected seconds or a number with a unit s, m, h or d (\"1h\")"
+        ))
+    };
+    let (n, unit) = match Raw::deserialize(d)? {
+        Raw::Secs(v) => (v, 1.0),
+        Raw::Text(t) => {
+            let t = t.trim();
+            let (num, unit) = match t.char_indices().last() {
+                Some((i, 's')) => (&t[..i], 1.0),
+                Some((i, 'm')) => (&t[..i], 60.0),
+                Some((i, 'h')) => (&t[..i], 3600.0),
+                Some((i, 'd')) => (&t[..i], 86400.0),
+                _ => (t, 1.0),
+            };
+            let n = num
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| invalid(&format!("{t:?}")))?;
+            (n, unit)
+        }
+    };
+    Duration::try_from_secs_f64(n * unit)
+        .map(Some)
+        .map_err(|_| invalid(&n.to_string()))
+}
+
 /// `[chat]`: defaults of `llmux chat` / `llmux image`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -319,6 +371,8 @@ pub struct FileConfig {
     pub server: ServerSection,
     /// Chat defaults.
     pub chat: ChatSection,
+    /// The gateway's response cache (`None`: no `[cache]` section).
+    pub cache: Option<CacheSection>,
     /// Extra model aliases: `alias = "model"` or `"provider:model"`.
     pub aliases: BTreeMap<String, String>,
     /// Compiled-in providers.
@@ -595,7 +649,10 @@ impl FileConfig {
                 .map_err(|m| invalid("redis.url".into(), m))?;
         }
         if self.redis.timeout == Some(Duration::ZERO) {
-            return Err(invalid("redis.timeout".into(), "must be greater than 0".into()));
+            return Err(invalid(
+                "redis.timeout".into(),
+                "must be greater than 0".into(),
+            ));
         }
         Ok(())
     }
@@ -873,6 +930,11 @@ idle = 60
 [chat]
 model = "fast"
 
+[cache]
+models = ["fast", "llama3.2"]
+ttl = "2h"
+max_bytes = 1048576
+
 [aliases]
 fast = "openai-compat:llama3.2"
 
@@ -903,6 +965,10 @@ cookies = { session = "s1" }
         assert_eq!(c.server.responses_store_size, Some(50));
         assert_eq!(c.server.responses_store_ttl, Some(Duration::from_secs(120)));
         assert_eq!(c.aliases["fast"], "openai-compat:llama3.2");
+        let cache = c.cache.as_ref().expect("[cache]");
+        assert_eq!(cache.models, ["fast", "llama3.2"]);
+        assert_eq!(cache.ttl, Some(Duration::from_secs(7200)));
+        assert_eq!(cache.max_bytes, Some(1_048_576));
         let oc = c.providers["openai-compat"].to_provider_config("openai-compat");
         assert_eq!(oc.origin("base", ""), "http://127.0.0.1:11434/v1");
         assert_eq!(oc.api_key.as_ref().map(Secret::expose), Some("sk-file"));
@@ -923,6 +989,35 @@ cookies = { session = "s1" }
             &["huggingchat", "openai-compat", "microsoft-phi-4"],
         )
         .expect("valid");
+    }
+
+    #[test]
+    fn cache_durations() {
+        for (text, secs) in [
+            ("90", 90.0),
+            ("2.5", 2.5),
+            ("\"45s\"", 45.0),
+            ("\"30m\"", 1800.0),
+            ("\"1h\"", 3600.0),
+            ("\" 1.5 d \"", 129_600.0),
+            ("\"0\"", 0.0),
+        ] {
+            let c = parse(&format!("[cache]\nttl = {text}\n")).expect(text);
+            let ttl = c.cache.and_then(|c| c.ttl);
+            assert_eq!(ttl, Some(Duration::from_secs_f64(secs)), "{text}");
+        }
+        assert_eq!(
+            parse("[cache]\n").expect("empty").cache,
+            Some(CacheSection::default())
+        );
+        assert_eq!(parse("").expect("none").cache, None);
+        for bad in ["\"1w\"", "\"h\"", "-1", "\"-2h\"", "true"] {
+            let e = parse(&format!("[cache]\nttl = {bad}\n")).expect_err(bad);
+            let msg = e.to_string();
+            assert!(msg.contains("cache.ttl"), "{bad}: {msg}");
+        }
+        let e = parse("[cache]\nmodel = [\"x\"]\n").expect_err("unknown key");
+        assert!(e.to_string().contains("unknown field `model`"), "{e}");
     }
 
     #[test]

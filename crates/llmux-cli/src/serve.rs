@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 use llmux::Secret;
-use llmux_server::{Gateway, ServerConfig};
+use llmux_server::{CacheConfig, Gateway, ServerConfig};
 
 use crate::config::{Settings, parse_bind};
 use crate::exit::{self, CliError};
@@ -48,7 +48,12 @@ pub(crate) struct ServeArgs {
     metrics_public: bool,
     /// Share rate limits, usage, stored responses and the response cache with other replicas
     /// through this Redis (`redis://HOST:PORT/DB`) [default: `redis.url`].
-    #[arg(long, value_name = "URL", env = "LLMUX_REDIS_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LLMUX_REDIS_URL",
+        hide_env_values = true
+    )]
     redis: Option<String>,
 }
 
@@ -136,6 +141,14 @@ pub(crate) fn server_config(
         metrics_public: flags.metrics_public || s.metrics_public.unwrap_or(d.metrics_public),
         keys: gateway_keys(settings)?,
         redis: redis_config(settings, flags)?,
+        cache: settings.file.cache.as_ref().map(|c| {
+            let d = CacheConfig::default();
+            CacheConfig {
+                enabled_models: c.models.clone(),
+                ttl: c.ttl.unwrap_or(d.ttl),
+                max_bytes: c.max_bytes.unwrap_or(d.max_bytes),
+            }
+        }),
     })
 }
 
@@ -164,7 +177,8 @@ fn redis_config(
         (None, Some(u)) => u.expose().to_owned(),
         (None, None) => return Ok(None),
     };
-    let mut config = llmux_server::RedisConfig::new(&url).map_err(|m| CliError::usage(format!("--redis: {m}")))?;
+    let mut config = llmux_server::RedisConfig::new(&url)
+        .map_err(|m| CliError::usage(format!("--redis: {m}")))?;
     if let Some(t) = r.timeout {
         config.timeout = t;
     }
@@ -262,4 +276,45 @@ pub(crate) async fn run(app: &App, args: ServeArgs) -> Result<u8, CliError> {
         .await
         .map_err(|e| CliError::new(exit::FAILURE, format!("gateway failed: {e}")))?;
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn settings(src: &str) -> Settings {
+        Settings {
+            file: FileConfig::parse(src, Path::new("c.toml")).expect("valid"),
+            path: None,
+            looked_at: None,
+        }
+    }
+
+    #[test]
+    fn cache_section_maps_onto_the_server_config() {
+        let flags = ServeFlags::default();
+        let none = server_config(&settings(""), &flags).expect("config");
+        assert_eq!(none.cache, None, "no section, no rules");
+        let c = server_config(
+            &settings("[cache]\nmodels = [\"*\"]\nttl = \"10m\"\n"),
+            &flags,
+        )
+        .expect("config")
+        .cache
+        .expect("rules");
+        assert_eq!(c.enabled_models, ["*"]);
+        assert_eq!(c.ttl, Duration::from_secs(600));
+        assert_eq!(c.max_bytes, llmux_server::DEFAULT_CACHE_MAX_BYTES);
+        let c = server_config(&settings("[cache]\nmax_bytes = 1000\n"), &flags)
+            .expect("config")
+            .cache
+            .expect("rules");
+        assert!(c.enabled_models.is_empty());
+        assert_eq!(c.ttl, llmux_server::DEFAULT_CACHE_TTL);
+        assert_eq!(c.max_bytes, 1000);
+    }
 }

@@ -790,7 +790,6 @@ async fn image_downloads_to_output_file() {
 // -------------------------------------------------------------------------------------------
 // serve
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_and_shuts_down_on_sigterm() {
     let server = FakeOpenAi::new().echo().start().await;
@@ -1479,18 +1478,31 @@ async fn keys_hash_prints_what_the_config_file_accepts() {
         out.stdout,
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
     );
-    let from_stdin = Llmux::new(&dir, &["keys", "hash"]).stdin("abc\n").run().await;
+    let from_stdin = Llmux::new(&dir, &["keys", "hash"])
+        .stdin("abc\n")
+        .run()
+        .await;
     assert_eq!(from_stdin.stdout, out.stdout, "the key may come on stdin");
     let fresh = Llmux::new(&dir, &["keys", "new"]).run().await;
     let (key, hash) = (
-        fresh.stdout.lines().next().and_then(|l| l.strip_prefix("key    = ")),
-        fresh.stdout.lines().nth(1).and_then(|l| l.strip_prefix("sha256 = ")),
+        fresh
+            .stdout
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("key    = ")),
+        fresh
+            .stdout
+            .lines()
+            .nth(1)
+            .and_then(|l| l.strip_prefix("sha256 = ")),
     );
     let (key, hash) = (key.expect("key line"), hash.expect("hash line"));
     assert!(key.len() > 40, "{key}");
     write(
         &dir.join("keys.toml"),
-        &format!("[[keys]]\nname = \"ci\"\nsha256 = \"{hash}\"\nrpm = 5\nexpires = 2099-01-01T00:00:00Z\n"),
+        &format!(
+            "[[keys]]\nname = \"ci\"\nsha256 = \"{hash}\"\nrpm = 5\nexpires = 2099-01-01T00:00:00Z\n"
+        ),
     );
     let shown = Llmux::new(&dir, &["--config", "keys.toml", "config", "--json"])
         .run()
@@ -1507,19 +1519,31 @@ async fn keys_hash_prints_what_the_config_file_accepts() {
 async fn bad_keys_entries_are_clear_errors() {
     let dir = temp_dir("keys-bad");
     for (name, text, expect) in [
-        ("nokey", "[[keys]]\nname = \"a\"\n", "`keys[0]`: needs `key`"),
+        (
+            "nokey",
+            "[[keys]]\nname = \"a\"\n",
+            "`keys[0]`: needs `key`",
+        ),
         (
             "both",
             "[[keys]]\nname = \"a\"\nkey = \"k\"\nsha256 = \"00\"\n",
             "not both",
         ),
-        ("hex", "[[keys]]\nname = \"a\"\nsha256 = \"xyz\"\n", "64 hex digits"),
+        (
+            "hex",
+            "[[keys]]\nname = \"a\"\nsha256 = \"xyz\"\n",
+            "64 hex digits",
+        ),
         (
             "dup",
             "[[keys]]\nname = \"a\"\nkey = \"k1\"\n[[keys]]\nname = \"a\"\nkey = \"k2\"\n",
             "`keys[1].name`",
         ),
-        ("zero", "[[keys]]\nname = \"a\"\nkey = \"k\"\nrpm = 0\n", "at least 1"),
+        (
+            "zero",
+            "[[keys]]\nname = \"a\"\nkey = \"k\"\nrpm = 0\n",
+            "at least 1",
+        ),
         ("redis", "[redis]\nurl = \"http://nope\"\n", "`redis.url`"),
     ] {
         let file = format!("{name}.toml");

@@ -35,7 +35,15 @@ fn replica(dir: &Path, name: &str, fail_open: bool, fake: &FakeServer, redis: &s
     start_serve(Llmux::new(
         dir,
         &[
-            "--config", &file, "serve", "--port", "0", "--upstream", &upstream, "--redis", redis,
+            "--config",
+            &file,
+            "serve",
+            "--port",
+            "0",
+            "--upstream",
+            &upstream,
+            "--redis",
+            redis,
         ],
     ))
 }
@@ -65,9 +73,14 @@ async fn post(url: &str, key: &str, body: &Value, extra: &[(&str, &str)]) -> Cli
 
 async fn get(url: &str, key: &str) -> ClientResponse {
     let auth = format!("Bearer {key}");
-    client::send(http::Method::GET, url, &[("authorization", &auth)], bytes::Bytes::new())
-        .await
-        .expect("response")
+    client::send(
+        http::Method::GET,
+        url,
+        &[("authorization", &auth)],
+        bytes::Bytes::new(),
+    )
+    .await
+    .expect("response")
 }
 
 fn hi(text: &str) -> Value {
@@ -105,14 +118,34 @@ async fn replicas_share_limits_responses_cache_and_usage() {
     // a key limited to 10 requests per minute gets exactly 10 through, across both replicas
     let mut statuses = Vec::new();
     for i in 0..14 {
-        statuses.push(post(&chat, ALICE, &hi(&format!("n{i}")), &[]).await.status.as_u16());
+        statuses.push(
+            post(&chat, ALICE, &hi(&format!("n{i}")), &[])
+                .await
+                .status
+                .as_u16(),
+        );
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 4, "{statuses:?}");
-    assert_eq!(chat_calls(&fake), 10, "each admitted request reached the upstream once");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        chat_calls(&fake),
+        10,
+        "each admitted request reached the upstream once"
+    );
     let (on_a, on_b) = (served_by(&base(&a)).await, served_by(&base(&b)).await);
     assert_eq!(on_a + on_b, 14);
-    assert!(on_a > 0 && on_b > 0, "nginx used both replicas: {on_a} / {on_b}");
+    assert!(
+        on_a > 0 && on_b > 0,
+        "nginx used both replicas: {on_a} / {on_b}"
+    );
 
     // a response stored through A is continued through B
     let created = post(
@@ -123,7 +156,10 @@ async fn replicas_share_limits_responses_cache_and_usage() {
     )
     .await;
     assert_eq!(created.status, 200);
-    let id = created.json().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let id = created.json().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let follow = post(
         &format!("{}/v1/responses", base(&b)),
         ADMIN,
@@ -131,21 +167,44 @@ async fn replicas_share_limits_responses_cache_and_usage() {
         &[],
     )
     .await;
-    assert_eq!(follow.status, 200, "previous_response_id works on the other replica");
+    assert_eq!(
+        follow.status, 200,
+        "previous_response_id works on the other replica"
+    );
     let last = fake.requests_to("/v1/chat/completions");
     let sent = last.last().expect("call").body_text();
-    assert!(sent.contains("kumquat") && sent.contains("what was the word?"), "{sent}");
-    assert_eq!(get(&format!("{}/v1/responses/{id}", base(&b)), ADMIN).await.status, 200);
+    assert!(
+        sent.contains("kumquat") && sent.contains("what was the word?"),
+        "{sent}"
+    );
+    assert_eq!(
+        get(&format!("{}/v1/responses/{id}", base(&b)), ADMIN)
+            .await
+            .status,
+        200
+    );
 
     // a cache fill on A hits on B
     let calls = chat_calls(&fake);
     let cached = hi("cache me");
-    let miss = post(&format!("{}/v1/chat/completions", base(&a)), ADMIN, &cached, &[("x-llmux-cache", "use")]).await;
+    let miss = post(
+        &format!("{}/v1/chat/completions", base(&a)),
+        ADMIN,
+        &cached,
+        &[("x-llmux-cache", "use")],
+    )
+    .await;
     assert_eq!(miss.header("x-llmux-cache"), Some("miss"));
     let filled = miss.json().await.expect("json");
     let deadline = Instant::now() + Duration::from_secs(5);
     let hit = loop {
-        let r = post(&format!("{}/v1/chat/completions", base(&b)), ADMIN, &cached, &[("x-llmux-cache", "use")]).await;
+        let r = post(
+            &format!("{}/v1/chat/completions", base(&b)),
+            ADMIN,
+            &cached,
+            &[("x-llmux-cache", "use")],
+        )
+        .await;
         if r.header("x-llmux-cache") == Some("hit") || Instant::now() > deadline {
             break r;
         }
@@ -157,10 +216,18 @@ async fn replicas_share_limits_responses_cache_and_usage() {
         hit["choices"][0]["message"]["content"],
         filled["choices"][0]["message"]["content"]
     );
-    assert_eq!(chat_calls(&fake), calls + 1, "the hit did not call the upstream");
+    assert_eq!(
+        chat_calls(&fake),
+        calls + 1,
+        "the hit did not call the upstream"
+    );
 
     // usage adds up over both replicas
-    let usage = get(&format!("{}/v1/usage", base(&b)), ADMIN).await.json().await.expect("json");
+    let usage = get(&format!("{}/v1/usage", base(&b)), ADMIN)
+        .await
+        .json()
+        .await
+        .expect("json");
     let alice: u64 = usage["data"]
         .as_array()
         .expect("rows")
@@ -180,40 +247,103 @@ async fn redis_down_is_documented_behaviour_and_recovers() {
     let open = replica(&dir, "open", true, &fake, &redis.url());
     let closed = replica(&dir, "closed", false, &fake, &redis.url());
     let (open, closed) = (base(&open), base(&closed));
-    let stored = post(&format!("{open}/v1/responses"), ADMIN, &json!({"model": "fake-model", "input": "hi"}), &[]).await;
-    let id = stored.json().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let stored = post(
+        &format!("{open}/v1/responses"),
+        ADMIN,
+        &json!({"model": "fake-model", "input": "hi"}),
+        &[],
+    )
+    .await;
+    let id = stored.json().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
 
     redis.stop().expect("stop redis");
     let started = Instant::now();
     let r = post(&format!("{open}/v1/chat/completions"), ALICE, &hi("x"), &[]).await;
     assert_eq!(r.status, 200, "limits fail open");
-    let (status, err) = error_of(post(&format!("{closed}/v1/chat/completions"), ALICE, &hi("x"), &[]).await).await;
-    assert_eq!((status, err["code"].as_str()), (503, Some("rate_limiter_unavailable")));
+    let (status, err) = error_of(
+        post(
+            &format!("{closed}/v1/chat/completions"),
+            ALICE,
+            &hi("x"),
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (503, Some("rate_limiter_unavailable"))
+    );
     let (status, err) = error_of(get(&format!("{open}/v1/responses/{id}"), ADMIN).await).await;
-    assert_eq!((status, err["code"].as_str()), (503, Some("store_unavailable")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
     let follow = json!({"model": "fake-model", "input": "more", "previous_response_id": id});
-    let (status, _) = error_of(post(&format!("{open}/v1/responses"), ADMIN, &follow, &[]).await).await;
+    let (status, _) =
+        error_of(post(&format!("{open}/v1/responses"), ADMIN, &follow, &[]).await).await;
     assert_eq!(status, 503);
-    let r = post(&format!("{open}/v1/chat/completions"), ADMIN, &hi("cached?"), &[("x-llmux-cache", "use")]).await;
+    let r = post(
+        &format!("{open}/v1/chat/completions"),
+        ADMIN,
+        &hi("cached?"),
+        &[("x-llmux-cache", "use")],
+    )
+    .await;
     assert_eq!(r.status, 200, "the cache is skipped");
     let (status, err) = error_of(get(&format!("{open}/v1/usage"), ADMIN).await).await;
-    assert_eq!((status, err["code"].as_str()), (503, Some("usage_unavailable")));
-    assert!(started.elapsed() < Duration::from_secs(10), "nothing hung: {:?}", started.elapsed());
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (503, Some("usage_unavailable"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "nothing hung: {:?}",
+        started.elapsed()
+    );
 
     redis.restart().expect("restart redis");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let r = post(&format!("{closed}/v1/chat/completions"), ALICE, &hi("back?"), &[]).await;
+        let r = post(
+            &format!("{closed}/v1/chat/completions"),
+            ALICE,
+            &hi("back?"),
+            &[],
+        )
+        .await;
         if r.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "limits did not recover: {}", r.status);
+        assert!(
+            Instant::now() < deadline,
+            "limits did not recover: {}",
+            r.status
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let again = post(&format!("{open}/v1/responses"), ADMIN, &json!({"model": "fake-model", "input": "again"}), &[]).await;
+    let again = post(
+        &format!("{open}/v1/responses"),
+        ADMIN,
+        &json!({"model": "fake-model", "input": "again"}),
+        &[],
+    )
+    .await;
     assert_eq!(again.status, 200);
-    let id = again.json().await.expect("json")["id"].as_str().expect("id").to_owned();
-    assert_eq!(get(&format!("{closed}/v1/responses/{id}"), ADMIN).await.status, 200, "the store works again");
+    let id = again.json().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        get(&format!("{closed}/v1/responses/{id}"), ADMIN)
+            .await
+            .status,
+        200,
+        "the store works again"
+    );
 }
 
 async fn error_of(resp: ClientResponse) -> (u16, Value) {

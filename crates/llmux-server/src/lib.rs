@@ -85,13 +85,29 @@
 //! in-memory store ([`ServerConfig::responses_store_size`], [`ServerConfig::responses_store_ttl`];
 //! a [`ResponseStore`]) for `previous_response_id` and `GET`; unknown or expired ids are 404s.
 //!
+//! ## Response cache
+//!
+//! Exact-match, opt-in cache of `POST /v1/chat/completions`: a request sends
+//! `x-llmux-cache: use` (`skip` opts out of a rule; another value is a 400), or a
+//! [`CacheConfig::enabled_models`] rule in [`ServerConfig::cache`] names its model (`"*"`: all).
+//! `Cache-Control: no-cache` skips the read but refills; `no-store` neither reads nor fills. The
+//! key ([`cache_key`]) hashes the canonical JSON of the semantic fields (model, provider,
+//! messages, tools, sampling, unknown fields; not `stream`, `stream_options` or `user`), so an
+//! entry filled by a stream serves a plain request and the other way round; a hit replays the
+//! stored chunks through the same rendering as a live answer. Only answers that ended normally
+//! are stored — never errors, cut-short streams, answers with provider conversation state or a
+//! login prompt, or answers to requests with their own `api_key`, cookies or `conversation`.
+//! Answers of requests that used the cache carry [`CACHE_HEADER`] `hit` or `miss`. Entries live
+//! in a [`CacheStore`] ([`MemoryCache`]: [`DEFAULT_CACHE_MAX_BYTES`], [`DEFAULT_CACHE_TTL`]); a
+//! failing or slow (over 2 s) store is a warning, and the request is served without the cache.
+//!
 //! ## Errors
 //!
 //! Always `{"error":{"message","type","param","code"}}`:
 //!
 //! | Status | When |
 //! |---|---|
-//! | 400 | malformed JSON (`invalid_json`), a wrong field (`param` names it, e.g. `messages[0].content`), an API key in the query string (`api_key_in_query`), a remote image URL, upstream refused the parameters |
+//! | 400 | malformed JSON (`invalid_json`), a bad `x-llmux-cache` value (`invalid_header`), a wrong field (`param` names it, e.g. `messages[0].content`), an API key in the query string (`api_key_in_query`), a remote image URL, upstream refused the parameters |
 //! | 401 | gateway key missing (`missing_api_key`), unknown (`invalid_api_key`) or expired (`expired_api_key`); or the **provider** needs credentials (`upstream_auth_required`: configure them or send `api_key` in the body) |
 //! | 403 | the key may not use this model (`model_not_allowed`) or provider (`provider_not_allowed`, `provider_required`); `/v1/usage` without an admin key (`admin_key_required`) |
 //! | 404 | unknown model (`model_not_found`, `model_not_supported`) or provider (`provider_not_found`), unknown endpoint, unknown or expired response id (`not_found`, `previous_response_not_found`) |
@@ -181,7 +197,8 @@
 //! `llmux_errors_total{code}`, `llmux_time_to_first_token_seconds{provider}` and
 //! `llmux_attempt_duration_seconds{provider}` (histograms),
 //! `llmux_tokens_total{provider,model,direction}`, `llmux_open_streams`,
-//! `llmux_breaker_state{provider,model}` (0 closed, 1 half-open, 2 open). Counting costs a few
+//! `llmux_breaker_state{provider,model}` (0 closed, 1 half-open, 2 open),
+//! `llmux_cache_requests_total{result}` (`hit`, `miss`). Counting costs a few
 //! atomic adds per request and attempt, nothing per chunk; [`ServerConfig::metrics`] turns it off.
 //!
 //! ## Logging
