@@ -365,10 +365,38 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    pub fn header(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
+    /// `hit` or `miss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Status::Hit => "hit",
             Status::Miss => "miss",
+        }
+    }
+
+    /// The response header value.
+    pub fn header(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
+}
+
+/// The shared store of replicas: each entry under its key in Redis, expiring by its TTL
+/// (Redis's own memory policy bounds the size).
+struct RedisCache(crate::redis_client::RedisClient);
+
+impl CacheStore for RedisCache {
+    fn get<'a>(&'a self, key: &'a str) -> CacheFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            let found = self.0.get(key).await.map_err(|e| CacheError(e.to_string()))?;
+            Ok(found.map(Bytes::from))
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> CacheFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .set(key, &value, ttl)
+                .await
+                .map_err(|e| CacheError(e.to_string()))
         })
     }
 }
@@ -386,17 +414,21 @@ pub(crate) struct Plan {
 }
 
 impl Cache {
-    /// The cache `config` asks for (`None`: rules off, defaults for opted-in requests); `None`
-    /// when its TTL or size is zero.
-    pub fn new(config: Option<&CacheConfig>) -> Option<Self> {
+    /// The cache `config` asks for (`None`: rules off, defaults for opted-in requests), in
+    /// Redis when `redis` is given, else in memory; `None` when its TTL or size is zero.
+    pub fn new(
+        config: Option<&CacheConfig>,
+        redis: Option<&crate::redis_client::RedisClient>,
+    ) -> Option<Self> {
         let config = config.cloned().unwrap_or_default();
         if config.ttl.is_zero() || config.max_bytes == 0 {
             return None;
         }
-        Some(Self {
-            store: Arc::new(MemoryCache::new(config.max_bytes)),
-            config,
-        })
+        let store: Arc<dyn CacheStore> = match redis {
+            Some(r) => Arc::new(RedisCache(r.clone())),
+            None => Arc::new(MemoryCache::new(config.max_bytes)),
+        };
+        Some(Self { store, config })
     }
 
     /// Whether and how `req` uses the cache, given what its headers `ask`.

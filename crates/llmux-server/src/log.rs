@@ -77,6 +77,8 @@ pub(crate) struct Access {
     pub usage: Option<Arc<Usage>>,
     /// A route that calls a model (its requests count in the key's usage).
     pub model_route: bool,
+    /// What the response cache did (`None`: not asked).
+    pub cache: Option<crate::cache::Status>,
 }
 
 impl Access {
@@ -104,6 +106,7 @@ impl Access {
             grant: None,
             usage: None,
             model_route: false,
+            cache: None,
         }
     }
 
@@ -135,7 +138,7 @@ impl Access {
     pub fn log(&self, status: u16, outcome: &'static str) {
         if let Some(m) = &self.metrics {
             m.request(self.path, status, self.error_code);
-            if let Some((i, o)) = self.tokens {
+            if let Some((i, o)) = self.spent() {
                 m.tokens(&self.provider, &self.model, i, o);
             }
         }
@@ -162,6 +165,7 @@ impl Access {
             completion_tokens = self.tokens.map(|t| t.1),
             overhead_ms = self.overhead.map(ms),
             error = self.error_code,
+            cache = self.cache.map(crate::cache::Status::as_str),
             outcome,
             "request"
         );
@@ -169,9 +173,16 @@ impl Access {
 }
 
 impl Access {
+    /// The tokens an upstream spent on this request (none for a cache hit, which replays an
+    /// earlier answer's usage).
+    fn spent(&self) -> Option<(u64, u64)> {
+        self.tokens
+            .filter(|_| self.cache != Some(crate::cache::Status::Hit))
+    }
+
     /// Charges the tokens to the key's limits and counts its usage (model requests only).
     fn count_key_usage(&self, status: u16) {
-        if let (Some(g), Some((i, o))) = (&self.grant, self.tokens) {
+        if let (Some(g), Some((i, o))) = (&self.grant, self.spent()) {
             g.record_tokens(i.saturating_add(o));
         }
         let Some(key) = &self.caller else {
@@ -185,7 +196,7 @@ impl Access {
             model: &self.model,
             provider: &self.provider,
             error: status >= 400,
-            tokens: self.tokens,
+            tokens: self.spent(),
         };
         if let Some(u) = &self.usage {
             u.record(&record);

@@ -87,7 +87,7 @@ impl State {
         let limits = Limits::new(keys.entries(), redis.clone(), fail_open);
         let responses = config.responses_store(redis.as_ref());
         let metrics = config.metrics.then(Metrics::new);
-        let cache = crate::cache::Cache::new(config.cache.as_ref());
+        let cache = crate::cache::Cache::new(config.cache.as_ref(), redis.as_ref());
         if let Some(m) = &metrics {
             if !client.observe(m.clone()) {
                 tracing::warn!(
@@ -718,6 +718,7 @@ where
         Some((cache, plan)) => {
             let metrics = state.metrics.as_deref();
             let (s, status) = cache.answer(plan, &state.client, creq, metrics).await;
+            access.cache = Some(status);
             (s, Some(status))
         }
     };
