@@ -15,6 +15,9 @@
 //!   microsoft-phi-4), [`huggingchat`] (chat-ui), [`hf_inference`] (Hub +
 //!   Inference API), [`amigochat`], [`flowgpt`].
 //! - [`client`]: a tiny test client, for testing the fakes themselves.
+//! - [`procs`]: real helper processes on loopback for tests of several gateway replicas: a
+//!   throwaway `redis-server` ([`procs::RedisServer`]) and nginx in front of the replicas with
+//!   `deploy/nginx/llmux.conf` ([`procs::Nginx`]).
 //!
 //! New fakes (one module each) build a [`Router`] from [`Reply`]s, so they
 //! compose with faults and with each other via [`Router::merge`].
@@ -57,6 +60,8 @@ pub mod hf_inference;
 pub mod huggingchat;
 pub mod openai;
 pub mod otlp;
+#[cfg(unix)]
+pub mod procs;
 mod reply;
 mod server;
 
