@@ -226,13 +226,22 @@ async fn a_breaker_opened_by_another_replica_is_skipped_then_probed() {
     client.open_breaker("alpha", "shared-model", COOLDOWN, false);
     assert_eq!(alpha_state(&client), Some(BreakerState::Open));
     let (providers, text, _) = ask(&client).await;
-    assert_eq!((providers, text.as_str()), (vec!["beta".to_owned()], "beta here"));
-    assert!(alpha.requests_to(CHAT).is_empty(), "the open provider was not called");
+    assert_eq!(
+        (providers, text.as_str()),
+        (vec!["beta".to_owned()], "beta here")
+    );
+    assert!(
+        alpha.requests_to(CHAT).is_empty(),
+        "the open provider was not called"
+    );
     // a shorter report does not shorten it; after the cooldown alpha is probed and closes
     client.open_breaker("alpha", "shared-model", Duration::from_millis(1), false);
     assert_eq!(alpha_state(&client), Some(BreakerState::Open));
     tokio::time::sleep(COOLDOWN + Duration::from_millis(50)).await;
     let (providers, text, _) = ask(&client).await;
-    assert_eq!((providers, text.as_str()), (vec!["alpha".to_owned()], "alpha here"));
+    assert_eq!(
+        (providers, text.as_str()),
+        (vec!["alpha".to_owned()], "alpha here")
+    );
     assert_eq!(alpha_state(&client), Some(BreakerState::Closed));
 }

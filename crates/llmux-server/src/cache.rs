@@ -386,7 +386,11 @@ struct RedisCache(crate::redis_client::RedisClient);
 impl CacheStore for RedisCache {
     fn get<'a>(&'a self, key: &'a str) -> CacheFuture<'a, Option<Bytes>> {
         Box::pin(async move {
-            let found = self.0.get(key).await.map_err(|e| CacheError(e.to_string()))?;
+            let found = self
+                .0
+                .get(key)
+                .await
+                .map_err(|e| CacheError(e.to_string()))?;
             Ok(found.map(Bytes::from))
         })
     }
@@ -740,7 +744,7 @@ mod tests {
 
     #[test]
     fn credentials_and_state_are_not_cached() {
-        let cache = Cache::new(None).expect("on by default");
+        let cache = Cache::new(None, None).expect("on by default");
         let plain = parsed(BASE);
         let use_it = ask(&[(CACHE_HEADER, "use")]);
         assert!(cache.plan(ask(&[]), &plain).is_none(), "opt-in");
@@ -756,10 +760,13 @@ mod tests {
 
     #[test]
     fn rules_and_cache_control() {
-        let cache = Cache::new(Some(&CacheConfig {
-            enabled_models: vec!["m".into()],
-            ..CacheConfig::default()
-        }))
+        let cache = Cache::new(
+            Some(&CacheConfig {
+                enabled_models: vec!["m".into()],
+                ..CacheConfig::default()
+            }),
+            None,
+        )
         .expect("on");
         let req = parsed(BASE);
         let other = parsed(r#"{"model":"n","messages":[{"role":"user","content":"hi"}]}"#);
@@ -772,10 +779,13 @@ mod tests {
         assert!(cache.plan(no_store, &req).is_none());
         let split = ask(&[("cache-control", "private"), ("cache-control", "no-store")]);
         assert!(cache.plan(split, &req).is_none(), "repeated headers count");
-        let star = Cache::new(Some(&CacheConfig {
-            enabled_models: vec!["*".into()],
-            ..CacheConfig::default()
-        }))
+        let star = Cache::new(
+            Some(&CacheConfig {
+                enabled_models: vec!["*".into()],
+                ..CacheConfig::default()
+            }),
+            None,
+        )
         .expect("on");
         assert!(star.plan(ask(&[]), &other).is_some());
         for off in [
@@ -788,7 +798,7 @@ mod tests {
                 ..CacheConfig::default()
             },
         ] {
-            assert!(Cache::new(Some(&off)).is_none());
+            assert!(Cache::new(Some(&off), None).is_none());
         }
     }
 

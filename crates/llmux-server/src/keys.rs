@@ -432,16 +432,12 @@ mod tests {
             Some("openai-compat"),
             "the only provider is filled in"
         );
-        let e = check_access(&caller, &mut None, "llama-3")
-            .err()
-            .expect("403");
+        let e = check_access(&caller, &mut None, "llama-3").expect_err("403");
         assert_eq!(
             (e.status, e.code, e.param.as_deref()),
             (StatusCode::FORBIDDEN, "model_not_allowed", Some("model"))
         );
-        let e = check_access(&caller, &mut Some("flowgpt".into()), "llama")
-            .err()
-            .expect("403");
+        let e = check_access(&caller, &mut Some("flowgpt".into()), "llama").expect_err("403");
         assert_eq!(e.code, "provider_not_allowed");
         k.providers.push("flowgpt".into());
         let caller = Some(Arc::new(Entry {

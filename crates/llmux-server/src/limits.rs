@@ -92,7 +92,7 @@ pub(crate) struct Refused {
     pub info: RateInfo,
 }
 
-fn refused(key: &KeyConfig, which: Limit, retry: Duration, info: RateInfo) -> Refused {
+fn refused(key: &KeyConfig, which: Limit, retry: Duration, info: RateInfo) -> Box<Refused> {
     let (kind, what) = match which {
         Limit::Requests => (
             "requests",
@@ -118,7 +118,7 @@ fn refused(key: &KeyConfig, which: Limit, retry: Duration, info: RateInfo) -> Re
         ),
     );
     error.retry_after = Some(Duration::from_secs_f64(secs));
-    Refused { error, info }
+    Box::new(Refused { error, info })
 }
 
 /// A granted request: holds its concurrency slot until dropped, and counts its tokens.
@@ -219,7 +219,7 @@ impl Local {
         }
     }
 
-    fn acquire(&self, k: &KeyConfig) -> Result<Grant, Refused> {
+    fn acquire(&self, k: &KeyConfig) -> Result<Grant, Box<Refused>> {
         let mut info = RateInfo::default();
         let now = Instant::now();
         if let (Some(w), Some(tpm)) = (&self.tokens, k.tpm) {
@@ -260,8 +260,8 @@ impl Local {
     }
 }
 
-fn poisoned() -> Refused {
-    Refused {
+fn poisoned() -> Box<Refused> {
+    Box::new(Refused {
         error: ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -269,7 +269,7 @@ fn poisoned() -> Refused {
             "a rate limiter's lock is poisoned; restart the gateway",
         ),
         info: RateInfo::default(),
-    }
+    })
 }
 
 /// The limits of every key, in process or in Redis.
@@ -295,7 +295,7 @@ impl Limits {
     }
 
     /// Admits one request of `entry`, or refuses it.
-    pub async fn acquire(&self, entry: &Entry) -> Result<Grant, Refused> {
+    pub async fn acquire(&self, entry: &Entry) -> Result<Grant, Box<Refused>> {
         let k = &entry.config;
         if !k.limited() {
             return Ok(Grant::unlimited());
@@ -314,7 +314,7 @@ impl Limits {
             }
             Err(e) => {
                 tracing::warn!(key = k.name.as_str(), error = %e, "Redis limits unavailable: request refused (limits fail closed)");
-                Err(Refused {
+                Err(Box::new(Refused {
                     error: ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "server_error",
@@ -322,13 +322,13 @@ impl Limits {
                         "the gateway cannot check this key's limits right now (its Redis is unreachable); try again shortly",
                     ),
                     info: RateInfo::default(),
-                })
+                }))
             }
         }
     }
 }
 
-fn shared_grant(client: &RedisClient, k: &KeyConfig, c: LimitCheck) -> Result<Grant, Refused> {
+fn shared_grant(client: &RedisClient, k: &KeyConfig, c: LimitCheck) -> Result<Grant, Box<Refused>> {
     let mut info = RateInfo::default();
     if let Some(rpm) = k.rpm {
         let rpm = u64::from(rpm);

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -177,10 +176,7 @@ pub(crate) async fn respond(usage: &Usage, caller: &Caller) -> Response<Body> {
         object: "list",
         data,
     };
-    match serde_json::to_vec(&list) {
-        Ok(b) => body::json_bytes(StatusCode::OK, b),
-        Err(_) => Response::new(Body::Full(Some(Bytes::from_static(b"{}")))),
-    }
+    body::json(StatusCode::OK, &list)
 }
 
 #[cfg(test)]
@@ -200,7 +196,7 @@ mod tests {
         u.record(&r("alice", false, Some((3, 5))));
         u.record(&r("alice", true, None));
         u.record(&r("bob", false, Some((1, 1))));
-        let t = u.table().await.ok().expect("local");
+        let t = u.table().await.expect("local");
         let alice = &t[&("alice".into(), "m".into(), "p".into())];
         assert_eq!(
             *alice,

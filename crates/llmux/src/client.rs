@@ -216,7 +216,13 @@ impl Client {
     /// Opens the circuit breaker of `(provider, model)` for `open_for`, as if this client had
     /// seen it fail (an entry already open longer stays so). Gateways use it to share breaker
     /// state between replicas; nothing happens when the breaker is disabled.
-    pub fn open_breaker(&self, provider: &str, model: &str, open_for: Duration, rate_limited: bool) {
+    pub fn open_breaker(
+        &self,
+        provider: &str,
+        model: &str,
+        open_for: Duration,
+        rate_limited: bool,
+    ) {
         self.inner
             .health
             .open_for(provider, model, open_for, rate_limited);
