@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, root, run};
 
+mod keys;
+
 /// Options of one `cargo xtask bench` run.
 struct Opts {
     peers: bool,
@@ -103,6 +105,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<(), String> {
         ]))?;
         let tools = Tools::find(&root)?;
         relay(&tools, &opts, &mut report)?;
+        keys::keys(&tools, &opts, &mut report)?;
         open_streams(&tools, &mut report)?;
         cold_start(&tools, &mut report)?;
     }
@@ -356,14 +359,26 @@ fn start_upstream(tools: &Tools, chunks: usize, log: &Path) -> Result<(Proc, u16
 }
 
 fn start_gateway(tools: &Tools, upstream: &str, log: &Path) -> Result<(Proc, u16), String> {
+    start_gateway_with(tools, upstream, log, "", &[])
+}
+
+/// A gateway with `config` as its config file and `extra` flags.
+fn start_gateway_with(
+    tools: &Tools,
+    upstream: &str,
+    log: &Path,
+    config: &str,
+    extra: &[&str],
+) -> Result<(Proc, u16), String> {
     let port = free_port()?;
-    let config = root().join("target/bench/empty-config.toml");
-    fs::write(&config, "").map_err(|e| e.to_string())?;
+    let file = log.with_extension("toml");
+    fs::write(&file, config).map_err(|e| e.to_string())?;
     let mut p = Proc::spawn(
         "llmux serve",
         Command::new(&tools.llmux)
             .args(["serve", "--port", &port.to_string(), "--upstream", upstream])
-            .env("LLMUX_CONFIG", &config)
+            .args(extra)
+            .env("LLMUX_CONFIG", &file)
             .env_remove("LLMUX_LOG")
             .env_remove("LLMUX_API_KEY"),
         log,
@@ -404,6 +419,19 @@ fn oha(
     c: usize,
     dur: u64,
 ) -> Result<Load, String> {
+    oha_with_key(tools, port, measured, stream, c, dur, None)
+}
+
+/// [`oha`], sending `Authorization: Bearer key` when given.
+fn oha_with_key(
+    tools: &Tools,
+    port: u16,
+    measured: &Proc,
+    stream: bool,
+    c: usize,
+    dur: u64,
+    key: Option<&str>,
+) -> Result<Load, String> {
     let out = root().join("target/bench/oha.json");
     let _ = fs::remove_file(&out);
     let pid = measured.pid();
@@ -422,6 +450,11 @@ fn oha(
     let status = Command::new(&tools.oha)
         .args(["-z", &format!("{dur}s"), "-c", &c.to_string(), "-t", "60s"])
         .args(["--no-tui", "-m", "POST", "-T", "application/json"])
+        .args(
+            key.map(|k| ["-H".to_owned(), format!("Authorization: Bearer {k}")])
+                .into_iter()
+                .flatten(),
+        )
         .args(["-d", &chat_body(stream), "--output-format", "json", "-o"])
         .arg(&out)
         .arg(format!("http://127.0.0.1:{port}/v1/chat/completions"))
