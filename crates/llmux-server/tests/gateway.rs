@@ -7,125 +7,21 @@ use std::time::{Duration, Instant};
 use futures_util::stream;
 use llmux::core::Context;
 use llmux::{
-    ChatRequest, ChatStream, Chunk, Client, ClientBuilder, Conversation, Error, Image, MediaData,
-    Provider, ProviderConfig, ProviderInfo, Source, Timeouts,
+    ChatRequest, ChatStream, Chunk, Client, Conversation, Error, Image, MediaData, Provider,
+    ProviderConfig, ProviderInfo, Source, Timeouts,
 };
-use llmux_server::{Gateway, ServerConfig};
-use llmux_testkit::client::{self, ClientResponse};
+use llmux_server::ServerConfig;
+use llmux_testkit::client;
 use llmux_testkit::openai::{FakeOpenAi, TINY_PNG};
 use llmux_testkit::{FakeServer, Fault, Method, closed_port};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-const T: Duration = Duration::from_secs(5);
+mod common;
 
-/// A running gateway.
-struct Gw {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Gw {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(T, &mut self.task)
-            .await
-            .expect("serve returns")
-            .expect("join")
-    }
-}
-
-fn only_openai_compat() -> Vec<&'static llmux::Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == "openai-compat")
-        .collect()
-}
-
-fn builder(fake: &FakeServer) -> ClientBuilder {
-    Client::builder()
-        .ignore_env()
-        .registrations(only_openai_compat())
-        .provider(
-            "openai-compat",
-            ProviderConfig::default().with_base_url(fake.url("/v1")),
-        )
-}
-
-fn test_config() -> ServerConfig {
-    ServerConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        ..ServerConfig::default()
-    }
-}
-
-async fn serve(client: Client, config: ServerConfig) -> Gw {
-    let bound = Gateway::new(client, config).bind().await.expect("bind");
-    let url = format!("http://{}", bound.local_addr());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(bound.serve(async {
-        let _ = rx.await;
-    }));
-    Gw {
-        url,
-        stop: Some(tx),
-        task,
-    }
-}
-
-async fn start(fake: FakeOpenAi) -> (FakeServer, Gw) {
-    let fake = fake.start().await;
-    let gw = serve(builder(&fake).build().expect("client"), test_config()).await;
-    (fake, gw)
-}
-
-async fn post(gw: &Gw, path: &str, body: &Value) -> ClientResponse {
-    client::post_json(&gw.url(path), &[], body)
-        .await
-        .expect("response")
-}
-
-fn hi(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi there"}]})
-}
-
-/// The `data:` payloads of an SSE body.
-fn events(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn json_events(body: &str) -> Vec<Value> {
-    events(body)
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).expect("event json"))
-        .collect()
-}
-
-fn concat(chunks: &[Value], field: &str) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"][field].as_str())
-        .collect()
-}
-
-async fn error_of(resp: ClientResponse) -> (u16, Value) {
-    let status = resp.status.as_u16();
-    let v = resp.json().await.expect("error json");
-    (status, v["error"].clone())
-}
+use common::{
+    Gw, T, builder, concat, config, error_of, events, hi, json_events, only_openai_compat, post,
+    serve, start,
+};
 
 #[tokio::test]
 async fn non_stream_relay_with_params() {
@@ -353,7 +249,7 @@ async fn start_scripted() -> Gw {
         .with_provider(Scripted::new())
         .build()
         .expect("client");
-    serve(client, test_config()).await
+    serve(client, config()).await
 }
 
 fn say(text: &str, stream: bool) -> Value {
@@ -652,7 +548,7 @@ async fn remote_media_passes_when_allowed() {
     let fake = FakeOpenAi::new().echo().start().await;
     let config = ServerConfig {
         allow_remote_media: true,
-        ..test_config()
+        ..config()
     };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     let body = json!({"model": "fake-model", "messages": [{"role": "user", "content": [
@@ -672,7 +568,7 @@ async fn start_with_key(fake: FakeOpenAi) -> (FakeServer, Gw) {
     let fake = fake.start().await;
     let config = ServerConfig {
         api_key: Some("gw-secret-123".into()),
-        ..test_config()
+        ..config()
     };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     (fake, gw)
@@ -835,7 +731,7 @@ async fn body_too_large_is_413() {
     let fake = FakeOpenAi::new().start().await;
     let config = ServerConfig {
         max_body_bytes: 1024,
-        ..test_config()
+        ..config()
     };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     let body =
@@ -905,7 +801,7 @@ async fn all_failed_is_502_naming_every_provider() {
         )
         .build()
         .expect("client");
-    let gw = serve(client, test_config()).await;
+    let gw = serve(client, config()).await;
     let (status, err) =
         error_of(post(&gw, "/v1/chat/completions", &hi("shared-model", false)).await).await;
     assert_eq!(
@@ -936,7 +832,7 @@ async fn stalled_upstream_is_504() {
     };
     let gw = serve(
         builder(&fake).timeouts(timeouts).build().expect("client"),
-        test_config(),
+        config(),
     )
     .await;
     for stream in [false, true] {
@@ -968,7 +864,7 @@ async fn client_disconnect_closes_the_upstream_promptly() {
         .provider("openai-compat", cfg)
         .build()
         .expect("client");
-    let gw = serve(client, test_config()).await;
+    let gw = serve(client, config()).await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
     assert_eq!(resp.status, 200);
     let first = resp.chunk(T).await.expect("chunk").expect("data");
@@ -1069,7 +965,7 @@ async fn shutdown_grace_cuts_long_streams() {
         .await;
     let config = ServerConfig {
         shutdown_grace: Duration::from_millis(200),
-        ..test_config()
+        ..config()
     };
     let gw = serve(builder(&fake).build().expect("client"), config).await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
@@ -1108,7 +1004,7 @@ async fn client_disconnect_during_upstream_silence_closes_the_upstream() {
         .provider("openai-compat", cfg)
         .build()
         .expect("client");
-    let gw = serve(client, test_config()).await;
+    let gw = serve(client, config()).await;
     let mut resp = post(&gw, "/v1/chat/completions", &hi("fake-model", true)).await;
     assert_eq!(resp.status, 200);
     let _ = resp.chunk(T).await.expect("chunk").expect("data");
@@ -1136,7 +1032,7 @@ async fn client_disconnect_before_the_answer_cancels_the_upstream_call() {
         .provider("openai-compat", cfg)
         .build()
         .expect("client");
-    let gw = serve(client, test_config()).await;
+    let gw = serve(client, config()).await;
     for stream in [false, true] {
         let url = gw.url("/v1/chat/completions");
         let call =

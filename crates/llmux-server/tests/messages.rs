@@ -6,58 +6,26 @@ use std::sync::{Arc, Mutex};
 use futures_util::stream;
 use llmux::core::Context;
 use llmux::{
-    Capabilities, ChatRequest, ChatStream, Chunk, Client, FinishReason, Provider, ProviderConfig,
-    ProviderInfo, Role, ToolCallDelta, Usage,
+    Capabilities, ChatRequest, ChatStream, Chunk, Client, FinishReason, Provider, ProviderInfo,
+    Role, ToolCallDelta, Usage,
 };
-use llmux_server::{Gateway, ServerConfig};
+use llmux_server::ServerConfig;
+use llmux_testkit::Fault;
 use llmux_testkit::client::{self, ClientResponse};
 use llmux_testkit::openai::FakeOpenAi;
-use llmux_testkit::{FakeServer, Fault};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-/// A running gateway (stopped when dropped).
-struct Gw {
-    url: String,
-    _stop: oneshot::Sender<()>,
-}
+mod common;
 
+use common::{Gw, openai_client, start};
+
+/// A gateway over `client`, needing `api_key` when given.
 async fn serve(client: Client, api_key: Option<&str>) -> Gw {
     let config = ServerConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
         api_key: api_key.map(Into::into),
-        ..ServerConfig::default()
+        ..common::config()
     };
-    let bound = Gateway::new(client, config).bind().await.expect("bind");
-    let url = format!("http://{}", bound.local_addr());
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async {
-        let _ = rx.await;
-    }));
-    Gw { url, _stop: tx }
-}
-
-fn openai_client(fake: &FakeServer) -> Client {
-    let regs = llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == "openai-compat")
-        .collect();
-    Client::builder()
-        .ignore_env()
-        .registrations(regs)
-        .provider(
-            "openai-compat",
-            ProviderConfig::default().with_base_url(fake.url("/v1")),
-        )
-        .build()
-        .expect("client")
-}
-
-async fn start(fake: FakeOpenAi) -> (FakeServer, Gw) {
-    let fake = fake.start().await;
-    let gw = serve(openai_client(&fake), None).await;
-    (fake, gw)
+    common::serve(client, config).await
 }
 
 const ANTHROPIC: [(&str, &str); 2] = [
@@ -65,10 +33,9 @@ const ANTHROPIC: [(&str, &str); 2] = [
     ("anthropic-beta", "fine-grained-tool-streaming-2025-05-14"),
 ];
 
+/// `POST path` with Anthropic's headers.
 async fn post(gw: &Gw, path: &str, body: &Value) -> ClientResponse {
-    client::post_json(&format!("{}{path}", gw.url), &ANTHROPIC, body)
-        .await
-        .expect("response")
+    gw.post(path, &ANTHROPIC, body).await
 }
 
 fn hello(model: &str, stream: bool) -> Value {

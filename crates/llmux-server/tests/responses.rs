@@ -8,63 +8,18 @@ use std::time::Duration;
 use futures_util::stream;
 use llmux::core::Context;
 use llmux::{
-    Capabilities, ChatRequest, ChatStream, Chunk, Client, Error, Provider, ProviderConfig,
-    ProviderInfo, Reasoning, Role, ToolCallDelta,
+    Capabilities, ChatRequest, ChatStream, Chunk, Client, Error, Provider, ProviderInfo, Reasoning,
+    Role, ToolCallDelta,
 };
-use llmux_server::{Gateway, ServerConfig};
+use llmux_server::ServerConfig;
+use llmux_testkit::Fault;
 use llmux_testkit::client::{self, ClientResponse};
 use llmux_testkit::openai::FakeOpenAi;
-use llmux_testkit::{FakeServer, Fault};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-struct Gw {
-    url: String,
-    _stop: oneshot::Sender<()>,
-}
+mod common;
 
-impl Gw {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-}
-
-async fn serve(client: Client, config: ServerConfig) -> Gw {
-    let bound = Gateway::new(client, config).bind().await.expect("bind");
-    let url = format!("http://{}", bound.local_addr());
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async {
-        let _ = rx.await;
-    }));
-    Gw { url, _stop: tx }
-}
-
-fn config() -> ServerConfig {
-    ServerConfig {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        ..ServerConfig::default()
-    }
-}
-
-async fn start_fake(fake: FakeOpenAi) -> (FakeServer, Gw) {
-    let fake = fake.start().await;
-    let regs = llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == "openai-compat")
-        .collect();
-    let client = Client::builder()
-        .ignore_env()
-        .registrations(regs)
-        .provider(
-            "openai-compat",
-            ProviderConfig::default().with_base_url(fake.url("/v1")),
-        )
-        .build()
-        .expect("client");
-    let gw = serve(client, config()).await;
-    (fake, gw)
-}
+use common::{Gw, config, serve, start};
 
 /// Answers with what it received (`role:text` of every message, `|`-joined); the last user
 /// message `call` makes it call `get_weather`, `think` reason first, `fail` fail after output.
@@ -193,7 +148,7 @@ fn output_text(response: &Value) -> String {
 
 #[tokio::test]
 async fn create_relays_to_an_openai_upstream() {
-    let (fake, gw) = start_fake(FakeOpenAi::new().echo().usage(11, 3)).await;
+    let (fake, gw) = start(FakeOpenAi::new().echo().usage(11, 3)).await;
     let resp = post(
         &gw,
         &json!({"model": "fake-model", "input": "hi there", "instructions": "be kind",
@@ -239,7 +194,7 @@ async fn create_relays_to_an_openai_upstream() {
 
 #[tokio::test]
 async fn stream_is_the_typed_event_sequence() {
-    let (_fake, gw) = start_fake(FakeOpenAi::new().reply("one two three").chunks(3)).await;
+    let (_fake, gw) = start(FakeOpenAi::new().reply("one two three").chunks(3)).await;
     let resp = post(
         &gw,
         &json!({"model": "fake-model", "input": "hi", "stream": true}),
@@ -287,7 +242,7 @@ async fn stream_is_the_typed_event_sequence() {
 
 #[tokio::test]
 async fn a_cut_upstream_stream_ends_with_response_failed() {
-    let (fake, gw) = start_fake(FakeOpenAi::new().reply("one two three four five").chunks(5)).await;
+    let (fake, gw) = start(FakeOpenAi::new().reply("one two three four five").chunks(5)).await;
     fake.inject("/v1/chat/completions", Fault::DisconnectAfter { chunks: 3 });
     let resp = post(
         &gw,

@@ -68,17 +68,41 @@ impl Drop for Gw {
     }
 }
 
-/// A client whose only provider is openai-compat at `fake`.
-pub fn builder(fake: &FakeServer) -> ClientBuilder {
-    let only = llmux::core::registrations()
+/// The registration of the openai-compat provider alone.
+pub fn only_openai_compat() -> Vec<&'static llmux::Registration> {
+    llmux::core::registrations()
         .expect("registrations")
         .into_iter()
         .filter(|r| r.name == "openai-compat")
-        .collect();
-    Client::builder().ignore_env().registrations(only).provider(
-        "openai-compat",
-        ProviderConfig::default().with_base_url(fake.url("/v1")),
-    )
+        .collect()
+}
+
+/// A client whose only provider is openai-compat at `fake`.
+pub fn builder(fake: &FakeServer) -> ClientBuilder {
+    Client::builder()
+        .ignore_env()
+        .registrations(only_openai_compat())
+        .provider(
+            "openai-compat",
+            ProviderConfig::default().with_base_url(fake.url("/v1")),
+        )
+}
+
+/// A client of [`builder`].
+pub fn openai_client(fake: &FakeServer) -> Client {
+    builder(fake).build().expect("client")
+}
+
+/// Starts `fake` and a gateway over it (default configuration).
+pub async fn start(fake: llmux_testkit::openai::FakeOpenAi) -> (FakeServer, Gw) {
+    let fake = fake.start().await;
+    let gw = serve(openai_client(&fake), config()).await;
+    (fake, gw)
+}
+
+/// `POST path` with a JSON body and no extra headers.
+pub async fn post(gw: &Gw, path: &str, body: &Value) -> ClientResponse {
+    gw.post(path, &[], body).await
 }
 
 /// A configuration on a free loopback port.
