@@ -181,10 +181,12 @@ impl RedisClient {
         Ok(c.clone())
     }
 
-    /// Runs `cmd` within the deadline.
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        let mut c = self.conn().await?;
-        match tokio::time::timeout(self.inner.timeout, cmd.query_async(&mut c)).await {
+    /// `fut` within the deadline.
+    async fn within<T>(
+        &self,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisError> {
+        match tokio::time::timeout(self.inner.timeout, fut).await {
             Ok(r) => Ok(r?),
             Err(_) => Err(RedisError(format!(
                 "no answer within {} ms",
@@ -193,19 +195,19 @@ impl RedisClient {
         }
     }
 
+    /// Runs `cmd` within the deadline.
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        let mut c = self.conn().await?;
+        self.within(cmd.query_async(&mut c)).await
+    }
+
     /// Runs a script within the deadline.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         let mut c = self.conn().await?;
-        match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut c)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(RedisError(format!(
-                "no answer within {} ms",
-                self.inner.timeout.as_millis()
-            ))),
-        }
+        self.within(inv.invoke_async(&mut c)).await
     }
 
     /// Runs `fut` in the background (when a runtime is there), bounded by the deadline.
@@ -323,19 +325,10 @@ impl RedisClient {
         }
         pipe.cmd("HGETALL").arg(&key);
         let mut c = self.conn().await?;
-        let timeout = self.inner.timeout;
-        match tokio::time::timeout(
-            timeout,
-            pipe.query_async::<(Vec<(String, String)>,)>(&mut c),
-        )
-        .await
-        {
-            Ok(r) => Ok(r?.0),
-            Err(_) => Err(RedisError(format!(
-                "no answer within {} ms",
-                timeout.as_millis()
-            ))),
-        }
+        let (all,) = self
+            .within(pipe.query_async::<(Vec<(String, String)>,)>(&mut c))
+            .await?;
+        Ok(all)
     }
 
     /// Removes expired breaker fields (in the background).
