@@ -383,7 +383,13 @@ fn start_gateway_with(
             .env_remove("LLMUX_API_KEY"),
         log,
     )?;
-    wait_ready(&mut p, port, "/v1/models")?;
+    // `/health` needs no key (a keyed gateway answers `/v1/models` with 401)
+    let ready = if config.is_empty() {
+        "/v1/models"
+    } else {
+        "/health"
+    };
+    wait_ready(&mut p, port, ready)?;
     Ok((p, port))
 }
 

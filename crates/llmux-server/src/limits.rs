@@ -41,22 +41,32 @@ pub(crate) struct RateInfo {
     pub tokens: Option<(u64, u64, Duration)>,
 }
 
+/// OpenAI's `x-ratelimit-*` header names: (limit, remaining, reset) for requests, for tokens.
+const HEADERS: [[HeaderName; 3]; 2] = [
+    [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ],
+    [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ],
+];
+
 impl RateInfo {
     /// Writes OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers.
     pub fn write(&self, h: &mut HeaderMap) {
-        for (kind, v) in [("requests", self.requests), ("tokens", self.tokens)] {
+        for (names, v) in HEADERS.iter().zip([self.requests, self.tokens]) {
             let Some((limit, remaining, reset)) = v else {
                 continue;
             };
-            for (what, value) in [
-                ("limit", limit.to_string()),
-                ("remaining", remaining.to_string()),
-                ("reset", reset_text(reset)),
-            ] {
-                let name = format!("x-ratelimit-{what}-{kind}");
-                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                    h.insert(n, v);
-                }
+            let [l, r, t] = names.clone();
+            h.insert(l, HeaderValue::from(limit));
+            h.insert(r, HeaderValue::from(remaining));
+            if let Ok(v) = HeaderValue::try_from(reset_text(reset)) {
+                h.insert(t, v);
             }
         }
     }

@@ -90,6 +90,15 @@ struct KeyTokenLabels {
     direction: &'static str,
 }
 
+/// The counters of one (key, provider, model), looked up without allocating.
+#[derive(Clone)]
+struct KeyCounters {
+    requests: Counter,
+    errors: Counter,
+    tokens_in: Counter,
+    tokens_out: Counter,
+}
+
 type Histograms = Family<ProviderLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -113,6 +122,7 @@ pub(crate) struct Metrics {
     key_requests: Family<KeyLabels, Counter>,
     key_errors: Family<KeyLabels, Counter>,
     key_tokens: Family<KeyTokenLabels, Counter>,
+    key_counters: crate::usage::Labels3<KeyCounters>,
     cache: Family<CacheLabel, Counter>,
 }
 
@@ -132,6 +142,7 @@ impl Metrics {
             key_requests: Family::default(),
             key_errors: Family::default(),
             key_tokens: Family::default(),
+            key_counters: crate::usage::Labels3::new(),
             cache: Family::default(),
         };
         let r = &mut m.registry;
@@ -197,25 +208,38 @@ impl Metrics {
 
     /// One model request of a gateway key.
     pub fn key_usage(&self, r: &crate::usage::Record<'_>) {
-        let labels = KeyLabels {
-            key: r.key.to_owned(),
-            provider: r.provider.to_owned(),
-            model: r.model.to_owned(),
-        };
-        self.key_requests.get_or_create(&labels).inc();
+        let c = self.key_counters.get(r.key, r.provider, r.model, || {
+            let labels = KeyLabels {
+                key: r.key.to_owned(),
+                provider: r.provider.to_owned(),
+                model: r.model.to_owned(),
+            };
+            // one statement each: get_or_create's guard must be gone before the next call on
+            // the same family (a new label takes its write lock)
+            let token_labels = |direction| KeyTokenLabels {
+                key: labels.key.clone(),
+                provider: labels.provider.clone(),
+                model: labels.model.clone(),
+                direction,
+            };
+            let tokens_in = self.key_tokens.get_or_create(&token_labels("in")).clone();
+            let tokens_out = self.key_tokens.get_or_create(&token_labels("out")).clone();
+            let requests = self.key_requests.get_or_create(&labels).clone();
+            let errors = self.key_errors.get_or_create(&labels).clone();
+            KeyCounters {
+                requests,
+                errors,
+                tokens_in,
+                tokens_out,
+            }
+        });
+        c.requests.inc();
         if r.error {
-            self.key_errors.get_or_create(&labels).inc();
+            c.errors.inc();
         }
         if let Some((i, o)) = r.tokens {
-            for (direction, n) in [("in", i), ("out", o)] {
-                let l = KeyTokenLabels {
-                    key: labels.key.clone(),
-                    provider: labels.provider.clone(),
-                    model: labels.model.clone(),
-                    direction,
-                };
-                self.key_tokens.get_or_create(&l).inc_by(n);
-            }
+            c.tokens_in.inc_by(i);
+            c.tokens_out.inc_by(o);
         }
     }
 

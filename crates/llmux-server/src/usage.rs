@@ -2,8 +2,9 @@
 //! once per request when its access line is written, and served by `GET /v1/usage` to admin
 //! keys. With Redis the counts of every replica add up in one hash, and `/v1/usage` reads it.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use http::{Response, StatusCode};
 use serde::Serialize;
@@ -40,9 +41,56 @@ impl Counts {
 
 type Table = BTreeMap<(String, String, String), Counts>;
 
+/// Values by three strings, found without allocating once they exist (one read lock).
+pub(crate) struct Labels3<V> {
+    map: RwLock<HashMap<String, HashMap<String, HashMap<String, V>>>>,
+}
+
+impl<V: Clone> Labels3<V> {
+    pub fn new() -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The value of `(a, b, c)`, made by `make` the first time.
+    pub fn get(&self, a: &str, b: &str, c: &str, make: impl FnOnce() -> V) -> V {
+        {
+            let m = self.map.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = m.get(a).and_then(|m| m.get(b)).and_then(|m| m.get(c)) {
+                return v.clone();
+            }
+        }
+        let mut m = self.map.write().unwrap_or_else(|p| p.into_inner());
+        m.entry(a.to_owned())
+            .or_default()
+            .entry(b.to_owned())
+            .or_default()
+            .entry(c.to_owned())
+            .or_insert_with(make)
+            .clone()
+    }
+
+    /// Every entry.
+    pub fn each(&self, mut f: impl FnMut(&str, &str, &str, &V)) {
+        let m = self.map.read().unwrap_or_else(|p| p.into_inner());
+        for (a, m) in m.iter() {
+            for (b, m) in m {
+                for (c, v) in m {
+                    f(a, b, c, v);
+                }
+            }
+        }
+    }
+}
+
+/// The counts of one (key, model, provider) in this process.
+#[derive(Default)]
+struct Atomics([AtomicU64; 4]);
+
 /// The usage counters of a gateway.
 pub(crate) struct Usage {
-    local: Mutex<Table>,
+    local: Labels3<Arc<Atomics>>,
     redis: Option<RedisClient>,
 }
 
@@ -56,21 +104,20 @@ pub(crate) struct Record<'a> {
 }
 
 impl Record<'_> {
+    /// The counters, in the order of [`Record::increments`].
+    const METRICS: [&'static str; 4] = ["requests", "errors", "input_tokens", "output_tokens"];
+
     fn increments(&self) -> [(&'static str, u64); 4] {
         let (i, o) = self.tokens.unwrap_or_default();
-        [
-            ("requests", 1),
-            ("errors", u64::from(self.error)),
-            ("input_tokens", i),
-            ("output_tokens", o),
-        ]
+        let n = [1, u64::from(self.error), i, o];
+        [0, 1, 2, 3].map(|k| (Self::METRICS[k], n[k]))
     }
 }
 
 impl Usage {
     pub fn new(redis: Option<RedisClient>) -> Self {
         Self {
-            local: Mutex::new(Table::new()),
+            local: Labels3::new(),
             redis,
         }
     }
@@ -92,19 +139,25 @@ impl Usage {
             redis.spawn_usage(fields);
             return;
         }
-        let mut t = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        let c = t
-            .entry((r.key.to_owned(), r.model.to_owned(), r.provider.to_owned()))
-            .or_default();
-        for (m, n) in incs {
-            c.add(m, n);
+        let slot = self.local.get(r.key, r.model, r.provider, Arc::default);
+        for (a, (_, n)) in slot.0.iter().zip(incs) {
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 
     /// Every count: this process's, or every replica's through Redis.
     async fn table(&self) -> Result<Table, ApiError> {
         let Some(redis) = &self.redis else {
-            return Ok(self.local.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            let mut t = Table::new();
+            self.local.each(|k, m, p, a| {
+                let c = t.entry((k.into(), m.into(), p.into())).or_default();
+                for (metric, n) in Record::METRICS.iter().zip(&a.0) {
+                    c.add(metric, n.load(Ordering::Relaxed));
+                }
+            });
+            return Ok(t);
         };
         let fields = redis.usage().await.map_err(|e| {
             tracing::warn!(error = %e, "usage unavailable");
