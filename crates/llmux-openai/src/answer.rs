@@ -139,6 +139,33 @@ pub fn chunk_head(id: &str, created: u64, model: &str, extra: &Map<String, Value
     out
 }
 
+/// The text field of a plain delta (see [`write_text_choices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextDelta {
+    /// `content`.
+    Content,
+    /// `reasoning_content`.
+    Reasoning,
+}
+
+/// Writes the `choices` of the most common chunk, one piece of text and nothing else:
+/// `[{"index":0,"delta":{"content":"…"},"logprobs":null,"finish_reason":null}]` (or
+/// `reasoning_content`). The same bytes as serialising a [`ChunkChoice`] with only that text
+/// (no role, tool calls, extras, log probabilities or finish reason), written directly; the
+/// text is escaped by `serde_json`.
+pub fn write_text_choices<W: std::io::Write>(
+    mut w: W,
+    field: TextDelta,
+    text: &str,
+) -> std::io::Result<()> {
+    w.write_all(match field {
+        TextDelta::Content => b"[{\"index\":0,\"delta\":{\"content\":",
+        TextDelta::Reasoning => b"[{\"index\":0,\"delta\":{\"reasoning_content\":",
+    })?;
+    serde_json::to_writer(&mut w, text)?;
+    w.write_all(b"},\"logprobs\":null,\"finish_reason\":null}]")
+}
+
 /// The choice of a chunk.
 #[derive(Debug, Serialize)]
 pub struct ChunkChoice<'a> {
@@ -269,6 +296,65 @@ mod tests {
             serde_json::from_slice(&pieced).expect("json"),
         );
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn text_choices_written_directly_are_the_serialised_ones() {
+        let mut texts: Vec<String> = [
+            "",
+            "a",
+            "Hello, world",
+            "\"quoted\"",
+            "back\\slash",
+            "line\nbreak\r\ttab",
+            "\u{0}\u{1}\u{1f}\u{7f}",
+            "é ü ß 日本語",
+            "😀 \u{10ffff}",
+            "</script>",
+            "\u{2028}\u{2029}",
+            "{\"json\":[1,2]}",
+            "   ",
+            "\u{feff}bom",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // every char up to U+0800, and a sample beyond
+        texts.extend(
+            (0u32..0x800)
+                .chain((0x800..0x11_0000).step_by(997))
+                .filter_map(|c| char::from_u32(c).map(|c| format!("x{c}y{c}"))),
+        );
+        for text in &texts {
+            for field in [TextDelta::Content, TextDelta::Reasoning] {
+                let delta = match field {
+                    TextDelta::Content => Delta {
+                        content: Some(text),
+                        ..Delta::default()
+                    },
+                    TextDelta::Reasoning => Delta {
+                        reasoning_content: Some(text),
+                        ..Delta::default()
+                    },
+                };
+                let choices = [ChunkChoice {
+                    index: 0,
+                    delta,
+                    logprobs: &Value::Null,
+                    finish_reason: None,
+                    extra: &NO_EXTRA,
+                }];
+                let serialised = serde_json::to_vec(&choices).expect("json");
+                let mut direct = Vec::new();
+                write_text_choices(&mut direct, field, text).expect("write");
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&serialised),
+                    "{text:?}"
+                );
+                assert_eq!(direct, serialised);
+            }
+        }
     }
 
     #[test]

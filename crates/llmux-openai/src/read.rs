@@ -18,7 +18,7 @@ use llmux_core::{
     Chunk, Error, Extra, ExtraScope, FinishReason, Reasoning, Result, ToolCallDelta, Usage,
 };
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Response-level keys llmux writes itself (never passed through as extras).
@@ -61,11 +61,60 @@ impl Reader {
     }
 
     /// The chunks of one SSE `data` payload (a `chat.completion.chunk`), appended to `out`.
+    ///
+    /// The common shape (see [`Common`]) is read by a fast path that builds no extras; any other
+    /// event, and any event the fast path cannot read, goes through the full parser, so the
+    /// chunks are the same either way.
     pub fn event(&mut self, data: &str, out: &mut Vec<Chunk>) -> Result<()> {
+        if let Some(common) = self.common(data) {
+            self.emit_common(common, out);
+            return Ok(());
+        }
+        self.event_full(data, out)
+    }
+
+    /// [`Reader::event`] through the full parser only.
+    fn event_full(&mut self, data: &str, out: &mut Vec<Chunk>) -> Result<()> {
         let doc: Doc<'_> = serde_json::from_str(data).map_err(|e| {
             Error::protocol(&self.provider, format!("malformed SSE JSON: {e}"), data)
         })?;
         self.emit(doc, out)
+    }
+
+    /// `data` read as a [`Common`] event, or `None` when it is not one.
+    fn common<'a>(&self, data: &'a str) -> Option<Common<'a>> {
+        let mut de = serde_json::Deserializer::from_str(data);
+        let common = CommonSeed {
+            response_extra: &self.response_extra,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        de.end().ok()?;
+        Some(common)
+    }
+
+    /// The chunks of a [`Common`] event: what [`Reader::emit`] makes of the same event.
+    fn emit_common(&mut self, c: Common<'_>, out: &mut Vec<Chunk>) {
+        if let Some(choice) = c.choice {
+            if let Some(MapOnly(d)) = choice.delta {
+                let reasoning = nonempty(d.reasoning_content.map(|s| s.0))
+                    .or_else(|| nonempty(d.reasoning.map(|s| s.0)));
+                if let Some(r) = reasoning {
+                    out.push(Chunk::Reasoning(Reasoning::token(r)));
+                }
+                if let Some(t) = nonempty(d.content.map(|s| s.0)) {
+                    out.push(Chunk::Text(t));
+                }
+            }
+            let finish = choice.finish_reason.as_ref().map(|s| &*s.0);
+            if let Some(f) = finish.and_then(FinishReason::parse) {
+                self.finished = true;
+                out.push(Chunk::Finish(f));
+            }
+        }
+        if let Some(u) = c.usage {
+            out.push(Chunk::Usage(u));
+        }
     }
 
     /// The chunks of a whole `chat.completion` body, appended to `out`.
@@ -378,28 +427,28 @@ struct FunctionIn<'a> {
 /// A map key or string value, borrowed from the input when it has no escapes.
 struct Str<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Str<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(
                 self,
                 v: &'de str,
-            ) -> std::result::Result<Str<'de>, E> {
+            ) -> std::result::Result<Str<'a>, E> {
                 Ok(Str(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Str<'de>, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Str<'a>, E> {
                 Ok(Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Str<'de>, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Str<'a>, E> {
                 Ok(Str(Cow::Owned(v)))
             }
         }
-        d.deserialize_str(V)
+        d.deserialize_str(V(std::marker::PhantomData))
     }
 }
 
@@ -647,6 +696,137 @@ impl<'de> Deserialize<'de> for FirstChoice<'de> {
     }
 }
 
+// --------------------------------------------------------------------------- fast path
+
+/// The common `chat.completion.chunk`: llmux's own response keys, at most one choice whose
+/// delta has only `role`, `content`, `reasoning_content` or `reasoning` as text or `null`, a
+/// `finish_reason` that is a string or `null`, a `null` `logprobs`, `usage`, and response-level
+/// extras that are strings and the same as the ones already passed on (OpenAI repeats
+/// `system_fingerprint` and `service_tier` on every chunk). Nothing of it becomes an extra, so
+/// it is read without building any.
+struct Common<'a> {
+    choice: Option<CommonChoice<'a>>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommonChoice<'a> {
+    #[serde(rename = "index")]
+    _index: Option<IgnoredAny>,
+    #[serde(borrow)]
+    delta: Option<MapOnly<CommonDelta<'a>>>,
+    #[serde(borrow)]
+    finish_reason: Option<Str<'a>>,
+    /// Only `null` (anything else is an extra).
+    #[serde(rename = "logprobs")]
+    _logprobs: Option<()>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommonDelta<'a> {
+    #[serde(rename = "role")]
+    _role: Option<IgnoredAny>,
+    #[serde(borrow)]
+    content: Option<Str<'a>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Str<'a>>,
+    #[serde(borrow)]
+    reasoning: Option<Str<'a>>,
+}
+
+/// A derived struct read from a JSON object only (a derived `Deserialize` also reads a struct
+/// from an array of its fields, which the full parser refuses).
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = MapOnly<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<MapOnly<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Reads a [`Common`] event; fails (so the full parser runs) on anything else. Response-level
+/// fields llmux does not model pass only when they are, as a set, the extras already passed on
+/// (`response_extra`): the full parser would pass nothing on for them either.
+struct CommonSeed<'r> {
+    response_extra: &'r Map<String, Value>,
+}
+
+impl<'de> DeserializeSeed<'de> for CommonSeed<'_> {
+    type Value = Common<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Common<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CommonSeed<'_> {
+    type Value = Common<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a common chat completion chunk")
+    }
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Common<'de>, A::Error> {
+        let not_common = || de::Error::custom("not a common chunk");
+        let known = self.response_extra;
+        if known.len() > 64 {
+            return Err(not_common());
+        }
+        let mut out = Common {
+            choice: None,
+            usage: None,
+        };
+        // which of `known` this event repeats (a key given twice fails)
+        let (mut seen, mut extras) = (0u64, 0usize);
+        while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+            match &*key {
+                "choices" => {
+                    out.choice = map
+                        .next_value::<Option<(MapOnly<CommonChoice<'de>>,)>>()?
+                        .map(|c| c.0.0);
+                }
+                "usage" => out.usage = map.next_value::<Option<UsageIn>>()?.map(|u| u.0),
+                k if OWN_RESPONSE_KEYS.contains(&k) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                k => {
+                    let Str(v) = map.next_value::<Str<'de>>()?;
+                    let (i, (_, was)) = known
+                        .iter()
+                        .enumerate()
+                        .find(|(_, (name, _))| name.as_str() == k)
+                        .ok_or_else(not_common)?;
+                    let bit = 1u64 << i;
+                    if was.as_str() != Some(&*v) || seen & bit != 0 {
+                        return Err(not_common());
+                    }
+                    seen |= bit;
+                    extras += 1;
+                }
+            }
+        }
+        if extras != 0 && extras != known.len() {
+            return Err(not_common());
+        }
+        Ok(out)
+    }
+}
+
 /// `usage`, tolerant of missing counts (total = prompt + completion), with its other fields
 /// (`prompt_tokens_details`, …) kept.
 struct UsageIn(Usage);
@@ -819,7 +999,185 @@ mod tests {
         );
     }
 
+    /// Reads `events` with the fast path and with the full parser only; both must give the
+    /// same chunks, errors and state after every event. Returns how many events the fast path
+    /// read.
+    fn same_both_ways(events: &[&str]) -> usize {
+        let (mut fast, mut full) = (Reader::new("p"), Reader::new("p"));
+        let mut taken = 0;
+        for e in events {
+            taken += usize::from(fast.common(e).is_some());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = fast.event(e, &mut a).map_err(|e| format!("{e:?}"));
+            let rb = full.event_full(e, &mut b).map_err(|e| format!("{e:?}"));
+            assert_eq!(ra, rb, "result of {e}");
+            assert_eq!(a, b, "chunks of {e}");
+            assert_eq!(fast.finished, full.finished, "finished after {e}");
+            assert_eq!(fast.response_extra, full.response_extra, "extras after {e}");
+        }
+        taken
+    }
+
+    #[test]
+    fn fast_path_reads_the_common_shapes() {
+        let head = r#""id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m""#;
+        let fp = r#""service_tier":"default","system_fingerprint":"fp_1""#;
+        let ev = |rest: &str| format!("{{{head},{rest}}}");
+        // OpenAI's stream with its usual extras: only the first event (role + refusal, new
+        // response extras) and the usage event (empty `choices`) need the full parser
+        let stream = [
+            ev(&format!(
+                r#"{fp},"choices":[{{"index":0,"delta":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":null}}]"#
+            )),
+            ev(&format!(
+                r#"{fp},"choices":[{{"index":0,"delta":{{"content":"Hel"}},"logprobs":null,"finish_reason":null}}]"#
+            )),
+            ev(
+                r#""system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"lo \"\u00e9\n"},"finish_reason":null}],"service_tier":"default""#,
+            ),
+            ev(r#""choices":[{"index":0,"delta":{"reasoning_content":"r"},"finish_reason":null}]"#),
+            ev(&format!(
+                r#"{fp},"choices":[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"stop"}}]"#
+            )),
+            ev(&format!(
+                r#"{fp},"choices":[],"usage":{{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{{"cached_tokens":0}}}}"#
+            )),
+        ];
+        let stream: Vec<&str> = stream.iter().map(String::as_str).collect();
+        assert_eq!(same_both_ways(&stream), 4);
+        // no extras at all
+        let plain = [
+            ev(
+                r#""choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]"#,
+            ),
+            ev(r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]"#),
+            ev(
+                r#""choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"length"}],"usage":null"#,
+            ),
+            ev(r#""choices":null,"usage":{"prompt_tokens":1,"completion_tokens":1}"#),
+        ];
+        let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+        assert_eq!(same_both_ways(&plain), 4);
+    }
+
+    #[test]
+    fn fast_and_full_paths_agree_on_a_corpus() {
+        // response-level parts (before `choices`): known, extras, odd ones
+        let tops = [
+            "",
+            r#""id":"x","object":"chat.completion.chunk","created":1,"model":"m","provider":"q","conversation":{"a":1},"#,
+            r#""system_fingerprint":"fp","#,
+            r#""system_fingerprint":"fp","service_tier":"default","#,
+            r#""system_fingerprint":"fp2","#,
+            r#""system_fingerprint":"fp","system_fingerprint":"fp","#,
+            r#""system_fingerprint":null,"#,
+            r#""system_fingerprint":1,"#,
+            r#""sys\u0074em_fingerprint":"f\u0070","#,
+            r#""logprobs":null,"#,
+            r#""logprobs":"x","#,
+            r#""obfuscation":"abc","#,
+            r#""error":{"message":"boom"},"#,
+            r#""error":"boom","#,
+            r#""usage":{"prompt_tokens":2},"#,
+            r#""usage":null,"#,
+        ];
+        let deltas = [
+            r#"{}"#,
+            r#"{"role":"assistant","content":""}"#,
+            r#"{"content":"plain"}"#,
+            r#"{"content":"esc \" \\ \n \u0001 \u00e9 \ud83d\ude00 é"}"#,
+            r#"{"content":null,"reasoning_content":null}"#,
+            r#"{"reasoning_content":"think"}"#,
+            r#"{"reasoning":"think2"}"#,
+            r#"{"reasoning":"a","reasoning_content":""}"#,
+            r#"{"reasoning_content":"b","reasoning":"c","content":"d"}"#,
+            r#"{"content":[{"type":"text","text":"parts"}]}"#,
+            r#"{"content":5}"#,
+            r#"{"content":"a","content":"b"}"#,
+            r#"{"content":"a","refusal":null}"#,
+            r#"{"role":{"odd":true},"content":"x"}"#,
+            r#"{"tool_calls":[{"index":0,"id":"c0","type":"function","function":{"name":"f","arguments":""}}]}"#,
+            r#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]}"#,
+            r#"{"tool_calls":null}"#,
+            r#"{"function_call":{"name":"f","arguments":"{}"}}"#,
+            r#"["content","x"]"#,
+            r#"null"#,
+        ];
+        let finishes = [
+            "",
+            r#","finish_reason":null"#,
+            r#","finish_reason":"stop""#,
+            r#","finish_reason":"length""#,
+            r#","finish_reason":"tool_calls""#,
+            r#","finish_reason":"content_filter""#,
+            r#","finish_reason":"function_call""#,
+            r#","finish_reason":"""#,
+            r#","finish_reason":"weird""#,
+            r#","finish_reason":3"#,
+            r#","logprobs":null,"finish_reason":null"#,
+            r#","logprobs":{"content":[]}"#,
+            r#","index":0,"text":"legacy""#,
+            r#","x_choice":1"#,
+        ];
+        let mut events = Vec::new();
+        for top in tops {
+            for delta in deltas {
+                for finish in finishes {
+                    events.push(format!(
+                        r#"{{{top}"choices":[{{"index":0,"delta":{delta}{finish}}}]}}"#
+                    ));
+                }
+            }
+        }
+        for odd in [
+            r#"{"choices":[]}"#,
+            r#"{"choices":[null]}"#,
+            r#"{"choices":null}"#,
+            r#"{"choices":{}}"#,
+            r#"{"choices":[[0,{"content":"x"},null,null]]}"#,
+            r#"{"choices":[{"delta":["x",null,null,null]}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}]} trailing"#,
+            r#"{"choices":[{"delta":{"content":"a"}}]}  "#,
+            r#"{"choices":[{"delta":{"content":"a"}}]"#,
+            r#"{"choices":[{"delta":{"content":"a"}}],"choices":[{"delta":{"content":"b"}}]}"#,
+            r#"[]"#,
+            r#""text""#,
+            r#"{}"#,
+            "{not json",
+        ] {
+            events.push(odd.to_owned());
+        }
+        // each event on a fresh reader and after each response-extra state (twice, so a
+        // repeated event meets the extras it set), then all in a row
+        let primers = [
+            "",
+            r#"{"system_fingerprint":"fp","choices":[]}"#,
+            r#"{"system_fingerprint":"fp","service_tier":"default","choices":[]}"#,
+            r#"{"system_fingerprint":{"nested":1},"choices":[]}"#,
+        ];
+        let mut taken = 0;
+        for primer in primers {
+            for e in &events {
+                let seq: Vec<&str> = [primer, e.as_str(), e.as_str()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                taken += same_both_ways(&seq);
+            }
+        }
+        let all: Vec<&str> = events.iter().map(String::as_str).collect();
+        taken += same_both_ways(&all);
+        assert!(taken > 1000, "the fast path read {taken} events");
+    }
+
     proptest::proptest! {
+        /// The fast path and the full parser agree on any text.
+        #[test]
+        fn fast_and_full_agree_on_any_text(s in ".{0,120}") {
+            same_both_ways(&[&s, r#"{"system_fingerprint":"fp","choices":[]}"#, &s]);
+        }
+
         /// Any JSON text: an error or chunks, never a panic.
         #[test]
         fn never_panics(s in ".{0,200}") {

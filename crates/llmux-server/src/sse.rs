@@ -10,7 +10,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body::Frame;
 use llmux::{ChatStream, Chunk, ToolCallDelta};
-use llmux_openai::answer::{ChunkChoice, Delta, FunctionPiece, ToolCallPiece, chunk_head};
+use llmux_openai::answer::{
+    ChunkChoice, Delta, FunctionPiece, TextDelta, ToolCallPiece, chunk_head, write_text_choices,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -126,6 +128,16 @@ impl SseBody {
         let role = (!self.role_sent).then_some("assistant");
         self.role_sent = true;
         let (mut choice_extra, message_extra) = self.answer.take_pending_extras();
+        if role.is_none()
+            && finish_reason.is_none()
+            && conversation.is_none()
+            && choice_extra.is_empty()
+            && message_extra.is_empty()
+            && let Some((field, text)) = plain_text(&delta)
+        {
+            self.write_text_event(field, text);
+            return;
+        }
         let logprobs = choice_extra.remove("logprobs").unwrap_or(Value::Null);
         let delta = Delta {
             role,
@@ -143,6 +155,18 @@ impl SseBody {
             Some(c) => self.write_event(&choices, &[(b",\"conversation\":", c)]),
             None => self.write_event(&choices, &[]),
         }
+    }
+
+    /// [`SseBody::write_event`] for a delta of one piece of text and nothing else, without
+    /// serde for the structure (the same bytes).
+    fn write_text_event(&mut self, field: TextDelta, text: &str) {
+        self.refresh_head();
+        self.buf.reserve(self.head.len() + text.len() + 96);
+        self.buf.extend_from_slice(&self.head);
+        self.buf.extend_from_slice(b",\"choices\":");
+        // writing into memory cannot fail
+        let _ = write_text_choices((&mut self.buf).writer(), field, text);
+        self.buf.extend_from_slice(b"}\n\n");
     }
 
     fn write_tool(&mut self, d: &ToolCallDelta) {
@@ -316,6 +340,19 @@ impl SseBody {
         self.futile = 0;
         self.len_at_yield = 0;
         Poll::Ready(Some(Ok(Frame::data(self.buf.split().freeze()))))
+    }
+}
+
+/// The text of a delta that is one piece of text and nothing else (role, tool calls and
+/// extras unset).
+fn plain_text<'a>(d: &Delta<'a>) -> Option<(TextDelta, &'a str)> {
+    if d.role.is_some() || !d.tool_calls.is_empty() || d.extra.is_some() {
+        return None;
+    }
+    match (d.content, d.reasoning_content) {
+        (Some(t), None) => Some((TextDelta::Content, t)),
+        (None, Some(t)) => Some((TextDelta::Reasoning, t)),
+        _ => None,
     }
 }
 
