@@ -42,6 +42,7 @@
 //! let upstream = FakeOpenAi::new().models(["fake-model"]).reply("Hello there!").start().await;
 //! let client = llmux::Client::builder()
 //!     .ignore_env()
+//!     .proxy(llmux::Proxy::Direct) // the fake is on loopback
 //!     .provider("openai-compat", ProviderConfig::default().with_base_url(upstream.url("/v1")))
 //!     .build()?;
 //! let config = ServerConfig {

@@ -17,7 +17,7 @@ use llmux::core::decode::jsonl::json_lines;
 use llmux::core::prompt::format_prompt;
 use llmux::{
     Capabilities, ChatRequest, ChatStream, Chunk, Client, Error, FinishReason, Provider,
-    ProviderInfo,
+    ProviderInfo, Proxy,
 };
 use llmux_testkit::{FakeServer, Reply, Router};
 use serde_json::{Value, json};
@@ -110,15 +110,21 @@ async fn fake_upstream() -> FakeServer {
 /// Registers a `TokenStream` at `upstream` (a fake when `None`) and answers one chat with it.
 pub async fn run(upstream: Option<String>, out: &mut dyn Write) -> Result<(), Box<dyn StdError>> {
     // the fake (if any) lives until the end of this function
-    let (base_url, _fake) = match upstream {
+    let (base_url, fake) = match upstream {
         Some(url) => (url, None),
         None => {
             let server = fake_upstream().await;
             (server.url(""), Some(server))
         }
     };
+    let proxy = if fake.is_some() {
+        Proxy::Direct // the fake is on loopback: no HTTP(S)_PROXY
+    } else {
+        Proxy::FromEnv
+    };
     let client = Client::builder()
         .ignore_env()
+        .proxy(proxy)
         .registrations(Vec::new()) // no compiled-in providers: only ours
         .with_provider(Arc::new(TokenStream::new(&base_url)))
         .build()?;

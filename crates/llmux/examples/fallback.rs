@@ -12,7 +12,7 @@ use std::error::Error;
 use std::io::Write;
 
 use futures_util::StreamExt;
-use llmux::{ChatRequest, Chunk, Client, ProviderConfig};
+use llmux::{ChatRequest, Chunk, Client, ProviderConfig, Proxy};
 use llmux_testkit::Fault;
 use llmux_testkit::openai::FakeOpenAi;
 
@@ -23,6 +23,7 @@ pub async fn run(
     backup_url: Option<String>,
     out: &mut dyn Write,
 ) -> Result<String, Box<dyn Error>> {
+    let live = backup_url.is_some();
     let model = match backup_url {
         Some(_) => std::env::var("LLMUX_EXAMPLE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
         None => "shared-model".to_owned(),
@@ -52,8 +53,14 @@ pub async fn run(
         .into_iter()
         .filter(|r| r.name == "openai-compat")
         .collect();
+    let proxy = if live {
+        Proxy::FromEnv
+    } else {
+        Proxy::Direct // both fakes are on loopback: no HTTP(S)_PROXY
+    };
     let client = Client::builder()
         .ignore_env()
+        .proxy(proxy)
         .registrations(kinds)
         .instance(
             "primary",

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llmux::{ChatRequest, Chunk, Client, ProviderConfig};
+use llmux::{ChatRequest, Chunk, Client, ProviderConfig, Proxy};
 use llmux_testkit::openai::FakeOpenAi;
 
 /// Streams one answer, writing what arrives to `out`: from the server configured by
@@ -33,6 +33,7 @@ pub async fn run(live: bool, out: &mut dyn Write) -> Result<(), Box<dyn Error>> 
         let config = ProviderConfig::default().with_base_url(server.url("/v1"));
         let client = Client::builder()
             .ignore_env()
+            .proxy(Proxy::Direct) // the fake is on loopback: no HTTP(S)_PROXY
             .provider("openai-compat", config)
             .build()?;
         (client, "fake-model".to_owned(), Some(server))

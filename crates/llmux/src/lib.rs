@@ -32,12 +32,13 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures_util::StreamExt;
-//! use llmux::{ChatRequest, Chunk, Client, ProviderConfig};
+//! use llmux::{ChatRequest, Chunk, Client, ProviderConfig, Proxy};
 //! use llmux_testkit::openai::FakeOpenAi;
 //!
 //! let upstream = FakeOpenAi::new().models(["fake-model"]).reply("Hello there!").start().await;
 //! let client = Client::builder()
 //!     .ignore_env()
+//!     .proxy(Proxy::Direct) // the fake is on loopback
 //!     .provider("openai-compat", ProviderConfig::default().with_base_url(upstream.url("/v1")))
 //!     .build()?;
 //! let request = ChatRequest::user("fake-model", "Hi!").with_provider("openai-compat");
