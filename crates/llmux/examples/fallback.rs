@@ -5,8 +5,9 @@
 //! Two named instances of the `openai-compat` provider, `primary` and `backup`, are tried in that
 //! order. `primary` is a fake upstream (from `llmux-testkit`, on 127.0.0.1) that answers its next
 //! requests with `503 Service Unavailable`. `backup` is the OpenAI-compatible server at
-//! `LLMUX_EXAMPLE_BACKUP_URL` (with `LLMUX_EXAMPLE_MODEL`, default `gpt-4o-mini`) when that is
-//! set, else a second fake that answers.
+//! `LLMUX_EXAMPLE_BACKUP_URL` (with `LLMUX_EXAMPLE_MODEL`, default `gpt-4o-mini`, and
+//! `LLMUX_EXAMPLE_BACKUP_API_KEY` if the server wants a key) when that is set, else a second fake
+//! that answers.
 
 use std::error::Error;
 use std::io::Write;
@@ -24,9 +25,10 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<String, Box<dyn Error>> {
     let live = backup_url.is_some();
-    let model = match backup_url {
-        Some(_) => std::env::var("LLMUX_EXAMPLE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
-        None => "shared-model".to_owned(),
+    let model = if live {
+        std::env::var("LLMUX_EXAMPLE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into())
+    } else {
+        "shared-model".to_owned()
     };
     // the fakes list the model, so that routing by model finds them
     let primary = FakeOpenAi::new()
@@ -48,6 +50,10 @@ pub async fn run(
             (server.url("/v1"), Some(server))
         }
     };
+    let mut backup = ProviderConfig::default().with_base_url(backup_url);
+    if let Ok(key) = std::env::var("LLMUX_EXAMPLE_BACKUP_API_KEY") {
+        backup = backup.with_api_key(key);
+    }
     // only the `openai-compat` provider kind, so that nothing else takes part in routing
     let kinds = llmux::core::registrations()?
         .into_iter()
@@ -67,11 +73,7 @@ pub async fn run(
             "openai-compat",
             ProviderConfig::default().with_base_url(primary.url("/v1")),
         )
-        .instance(
-            "backup",
-            "openai-compat",
-            ProviderConfig::default().with_base_url(backup_url),
-        )
+        .instance("backup", "openai-compat", backup)
         .priority(["primary", "backup"])
         .build()?;
 
