@@ -17,9 +17,12 @@
 //!
 //! The binary's `main` is [`main`]; everything can also be driven from code:
 //!
-//! ```no_run
+//! ```
+//! // lists the compiled-in providers as JSON on stdout (no network); 0 is success
 //! let code = llmux_cli::run_from(["llmux", "providers", "--json"]);
-//! std::process::exit(i32::from(code));
+//! assert_eq!(code, 0);
+//! // a usage error, with clap's message on stderr
+//! assert_eq!(llmux_cli::run_from(["llmux", "no-such-command"]), llmux_cli::exit::USAGE);
 //! ```
 
 use std::ffi::OsString;

@@ -17,6 +17,31 @@
 //!
 //! Secrets: cookie values are [`Secret`]s (masked in `Debug`); errors name files, lines and
 //! cookie names, never values.
+//!
+//! ```
+//! use std::path::Path;
+//! use llmux_cookies::{hosts_of, lookup_in, parse_netscape};
+//!
+//! // a cookies.txt export: one session cookie and one that expired at 1000
+//! let text = "# Netscape HTTP Cookie File\n\
+//!     .huggingface.co\tTRUE\t/\tTRUE\t0\thf-chat\tsession-value\n\
+//!     huggingface.co\tFALSE\t/\tTRUE\t1000\told\tstale-value\n";
+//! let records = parse_netscape(Path::new("cookies.txt"), text)?;
+//! assert_eq!(records.len(), 2);
+//!
+//! let hosts = hosts_of(["https://huggingface.co/chat"]);
+//! let found = lookup_in(&records, &hosts, 2000);
+//! assert_eq!(found.cookies.get("hf-chat").map(|v| v.expose()), Some("session-value"));
+//! assert!(found.cookies.get("old").is_none());
+//! assert_eq!(found.expired.len(), 1);
+//! // the note names the cookie and the file, never the value
+//! let note = found.expired_note().unwrap_or_default();
+//! assert!(note.contains("`old`") && !note.contains("stale-value"));
+//!
+//! // other hosts get nothing
+//! assert!(lookup_in(&records, &hosts_of(["https://example.com/"]), 2000).cookies.is_empty());
+//! # Ok::<(), llmux_cookies::FileError>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -28,7 +28,17 @@
 //!         build: |_cfg: ProviderConfig| Arc::new(Echo { info: ProviderInfo { name: "echo".into(), ..Default::default() } }),
 //!     }
 //! }
-//! # fn main() {}
+//!
+//! // the registry builds the provider from its configuration, as the facade does
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> llmux_core::Result<()> {
+//! let reg = llmux_core::registrations()?.into_iter().find(|r| r.name == "echo");
+//! let reg = reg.ok_or_else(|| llmux_core::Error::invalid("echo is not registered"))?;
+//! let echo = (reg.build)(ProviderConfig::named("echo"));
+//! let ctx = Context::new(llmux_core::http::HttpClient::new(Default::default())?);
+//! let answer = llmux_core::collect(echo.chat(ChatRequest::user("any", "Hello!"), ctx)).await?;
+//! assert_eq!(answer.text, "Hello!");
+//! # Ok(()) }
 //! ```
 
 pub mod chunk;

@@ -290,10 +290,41 @@ pub trait Provider: Send + Sync + 'static {
 
 /// A provider crate's registration, collected with `inventory`.
 ///
-/// ```ignore
-/// inventory::submit! { llmux_core::Registration {
-///     name: "my-provider", g4f_name: "MyProvider", build: |cfg| std::sync::Arc::new(MyProvider::new(cfg)),
+/// ```
+/// use std::sync::Arc;
+/// use llmux_core::{ChatRequest, ChatStream, Chunk, Context, Provider, ProviderConfig, ProviderInfo};
+///
+/// struct MyProvider {
+///     info: ProviderInfo,
+/// }
+///
+/// impl MyProvider {
+///     fn new(config: ProviderConfig) -> Self {
+///         Self { info: ProviderInfo { name: config.name, ..ProviderInfo::default() } }
+///     }
+/// }
+///
+/// impl Provider for MyProvider {
+///     fn info(&self) -> &ProviderInfo {
+///         &self.info
+///     }
+///     fn chat(&self, _request: ChatRequest, _ctx: Context) -> ChatStream {
+///         Box::pin(llmux_core::futures_util::stream::iter([Ok(Chunk::text("hi"))]))
+///     }
+/// }
+///
+/// llmux_core::inventory::submit! { llmux_core::Registration {
+///     name: "my-provider",
+///     g4f_name: "MyProvider",
+///     extra_origins: &[],
+///     build: |cfg| Arc::new(MyProvider::new(cfg)),
 /// }}
+///
+/// # fn main() -> llmux_core::Result<()> {
+/// let reg = llmux_core::registrations()?.into_iter().find(|r| r.name == "my-provider");
+/// let provider = reg.map(|r| (r.build)(ProviderConfig::named("my-provider")));
+/// assert_eq!(provider.map(|p| p.info().name.clone()).as_deref(), Some("my-provider"));
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct Registration {

@@ -41,6 +41,29 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! What `listen` does with the frames, runnable offline: a Gradio 6 `Chatbot` value, a diff that
+//! appends to the assistant's text block, and the deltas [`ReplyText`] makes of the full texts.
+//!
+//! ```
+//! use llmux_gradio::{Dialect, ReplyText, apply_diff, chatbot_reply};
+//! use serde_json::json;
+//!
+//! let dialect = Dialect::from_version("6.31.0").unwrap_or(Dialect::Gradio5);
+//! assert!(matches!(dialect, Dialect::Gradio6));
+//! let mut chatbot = json!([
+//!     dialect.text_message("user", "Hi"),
+//!     dialect.text_message("assistant", "Hel"),
+//! ]);
+//! let mut reply = ReplyText::default();
+//! let delta = chatbot_reply(&chatbot).and_then(|t| reply.update(t));
+//! assert_eq!(delta.as_deref(), Some("Hel"));
+//!
+//! apply_diff(&mut chatbot, &json!([["append", [1, "content", 0, "text"], "lo!"]]))?;
+//! let delta = chatbot_reply(&chatbot).and_then(|t| reply.update(t));
+//! assert_eq!(delta.as_deref(), Some("lo!"));
+//! # Ok::<(), llmux_gradio::DiffError>(())
+//! ```
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -27,6 +27,52 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The same gateway in front of a fake OpenAI-compatible upstream (from `llmux-testkit`), on a
+//! free port of 127.0.0.1, answering one chat completion and shutting down; this one runs as a
+//! doctest:
+//!
+//! ```
+//! use llmux::ProviderConfig;
+//! use llmux_server::{Gateway, ServerConfig};
+//! use llmux_testkit::{client, openai::FakeOpenAi};
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = FakeOpenAi::new().models(["fake-model"]).reply("Hello there!").start().await;
+//! let client = llmux::Client::builder()
+//!     .ignore_env()
+//!     .proxy(llmux::Proxy::Direct) // the fake is on loopback
+//!     .provider("openai-compat", ProviderConfig::default().with_base_url(upstream.url("/v1")))
+//!     .build()?;
+//! let config = ServerConfig {
+//!     bind: "127.0.0.1:0".parse()?,
+//!     api_key: Some("my-gateway-key".into()),
+//!     ..ServerConfig::default()
+//! };
+//! let bound = Gateway::new(client, config).bind().await?;
+//! let url = format!("http://{}/v1/chat/completions", bound.local_addr());
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(bound.serve(async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let body = json!({
+//!     "model": "openai-compat:fake-model",
+//!     "messages": [{"role": "user", "content": "Hi!"}],
+//! });
+//! let auth = [("authorization", "Bearer my-gateway-key")];
+//! let answer = client::post_json(&url, &auth, &body).await?.json().await?;
+//! assert_eq!(answer["object"], "chat.completion");
+//! assert_eq!(answer["choices"][0]["message"]["content"], "Hello there!");
+//! // without the key: 401
+//! assert_eq!(client::post_json(&url, &[], &body).await?.status, 401);
+//!
+//! let _ = stop.send(());
+//! server.await??;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Endpoints
 //!
 //! Paths work with or without the `/v1` prefix.

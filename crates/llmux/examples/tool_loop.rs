@@ -5,6 +5,7 @@
 //! answers with the emulation's JSON call; given a tool result, it answers in prose. The same
 //! loop works unchanged against any provider (native tools or emulated).
 
+use std::io::Write;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -45,8 +46,8 @@ fn weather(city: &str) -> String {
     format!("{{\"city\":\"{city}\",\"sky\":\"sunny\",\"celsius\":21}}")
 }
 
-#[tokio::main]
-async fn main() -> llmux::Result<()> {
+/// Runs the tool loop to its answer, writing each tool call and the answer to `out`.
+pub async fn run(out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
     let model = TinyModel {
         info: ProviderInfo {
             name: "tiny".into(),
@@ -77,7 +78,7 @@ async fn main() -> llmux::Result<()> {
         }
         let answer = acc.finish();
         if answer.tool_calls.is_empty() {
-            println!("assistant: {}", answer.text);
+            writeln!(out, "assistant: {}", answer.text)?;
             return Ok(());
         }
         req.messages
@@ -85,10 +86,19 @@ async fn main() -> llmux::Result<()> {
         for call in answer.tool_calls {
             let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
             let city = args["city"].as_str().unwrap_or("nowhere");
-            println!("tool call {}: {}({})", call.id, call.name, call.arguments);
+            writeln!(
+                out,
+                "tool call {}: {}({})",
+                call.id, call.name, call.arguments
+            )?;
             req.messages
                 .push(Message::tool_result(call.id, weather(city)));
         }
         debug_assert!(req.messages.iter().any(|m| m.role == Role::Tool));
     }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run(&mut std::io::stdout()).await
 }

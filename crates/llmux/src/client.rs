@@ -148,11 +148,28 @@ impl Client {
     /// Embeds texts (or token arrays) with the first provider serving `request.model` that
     /// answers embeddings, falling back to the next one on failure.
     ///
-    /// ```no_run
-    /// # async fn demo(client: llmux::Client) -> llmux::Result<()> {
-    /// let req = llmux::EmbeddingRequest::new("openai-compat:text-embedding-3-small", ["hello"]);
-    /// let vectors = client.embed(req).await?.embeddings;
+    /// Against a fake OpenAI-compatible upstream on 127.0.0.1 (from `llmux-testkit`):
+    ///
+    /// ```
+    /// # #[cfg(feature = "openai-compat")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use llmux::{Client, EmbeddingRequest, ProviderConfig, Proxy};
+    /// use llmux_testkit::openai::FakeOpenAi;
+    ///
+    /// let upstream = FakeOpenAi::new().models(["text-embedding-3-small"]).start().await;
+    /// let client = Client::builder()
+    ///     .ignore_env()
+    ///     .proxy(Proxy::Direct)
+    ///     .provider("openai-compat", ProviderConfig::default().with_base_url(upstream.url("/v1")))
+    ///     .build()?;
+    /// let req = EmbeddingRequest::new("openai-compat:text-embedding-3-small", ["hello", "world"]);
+    /// let answer = client.embed(req).await?;
+    /// assert_eq!(answer.provider, "openai-compat");
+    /// assert_eq!(answer.embeddings.len(), 2);
     /// # Ok(()) }
+    /// # #[cfg(not(feature = "openai-compat"))]
+    /// # fn main() {}
     /// ```
     pub async fn embed(
         &self,

@@ -24,6 +24,39 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The same against a fake OpenAI-compatible upstream on 127.0.0.1 (from `llmux-testkit`), with
+//! the `openai-compat` provider pointed at it; this one runs as a doctest:
+//!
+//! ```
+//! # #[cfg(feature = "openai-compat")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures_util::StreamExt;
+//! use llmux::{ChatRequest, Chunk, Client, ProviderConfig, Proxy};
+//! use llmux_testkit::openai::FakeOpenAi;
+//!
+//! let upstream = FakeOpenAi::new().models(["fake-model"]).reply("Hello there!").start().await;
+//! let client = Client::builder()
+//!     .ignore_env()
+//!     .proxy(Proxy::Direct) // the fake is on loopback
+//!     .provider("openai-compat", ProviderConfig::default().with_base_url(upstream.url("/v1")))
+//!     .build()?;
+//! let request = ChatRequest::user("fake-model", "Hi!").with_provider("openai-compat");
+//! let mut stream = client.chat(request);
+//! let (mut text, mut provider) = (String::new(), String::new());
+//! while let Some(chunk) = stream.next().await {
+//!     match chunk? {
+//!         Chunk::Provider(p) => provider = p.provider,
+//!         Chunk::Text(t) => text.push_str(&t),
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!((provider.as_str(), text.as_str()), ("openai-compat", "Hello there!"));
+//! # Ok(()) }
+//! # #[cfg(not(feature = "openai-compat"))]
+//! # fn main() {}
+//! ```
+//!
 //! Resolution order: an explicit provider (`request.provider`, llmux or g4f name) →
 //! `provider:model` → a provider name used as the model → every enabled provider serving the model
 //! id or alias, in priority order (optionally shuffled). Providers whose `working` flag is false

@@ -1,19 +1,24 @@
 //! The one HTTP client shared by all providers: hyper 1 + rustls (HTTP/1.1 and HTTP/2 by ALPN),
 //! gzip/deflate/br decoding, CONNECT and SOCKS5 proxies, pooling, phase timeouts, bounded reads.
 //!
-//! ```no_run
-//! # async fn demo() -> llmux_core::Result<()> {
-//! use llmux_core::http::HttpClient;
-//! let http = HttpClient::new(Default::default())?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> llmux_core::Result<()> {
+//! use llmux_core::http::{HttpClient, HttpConfig, Proxy};
+//! # let upstream = llmux_testkit::openai::FakeOpenAi::new().models(["fake-model"]).start().await;
+//! # let base_url = upstream.url("/v1");
+//! // `base_url`: an OpenAI-compatible server, here a fake on 127.0.0.1 (so no proxy)
+//! let http = HttpClient::new(HttpConfig { proxy: Proxy::Direct, ..HttpConfig::default() })?;
 //! let models: serde_json::Value = http
-//!     .get("http://127.0.0.1:11434/v1/models")
-//!     .provider("openai-compat")
+//!     .get(format!("{base_url}/models"))
+//!     .provider("openai-compat") // errors name the provider
 //!     .send()
 //!     .await?
-//!     .error_for_status()
+//!     .error_for_status() // 4xx / 5xx become typed errors
 //!     .await?
 //!     .json()
 //!     .await?;
+//! assert_eq!(models["data"][0]["id"], "fake-model");
 //! # Ok(()) }
 //! ```
 

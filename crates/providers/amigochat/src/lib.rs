@@ -62,6 +62,27 @@
 //! println!("{}", answer.text);
 //! # Ok(()) }
 //! ```
+//!
+//! The same against a fake AmigoChat upstream on 127.0.0.1 (from `llmux-testkit`, which checks
+//! the headers and persona ids the real service checks); this one runs as a doctest:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> llmux::Result<()> {
+//! use llmux::{ChatRequest, Client, Message, ProviderConfig, Proxy};
+//! use llmux_testkit::amigochat::FakeAmigoChat;
+//!
+//! let upstream = FakeAmigoChat::new().reply("Hi there!").start().await;
+//! let client = Client::builder()
+//!     .ignore_env()
+//!     .proxy(Proxy::Direct) // the fake is on loopback
+//!     .provider("amigochat", ProviderConfig::default().with_base_url(upstream.url("")))
+//!     .build()?;
+//! let req = ChatRequest::new("gpt-4o-mini", vec![Message::user("Say hi")]).with_provider("amigochat");
+//! let answer = client.complete(req).await?;
+//! assert_eq!((answer.provider.as_str(), answer.text.as_str()), ("amigochat", "Hi there!"));
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
