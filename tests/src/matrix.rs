@@ -738,6 +738,8 @@ fn phi_adjust(f: FaultId, step: &Step, e: Expect) -> Expect {
     }
 }
 
+// @matrix-modules (cargo xtask new-provider inserts `mod NAME;` lines above this marker)
+
 /// Every target of the matrix.
 pub fn targets() -> Vec<Arc<Target>> {
     vec![
@@ -829,6 +831,7 @@ pub fn targets() -> Vec<Arc<Target>> {
             steps: &PHI_SPACE_STEPS,
             adjust: phi_adjust,
         }),
+        // @matrix-targets (cargo xtask new-provider inserts `NAME::target(),` lines above this marker)
     ]
 }
 

@@ -797,7 +797,7 @@ impl Settings {
     /// overrides. `regs` are `(name, extra origin keys)`.
     pub fn provider_configs(
         &self,
-        regs: &[(&str, &[&str])],
+        regs: &[(&str, Vec<&str>)],
         env: &dyn Fn(&str) -> Option<String>,
         overrides: &Overrides,
     ) -> Vec<(String, ProviderConfig)> {
@@ -827,7 +827,7 @@ impl Settings {
     /// Effective configuration of each extra instance: `(name, kind, config)`.
     pub fn instance_configs(
         &self,
-        regs: &[(&str, &[&str])],
+        regs: &[(&str, Vec<&str>)],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Vec<(String, String, ProviderConfig)> {
         self.file
@@ -838,7 +838,7 @@ impl Settings {
                 let extra = regs
                     .iter()
                     .find(|(n, _)| *n == kind)
-                    .map(|(_, e)| *e)
+                    .map(|(_, e)| e.as_slice())
                     .unwrap_or(&[]);
                 let mut cfg = sec.to_provider_config(name);
                 cfg.merge(&ProviderConfig::from_lookup(name, extra, env));
@@ -869,7 +869,7 @@ impl Settings {
     /// A client builder with everything applied.
     pub fn client_builder(
         &self,
-        regs: &[(&str, &[&str])],
+        regs: &[(&str, Vec<&str>)],
         env: &dyn Fn(&str) -> Option<String>,
         overrides: &Overrides,
     ) -> Result<ClientBuilder, String> {
@@ -1089,7 +1089,7 @@ cookies = { session = "s1" }
             file,
             ..Settings::default()
         };
-        let regs: &[(&str, &[&str])] = &[("openai-compat", &[]), ("huggingchat", &["hub"])];
+        let regs: &[(&str, Vec<&str>)] = &[("openai-compat", vec![]), ("huggingchat", vec!["hub"])];
         let env = |k: &str| match k {
             "LLMUX_OPENAI_COMPAT_BASE_URL" => Some("http://env/v1".to_owned()),
             "LLMUX_HUGGINGCHAT_HUB_URL" => Some("http://hub".to_owned()),

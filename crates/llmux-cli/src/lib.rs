@@ -135,7 +135,7 @@ pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
 /// What every command gets: the configuration, the compiled-in providers and the terminal.
 pub(crate) struct App {
     pub settings: Settings,
-    pub regs: Vec<(&'static str, &'static [&'static str])>,
+    pub regs: Vec<(&'static str, Vec<&'static str>)>,
     pub overrides: Overrides,
     pub verbose: u8,
     pub tty: term::Tty,
@@ -249,9 +249,9 @@ fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) -> TelemetryGuard 
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, CliError> {
-    let regs: Vec<(&'static str, &'static [&'static str])> = llmux::core::registrations()?
+    let regs: Vec<(&'static str, Vec<&'static str>)> = llmux::core::registrations()?
         .into_iter()
-        .map(|r| (r.name, r.extra_origins))
+        .map(|r| (r.name, r.extra_origin_keys()))
         .collect();
     let known: Vec<&str> = regs.iter().map(|(n, _)| *n).collect();
     let settings = Settings::load(cli.config.as_deref(), &env_var, &known)?;

@@ -24,7 +24,7 @@
 //!     llmux_core::Registration {
 //!         name: "echo",
 //!         g4f_name: "Echo",
-//!         extra_origins: &[],
+//!         origins: &[("base", "https://echo.example.com")],
 //!         build: |_cfg: ProviderConfig| Arc::new(Echo { info: ProviderInfo { name: "echo".into(), ..Default::default() } }),
 //!     }
 //! }

@@ -288,43 +288,35 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
-/// A provider crate's registration, collected with `inventory`.
+/// A provider crate's registration, collected with `inventory`: the one place where a provider
+/// declares its name, g4f name and origins ([`Registration::info`] hands them to its
+/// [`ProviderInfo`]).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use llmux_core::{ChatRequest, ChatStream, Chunk, Context, Provider, ProviderConfig, ProviderInfo};
+/// use llmux_core::{ChatRequest, ChatStream, Context, Provider, ProviderConfig, ProviderInfo, Registration};
 ///
-/// struct MyProvider {
-///     info: ProviderInfo,
+/// struct Mine { info: ProviderInfo }
+/// impl Provider for Mine {
+///     fn info(&self) -> &ProviderInfo { &self.info }
+///     fn chat(&self, _: ChatRequest, _: Context) -> ChatStream { Box::pin(llmux_core::futures_util::stream::empty()) }
 /// }
 ///
-/// impl MyProvider {
-///     fn new(config: ProviderConfig) -> Self {
-///         Self { info: ProviderInfo { name: config.name, ..ProviderInfo::default() } }
-///     }
-/// }
+/// const REGISTRATION: Registration = Registration {
+///     name: "mine",
+///     g4f_name: "Mine",
+///     origins: &[("base", "https://api.example.com"), ("hub", "https://hub.example.com")],
+///     build: |_cfg| Arc::new(Mine { info: REGISTRATION.info() }),
+/// };
+/// llmux_core::inventory::submit! { REGISTRATION }
 ///
-/// impl Provider for MyProvider {
-///     fn info(&self) -> &ProviderInfo {
-///         &self.info
-///     }
-///     fn chat(&self, _request: ChatRequest, _ctx: Context) -> ChatStream {
-///         Box::pin(llmux_core::futures_util::stream::iter([Ok(Chunk::text("hi"))]))
-///     }
-/// }
-///
-/// llmux_core::inventory::submit! { llmux_core::Registration {
-///     name: "my-provider",
-///     g4f_name: "MyProvider",
-///     extra_origins: &[],
-///     build: |cfg| Arc::new(MyProvider::new(cfg)),
-/// }}
-///
-/// # fn main() -> llmux_core::Result<()> {
-/// let reg = llmux_core::registrations()?.into_iter().find(|r| r.name == "my-provider");
-/// let provider = reg.map(|r| (r.build)(ProviderConfig::named("my-provider")));
-/// assert_eq!(provider.map(|p| p.info().name.clone()).as_deref(), Some("my-provider"));
-/// # Ok(()) }
+/// let p = (REGISTRATION.build)(ProviderConfig::named("mine"));
+/// assert_eq!(p.info().g4f_name, "Mine");
+/// assert_eq!(p.info().origin_keys(), ["base", "hub"]);
+/// assert_eq!(REGISTRATION.extra_origin_keys(), ["hub"]);
+/// // the registry holds it
+/// let found = llmux_core::registrations().map(|r| r.iter().any(|r| r.name == "mine"));
+/// assert_eq!(found, Ok(true));
 /// ```
 #[derive(Debug)]
 pub struct Registration {
@@ -332,10 +324,47 @@ pub struct Registration {
     pub name: &'static str,
     /// g4f class name.
     pub g4f_name: &'static str,
-    /// Origin keys besides `base` (for `LLMUX_<NAME>_<KEY>_URL`).
-    pub extra_origins: &'static [&'static str],
+    /// Every upstream origin as `(key, default URL)`, `base` first; each is overridable with
+    /// `LLMUX_<NAME>_<KEY>_URL`.
+    pub origins: &'static [(&'static str, &'static str)],
     /// Builds an instance from its configuration.
     pub build: fn(ProviderConfig) -> Arc<dyn Provider>,
+}
+
+impl Registration {
+    /// The origin keys other than `base` (for [`ProviderConfig::from_lookup`]).
+    pub fn extra_origin_keys(&self) -> Vec<&'static str> {
+        self.origins
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| *key != "base")
+            .collect()
+    }
+
+    /// Metadata with this registration's name, g4f name (also the label) and origins; every
+    /// other field default. Providers fill in the rest: `ProviderInfo { models, ..reg.info() }`.
+    pub fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            name: self.name.to_owned(),
+            g4f_name: self.g4f_name.to_owned(),
+            label: self.g4f_name.to_owned(),
+            origins: Origin::list(self.origins),
+            ..ProviderInfo::default()
+        }
+    }
+}
+
+impl Origin {
+    /// Origins from `(key, default URL)` pairs.
+    pub fn list(pairs: &[(&str, &str)]) -> Vec<Origin> {
+        pairs
+            .iter()
+            .map(|(key, default)| Origin {
+                key: (*key).to_owned(),
+                default: (*default).to_owned(),
+            })
+            .collect()
+    }
 }
 
 inventory::collect!(Registration);

@@ -65,6 +65,8 @@ pub mod procs;
 mod reply;
 mod server;
 
+// @testkit-fakes (cargo xtask new-provider inserts `pub mod NAME;` lines above this marker)
+
 pub use fault::{CLOUDFLARE_CHALLENGE_HTML, Fault, html_error_page};
 pub use reply::{BodyPlan, Chunk, Reply, SseEvent, jsonl_line, sse_event, sse_frame};
 pub use server::{FakeServer, Handler, PathPattern, RecordedRequest, Router, closed_port};

@@ -522,7 +522,7 @@ impl ClientBuilder {
                 .and_then(serde_json::Value::as_bool)
         };
         for reg in &regs {
-            let mut cfg = self.env_config(reg.name, reg.extra_origins);
+            let mut cfg = self.env_config(reg.name, &reg.extra_origin_keys());
             if let Some(c) = self.configs.get(reg.name) {
                 cfg.merge(c);
             }
@@ -536,7 +536,7 @@ impl ClientBuilder {
                     "instance `{name}`: provider kind `{kind}` is not compiled in"
                 ))
             })?;
-            let mut cfg = self.env_config(name, reg.extra_origins);
+            let mut cfg = self.env_config(name, &reg.extra_origin_keys());
             cfg.merge(config);
             cfg.name = name.clone();
             let (enabled, emu) = (cfg.enabled, emulation(&cfg));

@@ -48,7 +48,7 @@ pub fn base_env(home: &Path) -> BTreeMap<String, String> {
     }
     for reg in llmux::core::registrations().expect("registrations") {
         let prefix = llmux::ProviderConfig::env_prefix(reg.name);
-        for key in reg.extra_origins {
+        for key in reg.extra_origin_keys() {
             env.insert(
                 format!("{prefix}_{}_URL", key.to_ascii_uppercase()),
                 closed.clone(),

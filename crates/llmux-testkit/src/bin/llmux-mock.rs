@@ -43,6 +43,7 @@ enum Command {
     Huggingchat(HuggingChatArgs),
     /// A fake Gradio 5 or 6 chat Space on ZeroGPU + its Hub routes (config, upload, run/predict, queue/join, queue/data SSE).
     Gradio(GradioArgs),
+    // @mock-commands (cargo xtask new-provider inserts subcommands above this marker)
 }
 
 #[derive(Args, Debug)]
@@ -433,6 +434,7 @@ async fn main() -> ExitCode {
         Command::HfInference(args) => (args.listen.clone(), args.router()),
         Command::Huggingchat(args) => (args.listen.clone(), args.router()),
         Command::Gradio(args) => (args.listen.clone(), args.router()),
+        // @mock-dispatch (cargo xtask new-provider inserts arms above this marker)
     };
     let cell = Arc::new(OnceLock::new());
     let router = if listen.record {

@@ -309,10 +309,7 @@ impl AmigoChat {
                 ],
                 &[],
             ),
-            origins: vec![Origin {
-                key: "base".into(),
-                default: DEFAULT_BASE_URL.into(),
-            }],
+            origins: Origin::list(ORIGINS),
             ..ProviderInfo::default()
         };
         Self {
@@ -540,11 +537,15 @@ impl Provider for AmigoChat {
     }
 }
 
+/// Every upstream origin `(key, default URL)`, declared once: the registration and
+/// [`ProviderInfo::origins`] both read it.
+pub const ORIGINS: &[(&str, &str)] = &[("base", DEFAULT_BASE_URL)];
+
 llmux_core::inventory::submit! {
     Registration {
         name: NAME,
         g4f_name: G4F_NAME,
-        extra_origins: &[],
+        origins: ORIGINS,
         build: |cfg| Arc::new(AmigoChat::new(cfg)),
     }
 }

@@ -268,10 +268,7 @@ impl FlowGpt {
                 .map(|(a, m)| ((*a).to_owned(), (*m).to_owned()))
                 .collect(),
             capabilities: Capabilities::plain(&["temperature"], &[]),
-            origins: vec![Origin {
-                key: "base".into(),
-                default: DEFAULT_BASE_URL.into(),
-            }],
+            origins: Origin::list(ORIGINS),
             ..ProviderInfo::default()
         };
         Self {
@@ -390,11 +387,15 @@ impl Provider for FlowGpt {
     }
 }
 
+/// Every upstream origin `(key, default URL)`, declared once: the registration and
+/// [`ProviderInfo::origins`] both read it.
+pub const ORIGINS: &[(&str, &str)] = &[("base", DEFAULT_BASE_URL)];
+
 llmux_core::inventory::submit! {
     Registration {
         name: NAME,
         g4f_name: G4F_NAME,
-        extra_origins: &[],
+        origins: ORIGINS,
         build: |cfg| Arc::new(FlowGpt::new(cfg)),
     }
 }

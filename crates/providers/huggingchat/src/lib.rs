@@ -290,10 +290,7 @@ impl HuggingChat {
             vision_models: vec![DEFAULT_VISION_MODEL.into()],
             audio_models: Vec::new(),
             capabilities: Capabilities::plain(&[], &[]),
-            origins: vec![Origin {
-                key: "base".into(),
-                default: DEFAULT_BASE_URL.into(),
-            }],
+            origins: Origin::list(ORIGINS),
             name,
         };
         Self {
@@ -1034,11 +1031,15 @@ fn answer(
     }
 }
 
+/// Every upstream origin `(key, default URL)`, declared once: the registration and
+/// [`ProviderInfo::origins`] both read it.
+pub const ORIGINS: &[(&str, &str)] = &[("base", DEFAULT_BASE_URL)];
+
 llmux_core::inventory::submit! {
     Registration {
         name: NAME,
         g4f_name: G4F_NAME,
-        extra_origins: &[],
+        origins: ORIGINS,
         build: |cfg| Arc::new(HuggingChat::new(cfg)),
     }
 }

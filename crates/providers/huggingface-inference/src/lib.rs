@@ -240,10 +240,6 @@ impl HuggingFaceInference {
                 text_models.push(m.clone());
             }
         }
-        let origin = |key: &str, default: &str| Origin {
-            key: key.into(),
-            default: default.into(),
-        };
         let info = ProviderInfo {
             name,
             g4f_name: G4F_NAME.into(),
@@ -270,11 +266,7 @@ impl HuggingFaceInference {
                 options::ALL,
             )
             .with_embeddings(),
-            origins: vec![
-                origin("base", DEFAULT_BASE_URL),
-                origin("hub", DEFAULT_HUB_URL),
-                origin("router", DEFAULT_ROUTER_URL),
-            ],
+            origins: Origin::list(ORIGINS),
         };
         Self {
             inner: Arc::new(Inner {
@@ -810,11 +802,19 @@ impl Provider for HuggingFaceInference {
     }
 }
 
+/// Every upstream origin `(key, default URL)`, declared once: the registration and
+/// [`ProviderInfo::origins`] both read it.
+pub const ORIGINS: &[(&str, &str)] = &[
+    ("base", DEFAULT_BASE_URL),
+    ("hub", DEFAULT_HUB_URL),
+    ("router", DEFAULT_ROUTER_URL),
+];
+
 llmux_core::inventory::submit! {
     Registration {
         name: NAME,
         g4f_name: G4F_NAME,
-        extra_origins: &["hub", "router"],
+        origins: ORIGINS,
         build: |cfg| Arc::new(HuggingFaceInference::new(cfg)),
     }
 }

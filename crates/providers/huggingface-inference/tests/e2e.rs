@@ -764,7 +764,7 @@ async fn origins_come_from_the_environment_names() {
         .expect("registered");
     assert_eq!(reg.g4f_name, "HuggingFaceInference");
     let url = server.url("");
-    let cfg = ProviderConfig::from_lookup(NAME, reg.extra_origins, |k| match k {
+    let cfg = ProviderConfig::from_lookup(NAME, &reg.extra_origin_keys(), |k| match k {
         "LLMUX_HUGGINGFACE_INFERENCE_BASE_URL"
         | "LLMUX_HUGGINGFACE_INFERENCE_HUB_URL"
         | "LLMUX_HUGGINGFACE_INFERENCE_ROUTER_URL" => Some(url.clone()),

@@ -148,16 +148,7 @@ impl MicrosoftPhi4 {
             vision_models: multimodal.clone(),
             audio_models: multimodal,
             capabilities: Capabilities::plain(&[], &[]),
-            origins: vec![
-                Origin {
-                    key: "base".into(),
-                    default: DEFAULT_BASE_URL.into(),
-                },
-                Origin {
-                    key: "hub".into(),
-                    default: DEFAULT_HUB_URL.into(),
-                },
-            ],
+            origins: Origin::list(ORIGINS),
         };
         Self {
             inner: Arc::new(Inner {
@@ -381,11 +372,15 @@ impl Provider for MicrosoftPhi4 {
     }
 }
 
+/// Every upstream origin `(key, default URL)`, declared once: the registration and
+/// [`ProviderInfo::origins`] both read it.
+pub const ORIGINS: &[(&str, &str)] = &[("base", DEFAULT_BASE_URL), ("hub", DEFAULT_HUB_URL)];
+
 llmux_core::inventory::submit! {
     Registration {
         name: NAME,
         g4f_name: G4F_NAME,
-        extra_origins: &["hub"],
+        origins: ORIGINS,
         build: |cfg| Arc::new(MicrosoftPhi4::new(cfg)),
     }
 }

@@ -740,14 +740,14 @@ async fn origins_come_from_the_environment_names(v: Version) {
         .into_iter()
         .find(|r| r.name == NAME)
         .expect("registered");
-    assert_eq!(reg.extra_origins, ["hub"]);
+    assert_eq!(reg.extra_origin_keys(), ["hub"]);
     assert_eq!(reg.g4f_name, "Microsoft_Phi_4");
     let base = server.url("");
     let env = |k: &str| match k {
         "LLMUX_MICROSOFT_PHI_4_BASE_URL" | "LLMUX_MICROSOFT_PHI_4_HUB_URL" => Some(base.clone()),
         _ => None,
     };
-    let cfg = ProviderConfig::from_lookup(NAME, reg.extra_origins, env)
+    let cfg = ProviderConfig::from_lookup(NAME, &reg.extra_origin_keys(), env)
         .with_option("space", json!("me/phi-copy"));
     let resp = client_with(cfg, Duration::from_secs(2))
         .complete(req("Hi"))

@@ -106,10 +106,7 @@ impl OpenAiCompat {
             image_models,
             vision_models: string_list(config.options.get("vision_models")),
             capabilities: Capabilities::OPENAI.with_embeddings(),
-            origins: vec![Origin {
-                key: "base".into(),
-                default: DEFAULT_BASE_URL.into(),
-            }],
+            origins: Origin::list(ORIGINS),
             name,
             ..ProviderInfo::default()
         };
@@ -328,11 +325,15 @@ fn model_error(e: Error, model: &str) -> Error {
     }
 }
 
+/// Every upstream origin `(key, default URL)`, declared once: the registration and
+/// [`ProviderInfo::origins`] both read it.
+pub const ORIGINS: &[(&str, &str)] = &[("base", DEFAULT_BASE_URL)];
+
 llmux_core::inventory::submit! {
     Registration {
         name: NAME,
         g4f_name: "Custom",
-        extra_origins: &[],
+        origins: ORIGINS,
         build: |cfg| Arc::new(OpenAiCompat::new(cfg)),
     }
 }
