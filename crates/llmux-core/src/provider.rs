@@ -315,8 +315,7 @@ pub trait Provider: Send + Sync + 'static {
 /// assert_eq!(p.info().origin_keys(), ["base", "hub"]);
 /// assert_eq!(REGISTRATION.extra_origin_keys(), ["hub"]);
 /// // the registry holds it
-/// let found = llmux_core::registrations().map(|r| r.iter().any(|r| r.name == "mine"));
-/// assert_eq!(found, Ok(true));
+/// assert!(llmux_core::registrations().is_ok_and(|r| r.iter().any(|r| r.name == "mine")));
 /// ```
 #[derive(Debug)]
 pub struct Registration {
