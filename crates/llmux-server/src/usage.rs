@@ -41,9 +41,12 @@ impl Counts {
 
 type Table = BTreeMap<(String, String, String), Counts>;
 
+/// String → value.
+type By<V> = HashMap<String, V>;
+
 /// Values by three strings, found without allocating once they exist (one read lock).
 pub(crate) struct Labels3<V> {
-    map: RwLock<HashMap<String, HashMap<String, HashMap<String, V>>>>,
+    map: RwLock<By<By<By<V>>>>,
 }
 
 impl<V: Clone> Labels3<V> {
