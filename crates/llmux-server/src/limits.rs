@@ -74,18 +74,53 @@ impl RateInfo {
 
 /// A duration as OpenAI writes it in `x-ratelimit-reset-*`: `20ms`, `6s`, `1m30s`.
 pub(crate) fn reset_text(d: Duration) -> String {
+    let mut out = String::with_capacity(12);
     let ms = d.as_millis();
     if ms < 1000 {
-        return format!("{ms}ms");
+        push_int(&mut out, ms);
+        out.push_str("ms");
+        return out;
     }
-    let (m, s) = (ms / 60_000, (ms % 60_000) as f64 / 1000.0);
-    let secs = format!("{s:.3}");
-    let secs = secs.trim_end_matches('0').trim_end_matches('.');
-    if m == 0 {
-        format!("{secs}s")
-    } else {
-        format!("{m}m{secs}s")
+    let (m, rest) = (ms / 60_000, ms % 60_000);
+    if m > 0 {
+        push_int(&mut out, m);
+        out.push('m');
     }
+    push_int(&mut out, rest / 1000);
+    let frac = rest % 1000;
+    if frac > 0 {
+        // three digits, trailing zeros dropped: 500 -> ".5", 25 -> ".025"
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        let keep = if frac % 100 == 0 {
+            1
+        } else if frac % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.push('.');
+        for d in &digits[..keep] {
+            out.push(char::from(b'0' + *d as u8));
+        }
+    }
+    out.push('s');
+    out
+}
+
+/// Appends the decimal digits of `n` (no allocation beyond `out`).
+fn push_int(out: &mut String, n: u128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|b| char::from(*b)));
 }
 
 /// Which limit refused a request.
@@ -395,6 +430,9 @@ mod tests {
         assert_eq!(reset_text(Duration::from_millis(1500)), "1.5s");
         assert_eq!(reset_text(Duration::from_secs(90)), "1m30s");
         assert_eq!(reset_text(Duration::from_secs(360)), "6m0s");
+        assert_eq!(reset_text(Duration::from_millis(59_025)), "59.025s");
+        assert_eq!(reset_text(Duration::from_millis(61_250)), "1m1.25s");
+        assert_eq!(reset_text(Duration::ZERO), "0ms");
     }
 
     #[test]
