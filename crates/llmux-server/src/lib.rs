@@ -91,7 +91,7 @@
 //! | `GET /v1/usage` | usage per gateway key, model and provider (needs an admin key; see "Keys") |
 //! | `GET /health` | liveness, never needs the key |
 //! | `GET /ready` | readiness, never needs the key: 200 when at least one provider automatic routing uses is not open, else 503 with `reasons` |
-//! | `GET /metrics` | OpenMetrics text (see below); needs the key when one is set, unless [`ServerConfig::metrics_public`] |
+//! | `GET /metrics` | OpenMetrics text (see below); needs the key when one is set (an admin key when [`ServerConfig::keys`] are configured: it shows per-key usage), unless [`ServerConfig::metrics_public`] |
 //! | `GET /`, `GET /chat`, `GET /ui/*` | the web chat page ([`ServerConfig::ui`]); never needs the key |
 //!
 //! **Chat requests** take OpenAI's body: `model` (id, alias or `provider:model`), `messages`

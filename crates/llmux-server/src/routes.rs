@@ -504,6 +504,10 @@ where
         Route::Usage => crate::usage::respond(&state.usage, &access.caller).await,
         Route::Health => health(),
         Route::Ready => status::ready(&state.client),
+        // per-key usage is in the metrics: like `/v1/usage`, they need an admin key
+        Route::Metrics if access.caller.as_ref().is_some_and(|c| !c.config.admin) => {
+            body::error(&crate::usage::admin_required("GET /metrics"))
+        }
         Route::Metrics => metrics(state),
     }
 }

@@ -205,15 +205,20 @@ struct UsageList<'a> {
     data: Vec<Row<'a>>,
 }
 
+/// The 403 of an admin-only route.
+pub(crate) fn admin_required(route: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_error",
+        "admin_key_required",
+        format!("{route} needs an admin gateway key (`admin = true` in its `[[keys]]` entry)"),
+    )
+}
+
 /// `GET /v1/usage`: needs an admin key.
 pub(crate) async fn respond(usage: &Usage, caller: &Caller) -> Response<Body> {
     if !caller.as_ref().is_some_and(|c| c.config.admin) {
-        return body::error(&ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "admin_key_required",
-            "GET /v1/usage needs an admin gateway key (`admin = true` in its `[[keys]]` entry)",
-        ));
+        return body::error(&admin_required("GET /v1/usage"));
     }
     let table = match usage.table().await {
         Ok(t) => t,

@@ -237,11 +237,14 @@ async fn usage_per_key_is_for_admins_and_in_metrics_without_secrets() {
         429
     );
     let h = bearer("sk-alice-secret");
-    let (status, err) = error_of(gw.get("/v1/usage", &[(h[0].0, h[0].1.as_str())]).await).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (403, Some("admin_key_required"))
-    );
+    for path in ["/v1/usage", "/metrics"] {
+        let (status, err) = error_of(gw.get(path, &[(h[0].0, h[0].1.as_str())]).await).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (403, Some("admin_key_required")),
+            "{path}"
+        );
+    }
     let h = bearer("sk-ops-secret");
     let resp = gw.get("/v1/usage", &[(h[0].0, h[0].1.as_str())]).await;
     assert_eq!(resp.status, 200);
