@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use llmux_core::futures_util::{Stream, StreamExt};
-use llmux_core::http::Multipart;
+use llmux_core::http::{Multipart, Response};
 use llmux_core::{ChatRequest, Chunk, Context, Cookies, Error, Media, Result, media, prompt};
 use serde::Serialize;
 
 use crate::updates::{self, Step, Updates};
-use crate::{
-    ConversationState, IMAGE_MODELS, IMAGE_TOOL_ID, Inner, ModelConversation, origin_of, strings,
-};
+use crate::{IMAGE_MODELS, IMAGE_TOOL_ID, Inner, ModelConversation, origin_of};
 
 /// The `data` part of the send request, in chat-ui's field order.
 #[derive(Serialize)]
@@ -34,7 +32,8 @@ pub(crate) fn upload_name(m: &Media, mime: &str) -> String {
         })
 }
 
-/// The conversation flow of one turn.
+/// The conversation flow of one turn: the model, its conversation (yielded as the state to hand
+/// back), the message with its files, then the answer stream.
 pub(crate) fn answer(
     inner: Arc<Inner>,
     req: ChatRequest,
@@ -46,70 +45,23 @@ pub(crate) fn answer(
         let files = req.all_media()?;
         let app = inner.app(&ctx).await?;
         let (text_models, discovered) = inner.text_models(&ctx).await;
-        let model = if req.model.trim().is_empty() {
-            if files.is_empty() {
-                inner.default_text_model(&text_models, discovered)
-            } else {
-                inner.default_vision_model(&text_models, discovered)
-            }
-        } else {
-            let mut known = text_models.clone();
-            known.extend(strings(IMAGE_MODELS));
-            inner.info.resolve_model(req.model.trim(), Some(&known))?
-        };
+        let model = inner.model_for(&req, files.is_empty(), &text_models, discovered)?;
         let is_image = IMAGE_MODELS.contains(&model.as_str());
 
-        let mut state = ConversationState::from_conversation(req.conversation.as_ref());
-        let mut known_turn = None;
-        if let Some(existing) = state.models.get(&model).cloned() {
-            match inner.latest_message(&ctx, &app, &jar, &existing.conversation_id).await? {
-                Some(message_id) => known_turn = Some(ModelConversation { message_id, ..existing }),
-                None => {
-                    tracing::debug!(provider = %name, "conversation is gone upstream; starting a new one");
-                }
-            }
-        }
-        let (conv, inputs) = match known_turn {
-            Some(conv) => (conv, prompt::last_user_message(&req.messages)),
-            None => {
-                let create_with = if is_image {
-                    inner.default_text_model(&text_models, discovered)
-                } else {
-                    model.clone()
-                };
-                let conversation_id = inner.create_conversation(&ctx, &app, &jar, &create_with).await?;
-                let message_id = inner
-                    .latest_message(&ctx, &app, &jar, &conversation_id)
-                    .await?
-                    .ok_or_else(|| Error::protocol(&name, "cannot read the messages of the conversation just created (check the `api` option: v1 or v2)", &conversation_id))?;
-                (
-                    ModelConversation { conversation_id, message_id },
-                    prompt::format_prompt(&req.messages, false, false, true),
-                )
+        let create_with = || {
+            if is_image {
+                inner.default_text_model(&text_models, discovered)
+            } else {
+                model.clone()
             }
         };
-        state.models.insert(model.clone(), conv.clone());
+        let (state, conv, inputs) = inner.turn(&ctx, &app, &jar, &req, &model, create_with).await?;
         yield Chunk::Conversation(state.to_conversation());
 
         if inputs.trim().is_empty() {
             Err(Error::invalid("nothing to send: the conversation must end with a non-empty user message"))?;
         }
-        let data = SendData {
-            inputs: &inputs,
-            id: &conv.message_id,
-            is_retry: false,
-            is_continue: false,
-            web_search: req.web_search,
-            tools: if is_image { vec![IMAGE_TOOL_ID] } else { Vec::new() },
-        };
-        let data = serde_json::to_string(&data)
-            .map_err(|e| Error::invalid(format!("cannot encode the message: {e}")))?;
-        let mut form = Multipart::new().text("data", data);
-        for m in &files {
-            let mime = m.detect_mime().unwrap_or_else(|| "application/octet-stream".to_owned());
-            let file_name = format!("base64;{}", upload_name(m, &mime));
-            form = form.file("files", file_name, mime, media::b64_encode(&m.data));
-        }
+        let form = message_form(&req, &conv, &inputs, &files, is_image)?;
         let cid = updates::path_segment(&conv.conversation_id);
         let url = format!("{app}/conversation/{cid}");
         let resp = ctx
@@ -126,7 +78,55 @@ pub(crate) fn answer(
         let resp = inner.checked(resp).await?;
 
         let alt = prompt::image_prompt(&req.messages, req.prompt.as_deref());
-        let mut updates = Updates::new(&name, format!("{url}/output/"), alt);
+        let updates = Updates::new(&name, format!("{url}/output/"), alt);
+        let mut chunks = std::pin::pin!(read_answer(name, updates, resp));
+        while let Some(chunk) = chunks.next().await {
+            yield chunk?;
+        }
+    }
+}
+
+/// The send request's form: the `data` part, then each file as a base64 `files` part.
+fn message_form(
+    req: &ChatRequest,
+    conv: &ModelConversation,
+    inputs: &str,
+    files: &[Media],
+    is_image: bool,
+) -> Result<Multipart> {
+    let data = SendData {
+        inputs,
+        id: &conv.message_id,
+        is_retry: false,
+        is_continue: false,
+        web_search: req.web_search,
+        tools: if is_image {
+            vec![IMAGE_TOOL_ID]
+        } else {
+            Vec::new()
+        },
+    };
+    let data = serde_json::to_string(&data)
+        .map_err(|e| Error::invalid(format!("cannot encode the message: {e}")))?;
+    let mut form = Multipart::new().text("data", data);
+    for m in files {
+        let mime = m
+            .detect_mime()
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let file_name = format!("base64;{}", upload_name(m, &mime));
+        form = form.file("files", file_name, mime, media::b64_encode(&m.data));
+    }
+    Ok(form)
+}
+
+/// The answer stream (JSON lines) → chunks, up to `finalAnswer`; lines that are not JSON are
+/// skipped, and a stream that ends before `finalAnswer` is a protocol error.
+fn read_answer(
+    name: String,
+    mut updates: Updates,
+    resp: Response,
+) -> impl Stream<Item = Result<Chunk>> + Send {
+    llmux_core::async_stream::try_stream! {
         let mut lines = std::pin::pin!(llmux_core::decode::jsonl::lines(resp.into_stream()));
         let mut finished = false;
         while let Some(line) = lines.next().await {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use llmux_core::{Context, Conversation, Cookies, Error, Result};
+use llmux_core::{ChatRequest, Context, Conversation, Cookies, Error, Result, prompt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -45,6 +45,62 @@ impl ConversationState {
 }
 
 impl Inner {
+    /// This turn's conversation for `model`: the handed-back one while it exists upstream (with
+    /// its refreshed message id; the text to send is the last user message), else a new one
+    /// created with `create_with()` (the text is the whole history). Returns the state to hand
+    /// back, the conversation and the text.
+    pub(crate) async fn turn(
+        &self,
+        ctx: &Context,
+        app: &str,
+        jar: &Cookies,
+        req: &ChatRequest,
+        model: &str,
+        create_with: impl FnOnce() -> String,
+    ) -> Result<(ConversationState, ModelConversation, String)> {
+        let name = self.name();
+        let mut state = ConversationState::from_conversation(req.conversation.as_ref());
+        let mut known_turn = None;
+        if let Some(existing) = state.models.get(model).cloned() {
+            match self
+                .latest_message(ctx, app, jar, &existing.conversation_id)
+                .await?
+            {
+                Some(message_id) => {
+                    known_turn = Some(ModelConversation {
+                        message_id,
+                        ..existing
+                    })
+                }
+                None => {
+                    tracing::debug!(provider = %name, "conversation is gone upstream; starting a new one");
+                }
+            }
+        }
+        let (conv, inputs) = match known_turn {
+            Some(conv) => (conv, prompt::last_user_message(&req.messages)),
+            None => {
+                let create_with = create_with();
+                let conversation_id = self
+                    .create_conversation(ctx, app, jar, &create_with)
+                    .await?;
+                let message_id = self
+                    .latest_message(ctx, app, jar, &conversation_id)
+                    .await?
+                    .ok_or_else(|| Error::protocol(name, "cannot read the messages of the conversation just created (check the `api` option: v1 or v2)", &conversation_id))?;
+                (
+                    ModelConversation {
+                        conversation_id,
+                        message_id,
+                    },
+                    prompt::format_prompt(&req.messages, false, false, true),
+                )
+            }
+        };
+        state.models.insert(model.to_owned(), conv.clone());
+        Ok((state, conv, inputs))
+    }
+
     /// `POST /conversation` → conversation id.
     pub(crate) async fn create_conversation(
         &self,

@@ -1,12 +1,12 @@
 //! Model discovery: the app URL, the chat page's inline models or `/api/v2/models`, and the
 //! default models.
 
-use llmux_core::{Context, Error, Result};
+use llmux_core::{ChatRequest, Context, Error, Result};
 use serde_json::Value;
 
 use crate::{
-    DEFAULT_MODEL, DEFAULT_VISION_MODEL, FALLBACK_TEXT_MODELS, Inner, MAX_DOCUMENT, devalue,
-    has_path, lock, strings,
+    DEFAULT_MODEL, DEFAULT_VISION_MODEL, FALLBACK_TEXT_MODELS, IMAGE_MODELS, Inner, MAX_DOCUMENT,
+    devalue, has_path, lock, strings,
 };
 
 /// Which generation of chat-ui routes to use.
@@ -174,6 +174,28 @@ impl Inner {
             }
         }
         (list, discovered)
+    }
+
+    /// The model of this call: the requested one resolved against the known models, else the
+    /// default text model, or the default vision model when files are attached.
+    pub(crate) fn model_for(
+        &self,
+        req: &ChatRequest,
+        no_files: bool,
+        text_models: &[String],
+        discovered: bool,
+    ) -> Result<String> {
+        Ok(if req.model.trim().is_empty() {
+            if no_files {
+                self.default_text_model(text_models, discovered)
+            } else {
+                self.default_vision_model(text_models, discovered)
+            }
+        } else {
+            let mut known = text_models.to_vec();
+            known.extend(strings(IMAGE_MODELS));
+            self.info.resolve_model(req.model.trim(), Some(&known))?
+        })
     }
 
     /// The default text model: configured, else g4f's default unless the server lists other
