@@ -463,7 +463,7 @@ async fn send(inner: &Inner, job: &mut Job, device_uuid: &str, ctx: &Context) ->
     rb.send().await?.error_for_status().await
 }
 
-fn run(
+fn answer(
     inner: Arc<Inner>,
     req: ChatRequest,
     ctx: Context,
@@ -533,7 +533,7 @@ impl Provider for AmigoChat {
     }
 
     fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream {
-        Box::pin(run(self.inner.clone(), request, ctx))
+        Box::pin(answer(self.inner.clone(), request, ctx))
     }
 }
 

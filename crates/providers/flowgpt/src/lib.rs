@@ -342,7 +342,7 @@ fn event_text(event: &Value) -> Option<String> {
     }
 }
 
-fn run(
+fn answer(
     inner: Arc<Inner>,
     req: ChatRequest,
     ctx: Context,
@@ -383,7 +383,7 @@ impl Provider for FlowGpt {
     }
 
     fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream {
-        Box::pin(run(self.inner.clone(), request, ctx))
+        Box::pin(answer(self.inner.clone(), request, ctx))
     }
 }
 

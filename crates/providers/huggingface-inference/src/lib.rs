@@ -709,7 +709,7 @@ impl Inner {
     }
 }
 
-fn chat_stream(
+fn answer(
     inner: Arc<Inner>,
     req: ChatRequest,
     ctx: Context,
@@ -790,7 +790,7 @@ impl Provider for HuggingFaceInference {
     }
 
     fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream {
-        Box::pin(chat_stream(self.inner.clone(), request, ctx))
+        Box::pin(answer(self.inner.clone(), request, ctx))
     }
 
     fn embed<'a>(

@@ -278,7 +278,7 @@ impl Inner {
     }
 }
 
-fn chat_stream(
+fn answer(
     inner: Arc<Inner>,
     req: ChatRequest,
     ctx: Context,
@@ -368,7 +368,7 @@ impl Provider for MicrosoftPhi4 {
     }
 
     fn chat(&self, request: ChatRequest, ctx: Context) -> ChatStream {
-        Box::pin(chat_stream(self.inner.clone(), request, ctx))
+        Box::pin(answer(self.inner.clone(), request, ctx))
     }
 }
 

@@ -197,7 +197,7 @@ impl Provider for OpenAiCompat {
 
     fn chat(&self, req: ChatRequest, ctx: Context) -> ChatStream {
         let inner = self.inner.clone();
-        Box::pin(async_stream_impl(inner, req, ctx))
+        Box::pin(answer(inner, req, ctx))
     }
 
     fn embed<'a>(
@@ -246,7 +246,7 @@ impl Inner {
     }
 }
 
-fn async_stream_impl(
+fn answer(
     inner: Arc<Inner>,
     req: ChatRequest,
     ctx: Context,
