@@ -768,6 +768,7 @@ fn cold_start(tools: &Tools, report: &mut String) -> Result<(), String> {
     let logs = root().join("target/bench");
     let (up, up_port) = start_upstream(tools, CHUNKS, &logs.join("upstream-cli.log"))?;
     let config = root().join("target/bench/empty-config.toml");
+    fs::write(&config, "").map_err(|e| e.to_string())?;
     let mut first = Vec::new();
     let mut total = Vec::new();
     for i in 0..21 {
