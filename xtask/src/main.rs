@@ -14,8 +14,14 @@ mod scaffold;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// The workspace root: the parent of xtask's manifest directory. Taken from the environment
+/// `cargo run` sets when it can (a binary reused from a copy of the workspace at another path,
+/// as the scaffold check makes, would otherwise work on the directory it was compiled in).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
