@@ -91,6 +91,12 @@ pub(crate) struct ErrorCode(pub &'static str);
 /// The error response of `e` (with `Retry-After` when known).
 pub(crate) fn error(e: &ApiError) -> Response<Body> {
     let mut r = json_bytes(e.status, e.to_json());
+    mark_error(&mut r, e);
+    r
+}
+
+/// Tags an error response with its code (for the access log and metrics) and `Retry-After`.
+pub(crate) fn mark_error(r: &mut Response<Body>, e: &ApiError) {
     r.extensions_mut().insert(ErrorCode(e.code));
     if let Some(d) = e.retry_after {
         // whole seconds, rounded up so clients never retry too early
@@ -99,5 +105,4 @@ pub(crate) fn error(e: &ApiError) -> Response<Body> {
             r.headers_mut().insert(RETRY_AFTER, v);
         }
     }
-    r
 }

@@ -64,7 +64,6 @@ where
     state.default_provider_for(&mut ereq.provider, &ereq.model);
     access.model.clone_from(&ereq.model);
     if let Err(e) = state.admit(&access.caller, &mut ereq.provider, &ereq.model) {
-        access.error_code = Some(e.code);
         return with_overhead(body::error(&e), overhead);
     }
     let tokens = estimate(&ereq.input);

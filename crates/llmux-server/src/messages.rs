@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use llmux::{ChatStream, Chunk, Error};
@@ -31,12 +31,7 @@ const FLUSH_AT: usize = 16 * 1024;
 pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     let (status, body) = anthropic(e);
     let mut r = body::json_bytes(status, body.to_json());
-    if let Some(d) = e.retry_after {
-        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(RETRY_AFTER, v);
-        }
-    }
+    body::mark_error(&mut r, e);
     r
 }
 
@@ -143,7 +138,6 @@ where
     };
     access.model.clone_from(&creq.model);
     if let Err(e) = state.default_provider(&access.caller, &mut creq) {
-        access.error_code = Some(e.code);
         return error_response(&e);
     }
     let turn = Turn {

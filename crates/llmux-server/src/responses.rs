@@ -116,7 +116,6 @@ where
     }
     access.model.clone_from(&creq.model);
     if let Err(e) = state.default_provider(&access.caller, &mut creq) {
-        access.error_code = Some(e.code);
         return error_with_overhead(&e, before_body + parse_start.elapsed());
     }
     let answer = Answer::new(creq.model.clone(), estimate_prompt_tokens(&creq));

@@ -456,7 +456,6 @@ where
     };
     match state.limits.acquire(&entry).await {
         Err(refused) => {
-            access.error_code = Some(refused.error.code);
             let mut resp = r.error(&refused.error);
             refused.info.write(resp.headers_mut());
             resp
@@ -704,7 +703,6 @@ where
     access.asked.clone_from(&creq.model);
     access.model.clone_from(&creq.model);
     if let Err(e) = state.default_provider(&access.caller, &mut creq) {
-        access.error_code = Some(e.code);
         return error_with_overhead(&e, before_body + parse_start.elapsed());
     }
     let mut answer = Answer::new(
@@ -819,7 +817,6 @@ where
     access.asked.clone_from(&creq.model);
     access.model.clone_from(&creq.model);
     if let Err(e) = state.default_provider(&access.caller, &mut creq) {
-        access.error_code = Some(e.code);
         return error_with_overhead(&e, before_body + parse_start.elapsed());
     }
     let overhead = before_body + parse_start.elapsed();
