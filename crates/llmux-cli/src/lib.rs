@@ -7,7 +7,6 @@
 //! - `llmux image` — generates images and saves them;
 //! - `llmux embed -m MODEL TEXT...` — embeddings, one JSON line per input
 //!   (`{"index","input","model","provider","embedding"}`);
-//! - `llmux models`, `llmux providers` — listings;
 //! - `llmux models`, `llmux providers` — listings; `llmux providers --check` asks every
 //!   provider live which ones answer right now;
 //! - `llmux config` — the effective configuration, secrets masked.
@@ -42,6 +41,7 @@ mod commands;
 mod cookies;
 mod embed;
 mod keys;
+mod log_format;
 mod markdown;
 mod media;
 mod repl;
@@ -170,7 +170,11 @@ impl App {
                     .filter(|(_, c)| c.cookies.as_ref().is_some_and(|j| !j.is_empty()))
                     .map(|(n, _)| n)
                     .collect();
-                let dir = std::sync::Arc::new(llmux_cookies::CookieDir::new(dir));
+                // a look at the directory at most once a second, not per request (uploads through
+                // the gateway are seen at once)
+                let dir = std::sync::Arc::new(
+                    llmux_cookies::CookieDir::new(dir).recheck_every(Duration::from_secs(1)),
+                );
                 builder.cookie_source(cookies::source(dir, configured))
             }
             None => builder,
@@ -212,6 +216,7 @@ fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) -> TelemetryGuard 
     let filter = EnvFilter::try_from_env("LLMUX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_timer(log_format::Timestamp)
         .with_writer(std::io::stderr);
     let fmt = if serve == Some(serve::LogFormat::Json) {
         fmt.json()
@@ -220,7 +225,9 @@ fn init_logging(verbose: u8, serve: Option<serve::LogFormat>) -> TelemetryGuard 
             .with_span_list(false)
             .boxed()
     } else {
-        fmt.with_target(false).boxed()
+        fmt.with_target(false)
+            .fmt_fields(log_format::Fields)
+            .boxed()
     };
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     #[cfg(feature = "otel")]

@@ -8,9 +8,11 @@
 //!   expirationDate}`), and
 //! - Netscape `*.txt` `cookies.txt` files.
 //!
-//! [`CookieDir`] reads the directory and re-reads it when a file changes (a cheap `stat` of the
-//! directory's entries before each lookup — no watcher thread, works on every platform and file
-//! system, and a handful of `stat` calls cost microseconds next to an upstream request).
+//! [`CookieDir`] reads the directory and re-reads it when a file changes (a `stat` of the
+//! directory's entries: no watcher thread, works on every platform and file system). By default
+//! it looks before each lookup; [`CookieDir::recheck_every`] looks at most once per interval
+//! (the gateway: once a second, so requests do not pay for directory reads), while a file
+//! written through [`store_file`] in this process is seen by the next lookup either way.
 //! Cookies are matched to a provider by domain ([`domain_matches`]) against the hosts of the
 //! provider's default origins (`huggingface.co` → HuggingChat and the Phi-4 Space's Hub origin);
 //! expired cookies are ignored, and [`Lookup::expired`] tells which ones were.
@@ -44,8 +46,9 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use llmux_core::{Cookies, Secret};
 
@@ -191,12 +194,19 @@ struct Snapshot {
     stamp: Option<Stamp>,
     records: Arc<Vec<CookieRecord>>,
     errors: Arc<Vec<FileError>>,
+    /// When the directory was last looked at, and [`STORED`] at that moment.
+    checked: Option<(Instant, u64)>,
 }
+
+/// Counts the files [`store_file`] wrote in this process: a lookup after a store looks at the
+/// directory again whatever its interval.
+pub(crate) static STORED: AtomicU64 = AtomicU64::new(0);
 
 /// A cookies directory, re-read when its files change.
 #[derive(Debug)]
 pub struct CookieDir {
     dir: PathBuf,
+    recheck: Duration,
     state: Mutex<Snapshot>,
 }
 
@@ -205,8 +215,17 @@ impl CookieDir {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
+            recheck: Duration::ZERO,
             state: Mutex::new(Snapshot::default()),
         }
+    }
+
+    /// Looks at the directory at most once per `interval` on lookups (files written through
+    /// [`store_file`] in this process are still seen at once; [`CookieDir::refresh`] always
+    /// looks).
+    pub fn recheck_every(mut self, interval: Duration) -> Self {
+        self.recheck = interval;
+        self
     }
 
     /// The directory.
@@ -236,11 +255,10 @@ impl CookieDir {
     /// Re-reads the directory if a file was added, removed or changed; returns the records and
     /// the files that failed to parse (each logged once, as a warning).
     pub fn refresh(&self) -> (Arc<Vec<CookieRecord>>, Arc<Vec<FileError>>) {
+        let stored = STORED.load(Ordering::Acquire);
         let stamp = self.stamp();
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.lock();
+        state.checked = Some((Instant::now(), stored));
         if state.stamp.as_ref() != Some(&stamp) {
             let mut records = Vec::new();
             let mut errors = Vec::new();
@@ -263,8 +281,29 @@ impl CookieDir {
 
     /// The cookies for a provider whose origins are on `hosts`, at `now`.
     pub fn lookup(&self, hosts: &[String], now: i64) -> Lookup {
-        let (records, _) = self.refresh();
+        let (records, _) = self.current();
         lookup_in(&records, hosts, now)
+    }
+
+    /// The records, looking at the directory again when the interval has passed or a file was
+    /// stored since the last look.
+    fn current(&self) -> (Arc<Vec<CookieRecord>>, Arc<Vec<FileError>>) {
+        {
+            let state = self.lock();
+            if let Some((at, stored)) = state.checked
+                && stored == STORED.load(Ordering::Acquire)
+                && at.elapsed() < self.recheck
+            {
+                return (state.records.clone(), state.errors.clone());
+            }
+        }
+        self.refresh()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

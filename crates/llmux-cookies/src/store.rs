@@ -96,6 +96,7 @@ pub fn store_file(
         let _ = std::fs::remove_file(&tmp);
         return Err(io(e));
     }
+    crate::STORED.fetch_add(1, std::sync::atomic::Ordering::Release);
     let records = records
         .into_iter()
         .map(|r| CookieRecord {

@@ -166,6 +166,29 @@ fn directory_is_reread_when_files_change() {
 }
 
 #[test]
+fn an_interval_spares_directory_reads_but_stored_files_are_seen_at_once() {
+    let dir = temp_dir("interval");
+    let cd = CookieDir::new(&dir).recheck_every(std::time::Duration::from_secs(3600));
+    assert!(cd.lookup(&hf_hosts(), NOW).cookies.is_empty());
+    // a file copied in by hand waits for the interval (or an explicit refresh)
+    std::fs::copy(fixture("cookies.txt"), dir.join("a.txt")).expect("copy");
+    assert!(cd.lookup(&hf_hosts(), NOW).cookies.is_empty());
+    let (records, _) = cd.refresh();
+    assert!(!records.is_empty());
+    assert_eq!(
+        cd.lookup(&hf_hosts(), NOW).cookies.header_value(),
+        "hf-chat=txt-chat-secret"
+    );
+    // a file stored through the crate is seen by the next lookup
+    let har = std::fs::read(fixture("huggingface.har")).expect("read");
+    llmux_cookies::store_file(&dir, "b.har", &har).expect("stored");
+    assert_eq!(
+        cd.lookup(&hf_hosts(), NOW).cookies.header_value(),
+        "hf-chat=har-chat-secret"
+    );
+}
+
+#[test]
 fn storing_sanitises_names_and_validates() {
     assert_eq!(
         sanitize_file_name("../../etc/x.har").as_deref(),
