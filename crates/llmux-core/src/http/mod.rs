@@ -43,7 +43,9 @@ use tokio::time::Instant;
 pub use connector::Proxy;
 pub use multipart::Multipart;
 pub use response::{BodyStream, Response};
-pub use status::{StatusRules, is_cloudflare, parse_retry_after, status_error, strip_html};
+pub use status::{
+    MessageRule, StatusRules, is_cloudflare, parse_retry_after, status_error, strip_html,
+};
 
 use crate::config::Timeouts;
 use crate::error::{Error, Result, TimeoutPhase};
