@@ -48,47 +48,12 @@ pub(crate) struct ImageArgs {
 /// Runs `llmux image`.
 pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
     let client = app.client()?;
-    let prompt = if args.prompt.len() == 1 && args.prompt[0] == "-" {
-        let mut s = String::new();
-        tokio::io::AsyncReadExt::read_to_string(
-            &mut tokio::io::AsyncReadExt::take(tokio::io::stdin(), 1024 * 1024),
-            &mut s,
-        )
-        .await
-        .map_err(|e| CliError::usage(format!("cannot read the prompt from stdin: {e}")))?;
-        s.trim().to_owned()
-    } else {
-        args.prompt.join(" ").trim().to_owned()
-    };
+    let prompt = image_prompt(&args).await?;
     if prompt.is_empty() {
         return Err(CliError::usage("empty prompt"));
     }
     let cfg = &app.settings.file.chat;
-    let mut provider = args.provider.clone();
-    let mut model = args
-        .model
-        .clone()
-        .or_else(|| cfg.image_model.clone())
-        .unwrap_or_default();
-    if model.is_empty() {
-        // like g4f's images.generate: the named provider's default image model, else the first
-        // routed provider that has one
-        let listings = client.providers();
-        let pick = listings.iter().find(|l| {
-            l.info.default_image_model.is_some()
-                && match &provider {
-                    Some(p) => {
-                        l.info.name.eq_ignore_ascii_case(p)
-                            || l.info.g4f_name.eq_ignore_ascii_case(p)
-                    }
-                    None => l.enabled,
-                }
-        });
-        if let Some(l) = pick {
-            provider = Some(l.info.name.clone());
-            model = l.info.default_image_model.clone().unwrap_or_default();
-        }
-    }
+    let (provider, model) = image_target(&client, cfg, &args);
     let mut req = ChatRequest::new(
         model,
         vec![Message::user(format!("Generate a image: {prompt}"))],
@@ -98,24 +63,7 @@ pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
     req.provider = provider;
     req.timeout = args.timeout;
 
-    let mut spinner = Spinner::start(app.tty.stderr, "generating…");
-    let mut stream = client.chat(req);
-    let mut acc = Accumulator::new();
-    let interrupt = crate::chat::ctrl_c();
-    tokio::pin!(interrupt);
-    let outcome = loop {
-        tokio::select! {
-            item = stream.next() => match item {
-                Some(Ok(chunk)) => acc.push(&chunk),
-                Some(Err(e)) => break Err(CliError::from(e)),
-                None => break Ok(()),
-            },
-            () = &mut interrupt => break Err(CliError::new(exit::INTERRUPTED, "interrupted")),
-        }
-    };
-    spinner.stop().await;
-    outcome?;
-    let resp = acc.finish();
+    let resp = generate_image(app, &client, req).await?;
     if app.verbose > 0 {
         eprintln!("llmux: {} answered with {}", resp.provider, resp.model);
         if !resp.text.is_empty() {
@@ -150,6 +98,83 @@ pub(crate) async fn image(app: &App, args: ImageArgs) -> Result<u8, CliError> {
         println!("{}", path.display());
     }
     Ok(exit::OK)
+}
+
+/// The prompt of `llmux image` (`-` reads at most 1 MiB of stdin), trimmed.
+async fn image_prompt(args: &ImageArgs) -> Result<String, CliError> {
+    Ok(if args.prompt.len() == 1 && args.prompt[0] == "-" {
+        let mut s = String::new();
+        tokio::io::AsyncReadExt::read_to_string(
+            &mut tokio::io::AsyncReadExt::take(tokio::io::stdin(), 1024 * 1024),
+            &mut s,
+        )
+        .await
+        .map_err(|e| CliError::usage(format!("cannot read the prompt from stdin: {e}")))?;
+        s.trim().to_owned()
+    } else {
+        args.prompt.join(" ").trim().to_owned()
+    })
+}
+
+/// The provider and model of `llmux image`: as given, else `chat.image_model`, else a provider's
+/// default image model.
+fn image_target(
+    client: &llmux::Client,
+    cfg: &crate::config::ChatSection,
+    args: &ImageArgs,
+) -> (Option<String>, String) {
+    let mut provider = args.provider.clone();
+    let mut model = args
+        .model
+        .clone()
+        .or_else(|| cfg.image_model.clone())
+        .unwrap_or_default();
+    if model.is_empty() {
+        // like g4f's images.generate: the named provider's default image model, else the first
+        // routed provider that has one
+        let listings = client.providers();
+        let pick = listings.iter().find(|l| {
+            l.info.default_image_model.is_some()
+                && match &provider {
+                    Some(p) => {
+                        l.info.name.eq_ignore_ascii_case(p)
+                            || l.info.g4f_name.eq_ignore_ascii_case(p)
+                    }
+                    None => l.enabled,
+                }
+        });
+        if let Some(l) = pick {
+            provider = Some(l.info.name.clone());
+            model = l.info.default_image_model.clone().unwrap_or_default();
+        }
+    }
+    (provider, model)
+}
+
+/// Runs the image call with a spinner, until the answer ends or Ctrl-C.
+async fn generate_image(
+    app: &App,
+    client: &llmux::Client,
+    req: ChatRequest,
+) -> Result<llmux::ChatResponse, CliError> {
+    let mut spinner = Spinner::start(app.tty.stderr, "generating…");
+    let mut stream = client.chat(req);
+    let mut acc = Accumulator::new();
+    let interrupt = crate::chat::ctrl_c();
+    tokio::pin!(interrupt);
+    let outcome = loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(chunk)) => acc.push(&chunk),
+                Some(Err(e)) => break Err(CliError::from(e)),
+                None => break Ok(()),
+            },
+            () = &mut interrupt => break Err(CliError::new(exit::INTERRUPTED, "interrupted")),
+        }
+    };
+    spinner.stop().await;
+    outcome?;
+    Ok(acc.finish())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,6 +508,17 @@ fn config_view(app: &App) -> Result<Value, CliError> {
         json!({"connect": secs(t.connect), "first_byte": secs(t.first_byte), "idle": secs(t.idle), "total": secs(t.total)}),
     );
 
+    insert_server(&mut root, s)?;
+    insert_chat(&mut root, f);
+    insert_providers(&mut root, app)?;
+    Ok(Value::Object(root))
+}
+
+/// The gateway's part of [`config_view`]: `server`, then `keys`, `redis` and `cache` when set.
+fn insert_server(
+    root: &mut serde_json::Map<String, Value>,
+    s: &crate::config::Settings,
+) -> Result<(), CliError> {
     let server = crate::serve::server_config(s, &crate::serve::ServeFlags::from_env())?;
     let mut sv = serde_json::Map::new();
     sv.insert("bind".into(), json!(server.bind.to_string()));
@@ -544,7 +580,11 @@ fn config_view(app: &App) -> Result<Value, CliError> {
             json!({"models": c.enabled_models, "ttl": secs(c.ttl), "max_bytes": c.max_bytes}),
         );
     }
+    Ok(())
+}
 
+/// The `chat` and `aliases` sections of [`config_view`], when set.
+fn insert_chat(root: &mut serde_json::Map<String, Value>, f: &crate::config::FileConfig) {
     let c = &f.chat;
     let mut chat = serde_json::Map::new();
     for (k, v) in [
@@ -566,7 +606,10 @@ fn config_view(app: &App) -> Result<Value, CliError> {
     if !f.aliases.is_empty() {
         root.insert("aliases".into(), json!(f.aliases));
     }
+}
 
+/// The `providers` (and `instances`) of [`config_view`], as the client sees them.
+fn insert_providers(root: &mut serde_json::Map<String, Value>, app: &App) -> Result<(), CliError> {
     let client = app.client()?;
     let listings = client.providers();
     let find = |name: &str| listings.iter().find(|l| l.info.name == name);
@@ -584,7 +627,7 @@ fn config_view(app: &App) -> Result<Value, CliError> {
     if !instances.is_empty() {
         root.insert("instances".into(), Value::Object(instances));
     }
-    Ok(Value::Object(root))
+    Ok(())
 }
 
 /// Runs `llmux config`.

@@ -76,9 +76,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use llmux_core::error::{Error, Result, TimeoutPhase, snippet};
-use llmux_core::http::{HttpClient, Multipart, RequestBuilder, StatusRules, strip_html};
+use llmux_core::http::{HttpClient, Multipart, RequestBuilder, strip_html};
 use llmux_core::provider::DiscoveryCache;
 use llmux_core::secret::{Cookies, Secret};
+use llmux_hf::SPACE_RULES;
 
 /// The `meta._type` of a Gradio file object.
 pub const FILE_DATA_TYPE: &str = "gradio.FileData";
@@ -349,7 +350,7 @@ impl Space {
             .request(http.get(url))
             .send()
             .await?
-            .error_for_status_with(StatusRules::HfSpace)
+            .error_for_status_with(SPACE_RULES)
             .await?;
         let body: Value = resp.json().await?;
         let version = body.get("version").and_then(Value::as_str).unwrap_or("");
@@ -387,7 +388,7 @@ impl Space {
             .multipart(form)
             .send()
             .await?
-            .error_for_status_with(StatusRules::HfSpace)
+            .error_for_status_with(SPACE_RULES)
             .await?;
         let body: Value = resp.json().await?;
         let paths: Vec<&str> = body
@@ -425,11 +426,7 @@ impl Space {
     pub async fn predict(&self, http: &HttpClient, call: &Call) -> Result<Value> {
         let url = format!("{}/gradio_api/run/predict", self.base);
         let rb = self.with_headers(self.request(http.post(url)).json(call));
-        let resp = rb
-            .send()
-            .await?
-            .error_for_status_with(StatusRules::HfSpace)
-            .await?;
+        let resp = rb.send().await?.error_for_status_with(SPACE_RULES).await?;
         let body = resp.bytes().await?;
         Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
@@ -443,11 +440,7 @@ impl Space {
             url.push_str(q);
         }
         let rb = self.with_headers(self.request(http.post(url)).json(call));
-        let resp = rb
-            .send()
-            .await?
-            .error_for_status_with(StatusRules::HfSpace)
-            .await?;
+        let resp = rb.send().await?.error_for_status_with(SPACE_RULES).await?;
         let body = resp.bytes().await?;
         Ok(serde_json::from_slice::<Value>(&body)
             .ok()
@@ -470,7 +463,7 @@ impl Space {
             .header("content-type", "application/json");
         let provider = self.provider.clone();
         async_stream::try_stream! {
-            let resp = rb.send().await?.error_for_status_with(StatusRules::HfSpace).await?;
+            let resp = rb.send().await?.error_for_status_with(SPACE_RULES).await?;
             let mut lines = std::pin::pin!(llmux_core::decode::jsonl::lines(resp.into_stream()));
             let mut queue = QueueState::new(&provider);
             while let Some(line) = lines.next().await {

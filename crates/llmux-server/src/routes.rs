@@ -685,26 +685,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let before_body = access.start.elapsed();
-    let ask = match crate::cache::Ask::from_headers(req.headers()) {
-        Ok(a) => a,
-        Err(e) => return error_with_overhead(&e, before_body),
-    };
-    let raw = match read_body(req, state.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return error_with_overhead(&e, before_body),
-    };
-    let parse_start = Instant::now();
-    let parsed = wire::chat_request(&raw, state.config.allow_remote_media);
-    drop(raw);
-    let (mut creq, opts) = match parsed {
+    let (creq, opts, ask, parse_start) = match read_chat(state, req, access, before_body).await {
         Ok(x) => x,
-        Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
+        Err(resp) => return resp,
     };
-    access.asked.clone_from(&creq.model);
-    access.model.clone_from(&creq.model);
-    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
-        return error_with_overhead(&e, before_body + parse_start.elapsed());
-    }
     let mut answer = Answer::new(
         creq.model.clone(),
         crate::answer::estimate_prompt_tokens(&creq),
@@ -715,7 +699,7 @@ where
         .and_then(|c| Some((c, c.plan(ask, &creq)?)));
     let overhead = before_body + parse_start.elapsed();
     access.overhead = Some(overhead);
-    let (mut stream, cached) = match plan {
+    let (stream, cached) = match plan {
         None => (state.client.chat(creq), None),
         Some((cache, plan)) => {
             let metrics = state.metrics.as_deref();
@@ -734,36 +718,99 @@ where
     };
 
     if opts.stream {
-        // hold the headers until the first visible chunk, so that errors before any output
-        // (unknown model, rate limits, upstream down) get an honest HTTP status
-        let first = loop {
-            match stream.next().await {
-                Some(Ok(chunk))
-                    if Answer::is_visible(&chunk) || answer.starts_next_event(&chunk) =>
-                {
-                    break Some(chunk);
-                }
-                Some(Ok(chunk)) => {
-                    let _ = answer.take(chunk);
-                }
-                Some(Err(e)) => return tag(chat_error(&e, &answer, access, overhead)),
-                None => break None,
-            }
-        };
-        let ignored = answer.ignored_header();
-        let sse = SseBody::new(stream, first, answer, opts.include_usage, access.clone());
-        let mut resp = Response::new(Body::Sse(Box::new(sse)));
-        let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, SSE);
-        h.insert(CACHE_CONTROL, NO_CACHE);
-        h.insert(X_ACCEL_BUFFERING, NO);
-        if let Some(v) = ignored {
-            h.insert(IGNORED_PARAMS_HEADER, v);
-        }
-        set_overhead(&mut resp, overhead);
-        return tag(resp);
+        let include_usage = opts.include_usage;
+        return tag(chat_sse(stream, answer, include_usage, access, overhead).await);
     }
+    tag(chat_whole(stream, &mut answer, access, overhead).await)
+}
 
+/// The steps of [`chat`] before the answer: the cache header, the body, its parse and the key's
+/// default provider. Returns the request, its gateway options, the cache ask and when parsing
+/// began; an error is the finished response.
+async fn read_chat<B>(
+    state: &State,
+    req: Request<B>,
+    access: &mut Access,
+    before_body: Duration,
+) -> Result<
+    (
+        llmux::ChatRequest,
+        llmux_openai::convert::GatewayOptions,
+        crate::cache::Ask,
+        Instant,
+    ),
+    Response<Body>,
+>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let ask = match crate::cache::Ask::from_headers(req.headers()) {
+        Ok(a) => a,
+        Err(e) => return Err(error_with_overhead(&e, before_body)),
+    };
+    let raw = match read_body(req, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return Err(error_with_overhead(&e, before_body)),
+    };
+    let parse_start = Instant::now();
+    let parsed = wire::chat_request(&raw, state.config.allow_remote_media);
+    drop(raw);
+    let (mut creq, opts) = match parsed {
+        Ok(x) => x,
+        Err(e) => return Err(error_with_overhead(&e, before_body + parse_start.elapsed())),
+    };
+    access.asked.clone_from(&creq.model);
+    access.model.clone_from(&creq.model);
+    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
+        return Err(error_with_overhead(&e, before_body + parse_start.elapsed()));
+    }
+    Ok((creq, opts, ask, parse_start))
+}
+
+/// A streamed chat completion: the SSE response, once the first visible chunk is there.
+async fn chat_sse(
+    mut stream: llmux::ChatStream,
+    mut answer: Answer,
+    include_usage: bool,
+    access: &mut Access,
+    overhead: Duration,
+) -> Response<Body> {
+    // hold the headers until the first visible chunk, so that errors before any output
+    // (unknown model, rate limits, upstream down) get an honest HTTP status
+    let first = loop {
+        match stream.next().await {
+            Some(Ok(chunk)) if Answer::is_visible(&chunk) || answer.starts_next_event(&chunk) => {
+                break Some(chunk);
+            }
+            Some(Ok(chunk)) => {
+                let _ = answer.take(chunk);
+            }
+            Some(Err(e)) => return chat_error(&e, &answer, access, overhead),
+            None => break None,
+        }
+    };
+    let ignored = answer.ignored_header();
+    let sse = SseBody::new(stream, first, answer, include_usage, access.clone());
+    let mut resp = Response::new(Body::Sse(Box::new(sse)));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, SSE);
+    h.insert(CACHE_CONTROL, NO_CACHE);
+    h.insert(X_ACCEL_BUFFERING, NO);
+    if let Some(v) = ignored {
+        h.insert(IGNORED_PARAMS_HEADER, v);
+    }
+    set_overhead(&mut resp, overhead);
+    resp
+}
+
+/// A whole chat completion: reads the stream to its end and answers one `chat.completion`.
+async fn chat_whole(
+    mut stream: llmux::ChatStream,
+    answer: &mut Answer,
+    access: &mut Access,
+    overhead: Duration,
+) -> Response<Body> {
     let mut content = String::new();
     let mut reasoning = String::new();
     while let Some(item) = stream.next().await {
@@ -780,21 +827,21 @@ where
                 Piece::Tool(_) | Piece::ExtraOnly => access.first_token(),
                 Piece::Nothing => {}
             },
-            Err(e) => return tag(chat_error(&e, &answer, access, overhead)),
+            Err(e) => return chat_error(&e, answer, access, overhead),
         }
     }
     drop(stream);
     let build_start = Instant::now();
-    let bytes = match completion_json(&mut answer, &content, &reasoning) {
+    let bytes = match completion_json(answer, &content, &reasoning) {
         Ok(b) => b,
-        Err(e) => return tag(chat_error(&e, &answer, access, overhead)),
+        Err(e) => return chat_error(&e, answer, access, overhead),
     };
     let mut resp = body::json_bytes(StatusCode::OK, bytes);
-    finish_headers(&mut resp, &answer);
-    access.take_answer(&answer);
+    finish_headers(&mut resp, answer);
+    access.take_answer(answer);
     access.overhead = Some(overhead + build_start.elapsed());
     set_overhead(&mut resp, overhead + build_start.elapsed());
-    tag(resp)
+    resp
 }
 
 /// `POST /v1/images/generations`.
@@ -804,46 +851,17 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let before_body = access.start.elapsed();
-    let raw = match read_body(req, state.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return error_with_overhead(&e, before_body),
+    let (creq, format, parse_start) = match read_images(state, req, access, before_body).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
     };
-    let parse_start = Instant::now();
-    let (mut creq, format) =
-        match wire::parse::<ImageRequest>(&raw).and_then(ImageRequest::into_request) {
-            Ok(x) => x,
-            Err(e) => return error_with_overhead(&e, before_body + parse_start.elapsed()),
-        };
-    access.asked.clone_from(&creq.model);
-    access.model.clone_from(&creq.model);
-    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
-        return error_with_overhead(&e, before_body + parse_start.elapsed());
-    }
     let overhead = before_body + parse_start.elapsed();
-    let mut model = creq.model.clone();
-    let mut provider = String::new();
-    let mut found = Vec::new();
-    let mut stream = state.client.chat(creq);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(Chunk::Images(imgs)) => {
-                access.first_token();
-                found.extend(imgs);
-            }
-            Ok(Chunk::Provider(p)) => {
-                provider = p.provider;
-                if !p.model.is_empty() {
-                    model = p.model;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                access.provider.clone_from(&provider);
-                return error_with_overhead(&from_llmux(&e), overhead);
-            }
-        }
-    }
-    drop(stream);
+    let model = creq.model.clone();
+    let stream = state.client.chat(creq);
+    let (model, provider, found) = match collect_images(stream, model, access, overhead).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
     access.model.clone_from(&model);
     access.provider.clone_from(&provider);
     if found.is_empty() {
@@ -857,36 +875,10 @@ where
             overhead,
         );
     }
-    let items = found.into_iter().map(|img| {
-        let provider = provider.as_str();
-        async move {
-            let (url, b64_json) = match (format, img.data) {
-                (ResponseFormat::Url, MediaData::Url(u)) => (Some(u), None),
-                (ResponseFormat::Url, MediaData::Bytes { mime, data }) => {
-                    (Some(media::to_data_uri(&mime, &data)), None)
-                }
-                (ResponseFormat::B64Json, MediaData::Bytes { data, .. }) => {
-                    (None, Some(media::b64_encode(&data)))
-                }
-                (ResponseFormat::B64Json, MediaData::Url(u)) => {
-                    let d = state.client.download(provider, &u).await?;
-                    (None, Some(media::b64_encode(&d.data)))
-                }
-            };
-            Ok::<ImageItem, Error>(ImageItem {
-                url,
-                b64_json,
-                revised_prompt: img.alt,
-            })
-        }
-    });
-    let mut data = Vec::new();
-    for r in futures_util::future::join_all(items).await {
-        match r {
-            Ok(v) => data.push(v),
-            Err(e) => return error_with_overhead(&from_llmux(&e), overhead),
-        }
-    }
+    let data = match image_items(state, format, found, &provider, overhead).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -902,6 +894,110 @@ where
     );
     set_overhead(&mut resp, overhead);
     resp
+}
+
+/// The steps of [`images`] before the call: the body, its parse and the key's default provider.
+/// Returns the request, the asked response format and when parsing began; an error is the
+/// finished response.
+async fn read_images<B>(
+    state: &State,
+    req: Request<B>,
+    access: &mut Access,
+    before_body: Duration,
+) -> Result<(llmux::ChatRequest, ResponseFormat, Instant), Response<Body>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let raw = match read_body(req, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return Err(error_with_overhead(&e, before_body)),
+    };
+    let parse_start = Instant::now();
+    let (mut creq, format) =
+        match wire::parse::<ImageRequest>(&raw).and_then(ImageRequest::into_request) {
+            Ok(x) => x,
+            Err(e) => return Err(error_with_overhead(&e, before_body + parse_start.elapsed())),
+        };
+    access.asked.clone_from(&creq.model);
+    access.model.clone_from(&creq.model);
+    if let Err(e) = state.default_provider(&access.caller, &mut creq) {
+        return Err(error_with_overhead(&e, before_body + parse_start.elapsed()));
+    }
+    Ok((creq, format, parse_start))
+}
+
+/// Reads an image call's stream to its end: the answering model (`model` until a provider names
+/// its own), the provider and the images. An error is the finished response.
+async fn collect_images(
+    mut stream: llmux::ChatStream,
+    mut model: String,
+    access: &mut Access,
+    overhead: Duration,
+) -> Result<(String, String, Vec<llmux_core::Image>), Response<Body>> {
+    let mut provider = String::new();
+    let mut found = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(Chunk::Images(imgs)) => {
+                access.first_token();
+                found.extend(imgs);
+            }
+            Ok(Chunk::Provider(p)) => {
+                provider = p.provider;
+                if !p.model.is_empty() {
+                    model = p.model;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                access.provider.clone_from(&provider);
+                return Err(error_with_overhead(&from_llmux(&e), overhead));
+            }
+        }
+    }
+    drop(stream);
+    Ok((model, provider, found))
+}
+
+/// The images in the asked response format (URLs kept or turned into data URIs, bytes encoded,
+/// URLs downloaded through `provider` for `b64_json`), in order. An error is the finished
+/// response.
+async fn image_items(
+    state: &State,
+    format: ResponseFormat,
+    found: Vec<llmux_core::Image>,
+    provider: &str,
+    overhead: Duration,
+) -> Result<Vec<ImageItem>, Response<Body>> {
+    let items = found.into_iter().map(|img| async move {
+        let (url, b64_json) = match (format, img.data) {
+            (ResponseFormat::Url, MediaData::Url(u)) => (Some(u), None),
+            (ResponseFormat::Url, MediaData::Bytes { mime, data }) => {
+                (Some(media::to_data_uri(&mime, &data)), None)
+            }
+            (ResponseFormat::B64Json, MediaData::Bytes { data, .. }) => {
+                (None, Some(media::b64_encode(&data)))
+            }
+            (ResponseFormat::B64Json, MediaData::Url(u)) => {
+                let d = state.client.download(provider, &u).await?;
+                (None, Some(media::b64_encode(&d.data)))
+            }
+        };
+        Ok::<ImageItem, Error>(ImageItem {
+            url,
+            b64_json,
+            revised_prompt: img.alt,
+        })
+    });
+    let mut data = Vec::new();
+    for r in futures_util::future::join_all(items).await {
+        match r {
+            Ok(v) => data.push(v),
+            Err(e) => return Err(error_with_overhead(&from_llmux(&e), overhead)),
+        }
+    }
+    Ok(data)
 }
 
 #[derive(Serialize)]

@@ -43,7 +43,9 @@ use tokio::time::Instant;
 pub use connector::Proxy;
 pub use multipart::Multipart;
 pub use response::{BodyStream, Response};
-pub use status::{StatusRules, is_cloudflare, parse_retry_after, status_error, strip_html};
+pub use status::{
+    MessageRule, StatusRules, is_cloudflare, parse_retry_after, status_error, strip_html,
+};
 
 use crate::config::Timeouts;
 use crate::error::{Error, Result, TimeoutPhase};
@@ -395,59 +397,23 @@ impl RequestBuilder {
         let timeouts = client.timeouts;
         let provider = self.provider;
         let hyper = client.hyper();
-        let mut headers = self.headers;
-        if !headers.contains_key(http::header::USER_AGENT) {
-            if let Ok(v) = HeaderValue::from_str(&client.shared.config.user_agent) {
-                headers.insert(http::header::USER_AGENT, v);
-            }
-        }
-        headers
-            .entry(http::header::ACCEPT_ENCODING)
-            .or_insert(HeaderValue::from_static("gzip, deflate, br"));
-        headers
-            .entry(http::header::ACCEPT)
-            .or_insert(HeaderValue::from_static("*/*"));
-
-        let mut method = self.method;
-        let mut url = self.url;
-        let mut body = self.body;
+        let mut hop = Hop {
+            method: self.method,
+            url: self.url,
+            body: self.body,
+            headers: with_default_headers(self.headers, &client.shared.config.user_agent),
+        };
         for _hop in 0..=5 {
-            let uri: Uri = url.parse().map_err(|_| {
-                Error::invalid(format!("invalid URL `{}`", redact_url(&url)))
-                    .with_provider(&provider)
-            })?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(Error::invalid(format!(
-                    "URL `{}` must be absolute http(s)",
-                    redact_url(&url)
-                )));
-            }
+            let uri = hop_uri(&hop.url, &provider)?;
             let mut req = http::Request::builder()
-                .method(method.clone())
+                .method(hop.method.clone())
                 .uri(uri.clone())
-                .body(Full::new(body.clone()))
+                .body(Full::new(hop.body.clone()))
                 .map_err(|e| Error::invalid(format!("cannot build request: {e}")))?;
-            *req.headers_mut() = headers.clone();
-            tracing::debug!(method = %method, url = %redact_url(&url), provider = %provider, "upstream request");
+            *req.headers_mut() = hop.headers.clone();
+            tracing::debug!(method = %hop.method, url = %redact_url(&hop.url), provider = %provider, "upstream request");
 
-            let budget = timeouts.connect + timeouts.first_byte;
-            let limit = (Instant::now() + budget).min(deadline);
-            let resp = match tokio::time::timeout_at(limit, hyper.request(req)).await {
-                Err(_) => {
-                    let (phase, after) = if Instant::now() >= deadline {
-                        (TimeoutPhase::Total, timeouts.total)
-                    } else {
-                        (TimeoutPhase::FirstByte, budget)
-                    };
-                    return Err(Error::Timeout {
-                        provider,
-                        phase,
-                        after,
-                    });
-                }
-                Ok(Err(e)) => return Err(map_client_error(&provider, &e, timeouts)),
-                Ok(Ok(r)) => r,
-            };
+            let resp = first_byte(&hyper, req, &provider, timeouts, deadline).await?;
             let status = resp.status();
             if self.follow_redirects && status.is_redirection() {
                 if let Some(loc) = resp
@@ -455,21 +421,7 @@ impl RequestBuilder {
                     .get(http::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
                 {
-                    let next = resolve_location(&uri, loc);
-                    if origin_of(&next) != origin_of(&url) {
-                        headers.remove(http::header::AUTHORIZATION);
-                        headers.remove(http::header::COOKIE);
-                    }
-                    if matches!(status.as_u16(), 301..=303) && method != Method::GET {
-                        method = if method == Method::HEAD {
-                            Method::HEAD
-                        } else {
-                            Method::GET
-                        };
-                        body = Bytes::new();
-                        headers.remove(http::header::CONTENT_TYPE);
-                    }
-                    url = next;
+                    hop.redirect(&uri, status, loc);
                     continue;
                 }
             }
@@ -486,6 +438,97 @@ impl RequestBuilder {
             status: 310,
             message: "too many redirects".into(),
         })
+    }
+}
+
+/// What [`RequestBuilder::send`] sends on the current hop of a redirect chain.
+struct Hop {
+    method: Method,
+    url: String,
+    body: Bytes,
+    headers: HeaderMap,
+}
+
+impl Hop {
+    /// The next hop after a redirect from `uri` with status `status` to `loc`: credentials are
+    /// dropped when it leaves the origin; 301-303 turn a request other than GET/HEAD into a GET
+    /// without a body.
+    fn redirect(&mut self, uri: &Uri, status: http::StatusCode, loc: &str) {
+        let next = resolve_location(uri, loc);
+        if origin_of(&next) != origin_of(&self.url) {
+            self.headers.remove(http::header::AUTHORIZATION);
+            self.headers.remove(http::header::COOKIE);
+        }
+        if matches!(status.as_u16(), 301..=303) && self.method != Method::GET {
+            self.method = if self.method == Method::HEAD {
+                Method::HEAD
+            } else {
+                Method::GET
+            };
+            self.body = Bytes::new();
+            self.headers.remove(http::header::CONTENT_TYPE);
+        }
+        self.url = next;
+    }
+}
+
+/// `headers` with what every request carries unless set: the user agent, `Accept-Encoding`
+/// (the decoders llmux has) and `Accept: */*`.
+fn with_default_headers(mut headers: HeaderMap, user_agent: &str) -> HeaderMap {
+    if !headers.contains_key(http::header::USER_AGENT) {
+        if let Ok(v) = HeaderValue::from_str(user_agent) {
+            headers.insert(http::header::USER_AGENT, v);
+        }
+    }
+    headers
+        .entry(http::header::ACCEPT_ENCODING)
+        .or_insert(HeaderValue::from_static("gzip, deflate, br"));
+    headers
+        .entry(http::header::ACCEPT)
+        .or_insert(HeaderValue::from_static("*/*"));
+    headers
+}
+
+/// The URI of a hop; only absolute `http(s)` URLs are sent.
+fn hop_uri(url: &str, provider: &str) -> Result<Uri> {
+    let uri: Uri = url.parse().map_err(|_| {
+        Error::invalid(format!("invalid URL `{}`", redact_url(url))).with_provider(provider)
+    })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(Error::invalid(format!(
+            "URL `{}` must be absolute http(s)",
+            redact_url(url)
+        )));
+    }
+    Ok(uri)
+}
+
+/// Sends one hop and waits for the response headers, within the connect and first-byte budget
+/// and the call's deadline.
+async fn first_byte(
+    hyper: &HyperClient,
+    req: http::Request<Full<Bytes>>,
+    provider: &str,
+    timeouts: Timeouts,
+    deadline: Instant,
+) -> Result<http::Response<hyper::body::Incoming>> {
+    let budget = timeouts.connect + timeouts.first_byte;
+    let limit = (Instant::now() + budget).min(deadline);
+    match tokio::time::timeout_at(limit, hyper.request(req)).await {
+        Err(_) => {
+            let (phase, after) = if Instant::now() >= deadline {
+                (TimeoutPhase::Total, timeouts.total)
+            } else {
+                (TimeoutPhase::FirstByte, budget)
+            };
+            Err(Error::Timeout {
+                provider: provider.to_owned(),
+                phase,
+                after,
+            })
+        }
+        Ok(Err(e)) => Err(map_client_error(provider, &e, timeouts)),
+        Ok(Ok(r)) => Ok(r),
     }
 }
 

@@ -11,12 +11,24 @@ pub enum StatusRules {
     /// The generic rules (JSON `error`/`message` fields, Cloudflare detection, 401/402/429/502/504).
     #[default]
     Generic,
-    /// Hugging Face Space rules: message from `error` then `message`, cut at the first `" <a "`.
-    HfSpace,
+    /// An upstream family's own message rule (declared where that family lives, e.g. the
+    /// Hugging Face Space rule in `llmux-hf`); otherwise the generic rules.
+    Custom(MessageRule),
     /// OpenAI-compatible servers: the generic rules, and an OpenAI-shaped error body
     /// (`{"error":{"message","type","code","param"}}`) is kept as the upstream said it
     /// ([`Error::UpstreamApi`]).
     OpenAi,
+}
+
+/// Where the message of an error body is and where it ends, for upstreams whose error bodies the
+/// generic rules read wrongly. The status classification (429, 401, Cloudflare, ...) is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRule {
+    /// Top-level fields of a JSON body holding the message, tried in order (the first present
+    /// one wins; an object there gives its `message`); when none is present the message is empty.
+    pub fields: &'static [&'static str],
+    /// The message is cut at the first occurrence of this text (e.g. where an HTML link begins).
+    pub cut_at: Option<&'static str>,
 }
 
 const CLOUDFLARE_MARKERS: &[&str] = &[
@@ -49,9 +61,10 @@ fn json_message(body: &str, rules: StatusRules) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let picked = match rules {
         StatusRules::Generic | StatusRules::OpenAi => v.get("error").cloned().unwrap_or(v),
-        StatusRules::HfSpace => v
-            .get("error")
-            .or_else(|| v.get("message"))
+        StatusRules::Custom(rule) => rule
+            .fields
+            .iter()
+            .find_map(|f| v.get(f))
             .cloned()
             .unwrap_or(serde_json::Value::Null),
     };
@@ -126,10 +139,12 @@ pub fn status_error(
     } else {
         trimmed.to_owned()
     };
-    if rules == StatusRules::HfSpace {
-        if let Some(i) = message.find(" <a ") {
-            message.truncate(i);
-        }
+    if let StatusRules::Custom(MessageRule {
+        cut_at: Some(cut), ..
+    }) = rules
+        && let Some(i) = message.find(cut)
+    {
+        message.truncate(i);
     }
     let message = snippet(&strip_html(&message), 300);
     let provider = provider.to_owned();
@@ -234,20 +249,35 @@ mod tests {
     }
 
     #[test]
-    fn hf_space_rules_cut_links() {
-        let body = r#"{"error":"You have exceeded your GPU quota (60s requested vs. 0s left). <a style=\"x\" href=\"https://huggingface.co/settings/billing\">Upgrade</a> to get more"}"#;
+    fn custom_rules_pick_fields_and_cut() {
+        const RULE: StatusRules = StatusRules::Custom(MessageRule {
+            fields: &["detail", "message"],
+            cut_at: Some(" | "),
+        });
         let e = status_error(
-            "phi",
-            429,
+            "p",
+            500,
             Some("application/json"),
-            body,
+            r#"{"message":"second","detail":{"message":"nested first | more"}}"#,
             None,
-            StatusRules::HfSpace,
+            RULE,
         );
-        assert_eq!(
-            e.to_string(),
-            "phi: rate limited: You have exceeded your GPU quota (60s requested vs. 0s left)."
+        assert_eq!(e.to_string(), "p: HTTP 500: nested first");
+        // no listed field: an empty message (the generic rules would show the whole body)
+        let e = status_error("p", 429, None, r#"{"other":"x"}"#, None, RULE);
+        assert_eq!(e.to_string(), "p: rate limited: Rate limit");
+        // the cut applies to plain-text bodies too
+        let e = status_error("p", 503, Some("text/plain"), "busy | see", None, RULE);
+        assert_eq!(e.to_string(), "p: HTTP 503: busy");
+        let e = status_error(
+            "p",
+            503,
+            Some("text/plain"),
+            "busy | see",
+            None,
+            StatusRules::Generic,
         );
+        assert_eq!(e.to_string(), "p: HTTP 503: busy | see");
     }
 
     #[test]

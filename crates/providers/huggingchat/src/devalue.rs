@@ -746,82 +746,99 @@ impl Parser<'_> {
                 _ => {}
             }
             self.pos += 1; // backslash
-            let Some(e) = self.peek() else {
-                return Err(self.err("unterminated string"));
-            };
-            // Escapes are ASCII; a non-ASCII char after `\` is kept as is.
-            let code: Option<u32> = match e {
-                b'n' => Some(0x0a),
-                b't' => Some(0x09),
-                b'r' => Some(0x0d),
-                b'b' => Some(0x08),
-                b'f' => Some(0x0c),
-                b'v' => Some(0x0b),
-                b'0' if !self.s.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => Some(0),
-                b'x' => {
-                    self.pos += 1;
-                    let v = self.hex(2)?;
-                    self.pos -= 1;
-                    Some(v)
-                }
-                b'u' => {
-                    self.pos += 1;
-                    let v = if self.eat(b'{') {
-                        let start = self.pos;
-                        while self.peek().is_some_and(|b| b.is_ascii_hexdigit()) {
-                            self.pos += 1;
-                        }
-                        let digits = self.src.get(start..self.pos).unwrap_or_default();
-                        let v = u32::from_str_radix(digits, 16)
-                            .ok()
-                            .filter(|v| *v <= 0x10_ffff)
-                            .ok_or_else(|| self.err("bad \\u{…} escape"))?;
-                        if self.peek() != Some(b'}') {
-                            return Err(self.err("bad \\u{…} escape"));
-                        }
-                        v
-                    } else {
-                        let v = self.hex(4)?;
-                        self.pos -= 1;
-                        v
-                    };
-                    Some(v)
-                }
-                b'\n' => None, // line continuation
-                b'\r' => {
-                    if self.s.get(self.pos + 1) == Some(&b'\n') {
-                        self.pos += 1;
-                    }
-                    None
-                }
-                _ => {
-                    // `\"`, `\'`, `\\`, `\/` and any other char stand for themselves.
-                    let rest = self.src.get(self.pos..).unwrap_or_default();
-                    let c = rest.chars().next().unwrap_or('\u{fffd}');
-                    self.pos += c.len_utf8() - 1;
-                    Some(u32::from(c))
-                }
-            };
-            self.pos += 1;
-            let Some(code) = code else { continue };
-            match (pending_high.take(), code) {
-                (Some(h), 0xdc00..=0xdfff) => {
-                    let c = 0x10000 + ((h - 0xd800) << 10) + (code - 0xdc00);
-                    out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
-                }
-                (prev, 0xd800..=0xdbff) => {
-                    if prev.is_some() {
-                        out.push('\u{fffd}');
-                    }
-                    pending_high = Some(code);
-                }
-                (prev, _) => {
-                    if prev.is_some() {
-                        out.push('\u{fffd}');
-                    }
-                    out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                }
+            let Some(code) = self.escape()? else { continue };
+            push_code(&mut out, &mut pending_high, code);
+        }
+    }
+
+    /// Reads the escape after a `\` (at `self.pos`) and moves past it: the code unit it stands
+    /// for, or `None` for a line continuation.
+    fn escape(&mut self) -> Result<Option<u32>> {
+        let Some(e) = self.peek() else {
+            return Err(self.err("unterminated string"));
+        };
+        // Escapes are ASCII; a non-ASCII char after `\` is kept as is.
+        let code: Option<u32> = match e {
+            b'n' => Some(0x0a),
+            b't' => Some(0x09),
+            b'r' => Some(0x0d),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'v' => Some(0x0b),
+            b'0' if !self.s.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => Some(0),
+            b'x' => {
+                self.pos += 1;
+                let v = self.hex(2)?;
+                self.pos -= 1;
+                Some(v)
             }
+            b'u' => {
+                self.pos += 1;
+                Some(self.unicode_escape()?)
+            }
+            b'\n' => None, // line continuation
+            b'\r' => {
+                if self.s.get(self.pos + 1) == Some(&b'\n') {
+                    self.pos += 1;
+                }
+                None
+            }
+            _ => {
+                // `\"`, `\'`, `\\`, `\/` and any other char stand for themselves.
+                let rest = self.src.get(self.pos..).unwrap_or_default();
+                let c = rest.chars().next().unwrap_or('\u{fffd}');
+                self.pos += c.len_utf8() - 1;
+                Some(u32::from(c))
+            }
+        };
+        self.pos += 1;
+        Ok(code)
+    }
+
+    /// The code of a `\u` escape after the `u`: `{hex digits}` (at most U+10FFFF) or four hex
+    /// digits. Leaves `self.pos` on the escape's last character.
+    fn unicode_escape(&mut self) -> Result<u32> {
+        if self.eat(b'{') {
+            let start = self.pos;
+            while self.peek().is_some_and(|b| b.is_ascii_hexdigit()) {
+                self.pos += 1;
+            }
+            let digits = self.src.get(start..self.pos).unwrap_or_default();
+            let v = u32::from_str_radix(digits, 16)
+                .ok()
+                .filter(|v| *v <= 0x10_ffff)
+                .ok_or_else(|| self.err("bad \\u{…} escape"))?;
+            if self.peek() != Some(b'}') {
+                return Err(self.err("bad \\u{…} escape"));
+            }
+            Ok(v)
+        } else {
+            let v = self.hex(4)?;
+            self.pos -= 1;
+            Ok(v)
+        }
+    }
+}
+
+/// Appends the code unit (or code point) `code` of an escape to `out`, pairing UTF-16 surrogates:
+/// `pending_high` holds a high surrogate waiting for its low half; an unpaired one becomes U+FFFD.
+fn push_code(out: &mut String, pending_high: &mut Option<u32>, code: u32) {
+    match (pending_high.take(), code) {
+        (Some(h), 0xdc00..=0xdfff) => {
+            let c = 0x10000 + ((h - 0xd800) << 10) + (code - 0xdc00);
+            out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+        }
+        (prev, 0xd800..=0xdbff) => {
+            if prev.is_some() {
+                out.push('\u{fffd}');
+            }
+            *pending_high = Some(code);
+        }
+        (prev, _) => {
+            if prev.is_some() {
+                out.push('\u{fffd}');
+            }
+            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
         }
     }
 }

@@ -98,44 +98,15 @@ pub const AUTH_COOKIE: &str = "hf-chat";
 /// HuggingChat's image-generation tool id.
 pub const IMAGE_TOOL_ID: &str = "000000000000000000000001";
 /// Default text model.
-pub const DEFAULT_MODEL: &str = "Qwen/Qwen2.5-72B-Instruct";
+pub const DEFAULT_MODEL: &str = llmux_hf::DEFAULT_MODEL;
 /// Default model when images are attached and no model is named.
-pub const DEFAULT_VISION_MODEL: &str = "meta-llama/Llama-3.2-11B-Vision-Instruct";
+pub const DEFAULT_VISION_MODEL: &str = llmux_hf::DEFAULT_VISION_MODEL;
 /// Image models (served through the image-generation tool).
-pub const IMAGE_MODELS: &[&str] = &[
-    "black-forest-labs/FLUX.1-dev",
-    "black-forest-labs/FLUX.1-schnell",
-];
+pub const IMAGE_MODELS: &[&str] = llmux_hf::IMAGE_MODELS;
 /// Text models used when discovery fails (g4f's fallback list, in order).
-pub const FALLBACK_TEXT_MODELS: &[&str] = &[
-    "Qwen/Qwen2.5-72B-Instruct",
-    "meta-llama/Llama-3.3-70B-Instruct",
-    "CohereForAI/c4ai-command-r-plus-08-2024",
-    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
-    "Qwen/QwQ-32B",
-    "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF",
-    "Qwen/Qwen2.5-Coder-32B-Instruct",
-    "meta-llama/Llama-3.2-11B-Vision-Instruct",
-    "mistralai/Mistral-Nemo-Instruct-2407",
-    "microsoft/Phi-3.5-mini-instruct",
-];
-/// Model aliases (alias → model id).
-pub const MODEL_ALIASES: &[(&str, &str)] = &[
-    ("qwen-2.5-72b", "Qwen/Qwen2.5-72B-Instruct"),
-    ("llama-3", "meta-llama/Llama-3.3-70B-Instruct"),
-    ("llama-3.3-70b", "meta-llama/Llama-3.3-70B-Instruct"),
-    ("command-r-plus", "CohereForAI/c4ai-command-r-plus-08-2024"),
-    ("deepseek-r1", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
-    ("qwq-32b", "Qwen/QwQ-32B"),
-    ("nemotron-70b", "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF"),
-    ("qwen-2.5-coder-32b", "Qwen/Qwen2.5-Coder-32B-Instruct"),
-    ("llama-3.2-11b", "meta-llama/Llama-3.2-11B-Vision-Instruct"),
-    ("mistral-nemo", "mistralai/Mistral-Nemo-Instruct-2407"),
-    ("phi-3.5-mini", "microsoft/Phi-3.5-mini-instruct"),
-    ("flux", "black-forest-labs/FLUX.1-dev"),
-    ("flux-dev", "black-forest-labs/FLUX.1-dev"),
-    ("flux-schnell", "black-forest-labs/FLUX.1-schnell"),
-];
+pub const FALLBACK_TEXT_MODELS: &[&str] = llmux_hf::TEXT_MODELS;
+/// HuggingChat's own model aliases, added to the shared Hub aliases ([`llmux_hf::ALIASES`]).
+pub const OWN_ALIASES: &[(&str, &str)] = &[("qwen-2.5-72b", "Qwen/Qwen2.5-72B-Instruct")];
 
 /// Largest HTML page / JSON document read from chat-ui.
 const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
@@ -240,10 +211,7 @@ impl HuggingChat {
             default_vision_model: Some(DEFAULT_VISION_MODEL.into()),
             default_image_model: IMAGE_MODELS.first().map(|m| (*m).to_owned()),
             models,
-            model_aliases: MODEL_ALIASES
-                .iter()
-                .map(|(a, t)| ((*a).to_owned(), (*t).to_owned()))
-                .collect(),
+            model_aliases: llmux_hf::aliases(OWN_ALIASES),
             image_models: strings(IMAGE_MODELS),
             vision_models: vec![DEFAULT_VISION_MODEL.into()],
             audio_models: Vec::new(),
@@ -369,5 +337,18 @@ mod tests {
         assert!(has_path("https://huggingface.co/chat"));
         assert!(!has_path("http://127.0.0.1:3000"));
         assert!(!has_path("http://127.0.0.1:3000/"));
+    }
+
+    #[test]
+    fn aliases_are_the_shared_ones_and_the_fixed_qwen() {
+        let p = HuggingChat::new(ProviderConfig::named(NAME));
+        let aliases = &p.info().model_aliases;
+        assert_eq!(aliases.len(), llmux_hf::ALIASES.len() + 1);
+        assert_eq!(aliases["qwen-2.5-72b"], "Qwen/Qwen2.5-72B-Instruct");
+        assert_eq!(
+            aliases["llama-3.3-70b"],
+            "meta-llama/Llama-3.3-70B-Instruct"
+        );
+        assert!(!aliases.contains_key("gemma-2-27b"));
     }
 }

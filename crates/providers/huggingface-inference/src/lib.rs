@@ -9,8 +9,9 @@
 //!
 //! # How a call works
 //!
-//! 1. The model is resolved: empty → [`models::DEFAULT_MODEL`], aliases ([`models::MODEL_ALIASES`])
-//!    → their target, anything else is used unchanged.
+//! 1. The model is resolved: empty → [`models::DEFAULT_MODEL`], aliases (the shared
+//!    [`llmux_hf::ALIASES`] and [`models::OWN_ALIASES`]) → their target, anything else is used
+//!    unchanged.
 //! 2. FLUX.1 models ([`models::TOGETHER_MODELS`]) are first sent to
 //!    `POST {router}/together/v1/images/generations`; a 404 there falls through to step 3.
 //! 3. The model's Hub data `GET {hub}/api/models/<id>` is fetched once per model and kept for the
@@ -137,7 +138,7 @@ pub const G4F_NAME: &str = "HuggingFaceInference";
 /// Default inference API origin (`base`).
 pub const DEFAULT_BASE_URL: &str = "https://api-inference.huggingface.co";
 /// Default Hub API origin (`hub`).
-pub const DEFAULT_HUB_URL: &str = "https://huggingface.co";
+pub const DEFAULT_HUB_URL: &str = llmux_hf::HUB_URL;
 /// Default router origin (`router`).
 pub const DEFAULT_ROUTER_URL: &str = "https://router.huggingface.co";
 /// `max_new_tokens` when the request sets no `max_tokens`.
@@ -244,7 +245,7 @@ impl HuggingFaceInference {
             name,
             g4f_name: G4F_NAME.into(),
             label: "Hugging Face Inference".into(),
-            url: "https://huggingface.co".into(),
+            url: llmux_hf::HUB_URL.into(),
             working: true,
             needs_auth: false,
             supports_stream: true,

@@ -1,35 +1,22 @@
-//! Static model tables (g4f `hf/models.py`) and the merge rule of Hub discovery.
+//! Static model tables (g4f `hf/models.py`; the lists both Hugging Face providers share live in
+//! `llmux-hf`) and the merge rule of Hub discovery.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 /// Default text model.
-pub const DEFAULT_MODEL: &str = "Qwen/Qwen2.5-72B-Instruct";
+pub const DEFAULT_MODEL: &str = llmux_hf::DEFAULT_MODEL;
 /// Default image model.
-pub const DEFAULT_IMAGE_MODEL: &str = "black-forest-labs/FLUX.1-dev";
+pub const DEFAULT_IMAGE_MODEL: &str = llmux_hf::DEFAULT_IMAGE_MODEL;
 /// Default vision model.
-pub const DEFAULT_VISION_MODEL: &str = "meta-llama/Llama-3.2-11B-Vision-Instruct";
+pub const DEFAULT_VISION_MODEL: &str = llmux_hf::DEFAULT_VISION_MODEL;
 
 /// The static text models, in g4f's order.
-pub const TEXT_MODELS: &[&str] = &[
-    "Qwen/Qwen2.5-72B-Instruct",
-    "meta-llama/Llama-3.3-70B-Instruct",
-    "CohereForAI/c4ai-command-r-plus-08-2024",
-    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
-    "Qwen/QwQ-32B",
-    "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF",
-    "Qwen/Qwen2.5-Coder-32B-Instruct",
-    "meta-llama/Llama-3.2-11B-Vision-Instruct",
-    "mistralai/Mistral-Nemo-Instruct-2407",
-    "microsoft/Phi-3.5-mini-instruct",
-];
+pub const TEXT_MODELS: &[&str] = llmux_hf::TEXT_MODELS;
 
 /// The static image models.
-pub const IMAGE_MODELS: &[&str] = &[
-    "black-forest-labs/FLUX.1-dev",
-    "black-forest-labs/FLUX.1-schnell",
-];
+pub const IMAGE_MODELS: &[&str] = llmux_hf::IMAGE_MODELS;
 
 /// Models that accept images (they receive the text of the conversation only).
 pub const VISION_MODELS: &[&str] = &[
@@ -43,24 +30,11 @@ pub const TOGETHER_MODELS: &[&str] = IMAGE_MODELS;
 /// Path of the Together image route on the router origin.
 pub const TOGETHER_PATH: &str = "/together/v1/images/generations";
 
-/// Alias → model id (shared with g4f's HuggingChat and HuggingFace providers).
-///
-/// `qwen-2.5-72b` points at the 32B coder model, as it does in g4f.
-pub const MODEL_ALIASES: &[(&str, &str)] = &[
+/// This provider's own aliases, added to the shared Hub aliases ([`llmux_hf::ALIASES`]): the
+/// ones g4f's table keeps for other providers, and `qwen-2.5-72b` pointing at the 32B coder model,
+/// as it does in g4f.
+pub const OWN_ALIASES: &[(&str, &str)] = &[
     ("qwen-2.5-72b", "Qwen/Qwen2.5-Coder-32B-Instruct"),
-    ("llama-3", "meta-llama/Llama-3.3-70B-Instruct"),
-    ("llama-3.3-70b", "meta-llama/Llama-3.3-70B-Instruct"),
-    ("command-r-plus", "CohereForAI/c4ai-command-r-plus-08-2024"),
-    ("deepseek-r1", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"),
-    ("qwq-32b", "Qwen/QwQ-32B"),
-    ("nemotron-70b", "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF"),
-    ("qwen-2.5-coder-32b", "Qwen/Qwen2.5-Coder-32B-Instruct"),
-    ("llama-3.2-11b", "meta-llama/Llama-3.2-11B-Vision-Instruct"),
-    ("mistral-nemo", "mistralai/Mistral-Nemo-Instruct-2407"),
-    ("phi-3.5-mini", "microsoft/Phi-3.5-mini-instruct"),
-    ("flux", "black-forest-labs/FLUX.1-dev"),
-    ("flux-dev", "black-forest-labs/FLUX.1-dev"),
-    ("flux-schnell", "black-forest-labs/FLUX.1-schnell"),
     ("qwen-2-vl-7b", "Qwen/Qwen2-VL-7B-Instruct"),
     ("gemma-2-27b", "google/gemma-2-27b-it"),
     ("qwen-2-72b", "Qwen/Qwen2-72B-Instruct"),
@@ -78,11 +52,9 @@ pub const TEXT_LISTING: &str = "/api/models?inference=warm&pipeline_tag=text-gen
 /// Hub listing of text-to-image models.
 pub const IMAGE_LISTING: &str = "/api/models?pipeline_tag=text-to-image";
 
+/// Alias → model id: the shared Hub aliases and [`OWN_ALIASES`].
 pub(crate) fn aliases() -> BTreeMap<String, String> {
-    MODEL_ALIASES
-        .iter()
-        .map(|(a, t)| ((*a).to_owned(), (*t).to_owned()))
-        .collect()
+    llmux_hf::aliases(OWN_ALIASES)
 }
 
 pub(crate) fn owned(list: &[&str]) -> Vec<String> {
@@ -179,6 +151,15 @@ mod tests {
             "stabilityai/stable-diffusion-3.5-large",
         ]);
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn aliases_are_the_shared_ones_and_g4f_extras() {
+        let map = aliases();
+        assert_eq!(map.len(), llmux_hf::ALIASES.len() + OWN_ALIASES.len());
+        assert_eq!(map["qwen-2.5-72b"], "Qwen/Qwen2.5-Coder-32B-Instruct");
+        assert_eq!(map["sd-3.5"], "stabilityai/stable-diffusion-3.5-large");
+        assert_eq!(map["flux-schnell"], "black-forest-labs/FLUX.1-schnell");
     }
 
     #[test]

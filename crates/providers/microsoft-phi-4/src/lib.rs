@@ -90,7 +90,7 @@ pub const G4F_NAME: &str = "Microsoft_Phi_4";
 /// Default Space API origin.
 pub const DEFAULT_BASE_URL: &str = "https://microsoft-phi-4-multimodal.hf.space";
 /// Default Hub origin (Space page and ZeroGPU JWT).
-pub const DEFAULT_HUB_URL: &str = "https://huggingface.co";
+pub const DEFAULT_HUB_URL: &str = llmux_hf::HUB_URL;
 /// Default Space id on the Hub.
 pub const DEFAULT_SPACE: &str = "microsoft/phi-4-multimodal";
 /// Default (and only) model.
