@@ -30,11 +30,7 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// The registrations of `kind` and openai-compat (the fallback's kind).
 pub fn registrations(kind: &str) -> Vec<&'static Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == kind || r.name == "openai-compat")
-        .collect()
+    llmux_testkit::chat::registrations(&[kind, "openai-compat"])
 }
 
 /// The HTTP settings of every matrix client.
