@@ -1,8 +1,14 @@
-//! Captures everything a test binary logs (a global `tracing` subscriber at TRACE writing to
-//! memory) plus any other text the test records, so it can be searched for secrets.
+//! Captures everything the test binary logs while a [`Recording`] is alive (a global `tracing`
+//! subscriber at TRACE writing to memory) plus any other text a test records, so it can be
+//! searched for secrets.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Everything captured so far: log output and recorded texts.
 #[derive(Clone, Default)]
@@ -29,21 +35,40 @@ impl Write for Writer {
 
 static GLOBAL: OnceLock<Capture> = OnceLock::new();
 
+/// How many [`Recording`]s are alive: the global subscriber takes events only while one is.
+static RECORDINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// While alive, every event the process logs (at any level) is written to the global capture.
+/// Tests that do not record (the soak, measuring memory) log nothing to memory.
+#[must_use = "logs are recorded only while the guard is alive"]
+pub struct Recording(());
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        RECORDINGS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Capture {
-    /// The process-wide capture; the first call installs the global TRACE subscriber.
-    pub fn global() -> Capture {
-        GLOBAL
+    /// The process-wide capture, recording the process's logs until the returned guard drops;
+    /// the first call installs the global TRACE subscriber.
+    pub fn global() -> (Capture, Recording) {
+        let capture = GLOBAL
             .get_or_init(|| {
                 let capture = Capture::default();
                 let logs = capture.logs.clone();
-                let _ = tracing_subscriber::fmt()
-                    .with_max_level(tracing::Level::TRACE)
+                let layer = tracing_subscriber::fmt::layer()
                     .with_ansi(false)
                     .with_writer(move || Writer(logs.clone()))
-                    .try_init();
+                    .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+                        RECORDINGS.load(Ordering::SeqCst) > 0
+                    }));
+                let _ = tracing_subscriber::registry().with(layer).try_init();
                 capture
             })
-            .clone()
+            .clone();
+        RECORDINGS.fetch_add(1, Ordering::SeqCst);
+        (capture, Recording(()))
     }
 
     /// Records a text (an error message, a `Debug` rendering) for the secret search.

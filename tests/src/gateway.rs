@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use llmux::{Client, TimeoutPhase};
 use llmux_server::{Gateway, ServerConfig};
+use llmux_testkit::FakeServer;
 use llmux_testkit::client::{self, ClientResponse};
-use llmux_testkit::{FakeServer, closed_port};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -422,19 +422,11 @@ pub fn gateway_key_absent(server: &FakeServer) -> Result<(), String> {
 
 /// Runs one cell through a gateway and checks it.
 pub async fn run_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Result<Duration, String> {
-    let t = &cell.target;
-    let server = (t.start)().await;
-    let backup = match mode {
-        Mode::Routed => Some(runner::start_backup(t.model).await),
-        Mode::Explicit => None,
-    };
-    let origin = match cell.step {
-        Some(step) => {
-            server.inject_times(step.route, cell.fault.fault(&step), 64);
-            server.url("")
-        }
-        None => format!("http://127.0.0.1:{}", closed_port()),
-    };
+    let runner::Armed {
+        server,
+        backup,
+        origin,
+    } = runner::arm(cell, mode, 64).await;
     let gw = Gw::start(runner::client(cell, &origin, backup.as_ref()), config()).await;
     let (k, v) = auth();
     let started = Instant::now();

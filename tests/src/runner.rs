@@ -30,11 +30,7 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// The registrations of `kind` and openai-compat (the fallback's kind).
 pub fn registrations(kind: &str) -> Vec<&'static Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == kind || r.name == "openai-compat")
-        .collect()
+    llmux_testkit::chat::registrations(&[kind, "openai-compat"])
 }
 
 /// The HTTP settings of every matrix client.
@@ -90,6 +86,39 @@ pub fn client(cell: &Cell, origin: &str, backup: Option<&FakeServer>) -> Client 
             .priority([t.name, BACKUP]);
     }
     b.build().expect("client")
+}
+
+/// A cell's fakes, started and armed.
+pub struct Armed {
+    /// The target's fake, the cell's fault injected on its step.
+    pub server: FakeServer,
+    /// The healthy fallback (routed mode only).
+    pub backup: Option<FakeServer>,
+    /// Where the target is: its fake, or a closed port for a cell without step.
+    pub origin: String,
+}
+
+/// Starts the cell's target fake with the cell's fault on its step for the next `times`
+/// requests, and in routed mode the fallback.
+pub async fn arm(cell: &Cell, mode: Mode, times: usize) -> Armed {
+    let t = &cell.target;
+    let server = (t.start)().await;
+    let backup = match mode {
+        Mode::Routed => Some(start_backup(t.model).await),
+        Mode::Explicit => None,
+    };
+    let origin = match cell.step {
+        Some(step) => {
+            server.inject_times(step.route, cell.fault.fault(&step), times);
+            server.url("")
+        }
+        None => format!("http://127.0.0.1:{}", closed_port()),
+    };
+    Armed {
+        server,
+        backup,
+        origin,
+    }
 }
 
 /// The request of a cell.
@@ -185,18 +214,11 @@ fn verbose() -> bool {
 /// Runs one cell through the facade and checks it.
 pub async fn run_facade_cell(cell: &Cell, mode: Mode, capture: &Capture) -> Result<Ran, String> {
     let t = &cell.target;
-    let server = (t.start)().await;
-    let backup = match mode {
-        Mode::Routed => Some(start_backup(t.model).await),
-        Mode::Explicit => None,
-    };
-    let origin = match cell.step {
-        Some(step) => {
-            server.inject_times(step.route, cell.fault.fault(&step), 64);
-            server.url("")
-        }
-        None => format!("http://127.0.0.1:{}", closed_port()),
-    };
+    let Armed {
+        server,
+        backup,
+        origin,
+    } = arm(cell, mode, 64).await;
     let client = client(cell, &origin, backup.as_ref());
     let limit = timeouts().total + END_SLACK;
     let started = Instant::now();
@@ -364,6 +386,61 @@ pub async fn run_matrix(
     }
     failures.sort_by(|a, b| a.cell.cmp(&b.cell));
     (failures, slowest)
+}
+
+/// The whole matrix test over `via`: every cell in both modes, then nothing left behind (tasks,
+/// fds) and no secret in anything `capture` holds. Panics with every failed run listed.
+pub async fn run_matrix_test(via: Via, cells: &[Cell], capture: &Capture) {
+    let fds_before = open_fds();
+    let tasks_before = alive_tasks();
+    let started = Instant::now();
+    let (failures, slowest) = run_matrix(via, cells, 32, capture).await;
+    eprintln!(
+        "{via:?} matrix: {} cells × 2 modes in {:?} (slowest run {slowest:?})",
+        cells.len(),
+        started.elapsed()
+    );
+    if !failures.is_empty() {
+        let list: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{} [{:?}]: {}", f.cell, f.mode, f.message))
+            .collect();
+        panic!(
+            "{} of {} runs failed:\n{}",
+            failures.len(),
+            cells.len() * 2,
+            list.join("\n")
+        );
+    }
+    nothing_left_behind("the matrix", tasks_before, fds_before).await;
+    let leaks = capture.leaks(secrets::ALL);
+    assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
+    assert!(
+        capture.log_lines() > 100,
+        "the {via:?} matrix logs (the search is not vacuous)"
+    );
+}
+
+/// Tasks alive on the current runtime.
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Asserts that every task `what` started has ended and every fd it opened is closed again
+/// (within 5 s; 4 fds of slack).
+pub async fn nothing_left_behind(what: &str, tasks_before: usize, fds_before: usize) {
+    let tasks = settle(tasks_before, Duration::from_secs(5), alive_tasks).await;
+    assert!(
+        tasks <= tasks_before,
+        "{tasks} tasks alive after {what} (before: {tasks_before})"
+    );
+    let fds = settle(fds_before + 4, Duration::from_secs(5), open_fds).await;
+    assert!(
+        fds <= fds_before + 4,
+        "{fds} fds open after {what} (before: {fds_before})"
+    );
 }
 
 /// Open file descriptors of this process.

@@ -76,7 +76,7 @@ fn new_provider(name: &str) -> Result<(), String> {
         eprintln!("wrote {}", p.display());
     }
     eprintln!(
-        "provider `{name}` scaffolded and wired; try `cargo test -p llmux-provider-{name}` and `cargo test -p llmux-e2e --test fault_matrix`"
+        "provider `{name}` scaffolded and wired; try `cargo test -p llmux-provider-{name}` and `cargo test -p llmux-e2e fault_matrix::`"
     );
     Ok(())
 }

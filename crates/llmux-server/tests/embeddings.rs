@@ -13,11 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 fn registrations(names: &[&str]) -> Vec<&'static llmux::Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| names.contains(&r.name))
-        .collect()
+    llmux_testkit::chat::registrations(names)
 }
 
 fn openai_client(fake: &FakeServer) -> Client {

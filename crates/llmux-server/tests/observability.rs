@@ -28,11 +28,7 @@ async fn fake(reply: &str) -> FakeServer {
 }
 
 fn client(alpha: &FakeServer, beta: &FakeServer) -> Client {
-    let regs = llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == "openai-compat")
-        .collect();
+    let regs = llmux_testkit::chat::registrations(&["openai-compat"]);
     Client::builder()
         .ignore_env()
         .registrations(regs)

@@ -19,11 +19,7 @@ async fn request_and_attempt_spans_are_exported() {
     let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
 
     let upstream = FakeOpenAi::new().models(["m"]).reply("hello").start().await;
-    let regs = llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == "openai-compat")
-        .collect();
+    let regs = llmux_testkit::chat::registrations(&["openai-compat"]);
     let client = Client::builder()
         .ignore_env()
         .registrations(regs)

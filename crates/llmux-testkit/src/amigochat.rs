@@ -16,12 +16,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::openai::{CREATED, TINY_PNG};
-use crate::reply::{Reply, SseEvent};
+use crate::reply::{Reply, Script, SseEvent, last_user_text, script_builders};
 use crate::server::{FakeServer, RecordedRequest, Router};
 
 /// Chat models and their `personaId`.
@@ -134,7 +133,8 @@ pub fn is_uuid(s: &str) -> bool {
 /// Defaults: reply `"Hello from the fake AmigoChat!"` in 3 stream chunks without delay, image
 /// URLs pointing back at the fake (`http://<Host>/img/amigo-N.png`), upstream limits on (the
 /// models of [`BALANCE_LIMITED`] answer 402 with [`BALANCE_MESSAGE`], those of [`AIML_BROKEN`]
-/// 500 with [`AIML_ERROR_MESSAGE`]), no forced failures.
+/// 500 with [`AIML_ERROR_MESSAGE`]), no forced failures. In echo mode the reply is
+/// `echo: <text of the last user message>`.
 ///
 /// Validation failures answer `{"error":{"message":…}}`: 401 without `authorization: Bearer…`,
 /// 400 for a missing or malformed `x-device-uuid`, a non-JSON body, a bad `chatId`, an unknown
@@ -142,10 +142,7 @@ pub fn is_uuid(s: &str) -> bool {
 /// Each response carries `x-fake-request-id: N` (1-based, across both endpoints).
 #[derive(Clone, Debug)]
 pub struct FakeAmigoChat {
-    reply: String,
-    echo: bool,
-    chunks: usize,
-    chunk_delay: Duration,
+    script: Script,
     image_urls: Vec<String>,
     upstream_limits: bool,
     fail_first: usize,
@@ -156,10 +153,7 @@ pub struct FakeAmigoChat {
 impl Default for FakeAmigoChat {
     fn default() -> Self {
         FakeAmigoChat {
-            reply: "Hello from the fake AmigoChat!".to_owned(),
-            echo: false,
-            chunks: 3,
-            chunk_delay: Duration::ZERO,
+            script: Script::fixed("Hello from the fake AmigoChat!", 3),
             image_urls: Vec::new(),
             upstream_limits: true,
             fail_first: 0,
@@ -175,30 +169,7 @@ impl FakeAmigoChat {
         FakeAmigoChat::default()
     }
 
-    /// The assistant reply text.
-    pub fn reply(mut self, text: impl Into<String>) -> Self {
-        self.reply = text.into();
-        self.echo = false;
-        self
-    }
-
-    /// Replies `echo: <text of the last user message>` instead of a fixed text.
-    pub fn echo(mut self) -> Self {
-        self.echo = true;
-        self
-    }
-
-    /// Number of content chunks the reply is streamed in.
-    pub fn chunks(mut self, n: usize) -> Self {
-        self.chunks = n.max(1);
-        self
-    }
-
-    /// Delay between stream chunks.
-    pub fn chunk_delay(mut self, delay: Duration) -> Self {
-        self.chunk_delay = delay;
-        self
-    }
+    script_builders!(reply, echo, chunks, chunk_delay);
 
     /// URLs returned by `/v1/images/generations` (all of them, in one response).
     pub fn image_urls<I, S>(mut self, urls: I) -> Self
@@ -260,27 +231,6 @@ struct State {
 
 fn persona_of(table: &[(&str, &'static str)], model: &str) -> Option<&'static str> {
     table.iter().find(|(m, _)| *m == model).map(|(_, p)| *p)
-}
-
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
-fn split(text: &str, n: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.is_empty() {
-        return Vec::new();
-    }
-    let size = chars.len().div_ceil(n.max(1));
-    chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
 impl State {
@@ -353,18 +303,7 @@ impl State {
         else {
             return amigo_error(400, "messages must be a non-empty array");
         };
-        let text = if self.cfg.echo {
-            let last_user = messages
-                .iter()
-                .rev()
-                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-                .and_then(|m| m.get("content"))
-                .map(content_text)
-                .unwrap_or_default();
-            format!("echo: {last_user}")
-        } else {
-            self.cfg.reply.clone()
-        };
+        let text = self.cfg.script.answer(|| last_user_text(messages));
         let id = format!("chatcmpl-{}", self.counter.load(Ordering::SeqCst));
         if body.get("stream").and_then(Value::as_bool) != Some(true) {
             return Reply::json(
@@ -383,7 +322,7 @@ impl State {
             json!({"role": "assistant", "content": ""}),
             Value::Null,
         ))];
-        for piece in split(&text, self.cfg.chunks) {
+        for piece in self.cfg.script.pieces(&text) {
             events.push(SseEvent::json(&chunk(
                 json!({"content": piece}),
                 Value::Null,
@@ -391,7 +330,7 @@ impl State {
         }
         events.push(SseEvent::json(&chunk(json!({}), json!("stop"))));
         events.push(SseEvent::data("[DONE]"));
-        Reply::sse(events).chunk_delay(self.cfg.chunk_delay)
+        Reply::sse(events).chunk_delay(self.cfg.script.chunk_delay())
     }
 
     fn images(&self, req: &RecordedRequest, body: &Value) -> Reply {

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-use crate::reply::Reply;
+use crate::reply::{Reply, Script, content_text, script_builders};
 use crate::server::{FakeServer, RecordedRequest, Router};
 
 /// The models FlowGPT serves anonymously.
@@ -71,7 +71,8 @@ pub fn rate_limited_page() -> Reply {
 /// Builder and configuration of the fake FlowGPT upstream.
 ///
 /// Defaults: reply `"Hello from the fake FlowGPT!"` in 3 `text` events without delay, followed
-/// by `{"event":"done","data":""}`; no clock check.
+/// by `{"event":"done","data":""}`; no clock check. In echo mode the reply is
+/// `echo: <question>` (text parts of a list joined with spaces).
 ///
 /// Failures: 401 `{"statusCode":401,"message":…}` for a wrong `Authorization`, malformed signing
 /// headers, a wrong signature or (with [`FakeFlowGpt::max_clock_skew`]) a stale timestamp; 400
@@ -79,20 +80,14 @@ pub fn rate_limited_page() -> Reply {
 /// `question` / `history` / `system`. Each response carries `x-fake-request-id: N` (1-based).
 #[derive(Clone, Debug)]
 pub struct FakeFlowGpt {
-    reply: String,
-    echo: bool,
-    chunks: usize,
-    chunk_delay: Duration,
+    script: Script,
     max_clock_skew: Option<Duration>,
 }
 
 impl Default for FakeFlowGpt {
     fn default() -> Self {
         FakeFlowGpt {
-            reply: "Hello from the fake FlowGPT!".to_owned(),
-            echo: false,
-            chunks: 3,
-            chunk_delay: Duration::ZERO,
+            script: Script::fixed("Hello from the fake FlowGPT!", 3),
             max_clock_skew: None,
         }
     }
@@ -104,30 +99,7 @@ impl FakeFlowGpt {
         FakeFlowGpt::default()
     }
 
-    /// The reply text.
-    pub fn reply(mut self, text: impl Into<String>) -> Self {
-        self.reply = text.into();
-        self.echo = false;
-        self
-    }
-
-    /// Replies `echo: <question>` (text parts of a list are joined with spaces).
-    pub fn echo(mut self) -> Self {
-        self.echo = true;
-        self
-    }
-
-    /// Number of `text` events the reply is split into.
-    pub fn chunks(mut self, n: usize) -> Self {
-        self.chunks = n.max(1);
-        self
-    }
-
-    /// Delay between events.
-    pub fn chunk_delay(mut self, delay: Duration) -> Self {
-        self.chunk_delay = delay;
-        self
-    }
+    script_builders!(reply, echo, chunks, chunk_delay);
 
     /// Refuses timestamps further than `skew` from the server's clock.
     pub fn max_clock_skew(mut self, skew: Duration) -> Self {
@@ -161,23 +133,11 @@ struct State {
     counter: AtomicUsize,
 }
 
-fn split(text: &str, n: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.is_empty() {
-        return Vec::new();
-    }
-    let size = chars.len().div_ceil(n.max(1));
-    chars.chunks(size).map(|c| c.iter().collect()).collect()
-}
-
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+/// The text of the `question`: a string or text parts as [`content_text`], any other JSON as
+/// written.
+fn question_text(question: &Value) -> String {
+    match question {
+        Value::String(_) | Value::Array(_) => content_text(question),
         other => other.to_string(),
     }
 }
@@ -247,17 +207,16 @@ impl State {
         {
             return flowgpt_error(400, "history and system are required");
         }
-        let text = if self.cfg.echo {
-            format!("echo: {}", content_text(question))
-        } else {
-            self.cfg.reply.clone()
-        };
-        let mut lines: Vec<Bytes> = split(&text, self.cfg.chunks)
+        let text = self.cfg.script.answer(|| question_text(question));
+        let mut lines: Vec<Bytes> = self
+            .cfg
+            .script
+            .pieces(&text)
             .iter()
             .map(|piece| event_line("text", piece))
             .collect();
         lines.push(event_line("done", ""));
-        Reply::chunked("application/x-ndjson", lines).chunk_delay(self.cfg.chunk_delay)
+        Reply::chunked("application/x-ndjson", lines).chunk_delay(self.cfg.script.chunk_delay())
     }
 }
 

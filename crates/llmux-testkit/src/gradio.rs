@@ -47,7 +47,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::reply::{Chunk, Reply};
+use crate::reply::{Chunk, Reply, Script, script_builders};
 use crate::server::{FakeServer, RecordedRequest, Router};
 
 /// The Space the Hub routes answer for by default.
@@ -81,7 +81,9 @@ pub enum Ending {
 /// Builder and configuration of the fake Gradio Space.
 ///
 /// Defaults: Space [`DEFAULT_SPACE`], tokens [`PAGE_TOKEN`] / [`SESSION_UUID`] / [`JWT_TOKEN`],
-/// echo replies, no delay between messages, heartbeats every 15 s (as Gradio), functions 10
+/// echo replies (`echo: <text> | files: <n>[ <mime>:<size>,…]`; a fixed reply instead streams one
+/// space-separated word at a time), no delay before `process_starts` and each
+/// `process_generating`, heartbeats every 15 s (as Gradio), functions 10
 /// (predict) and 11 (join), [`Ending::Complete`].
 #[derive(Clone, Debug)]
 pub struct FakeGradio {
@@ -89,8 +91,7 @@ pub struct FakeGradio {
     page_token: String,
     session_uuid: String,
     jwt_token: String,
-    reply: Option<String>,
-    chunk_delay: Duration,
+    script: Script,
     heartbeat: Duration,
     ending: Ending,
     predict_fn: u64,
@@ -105,8 +106,7 @@ impl Default for FakeGradio {
             page_token: PAGE_TOKEN.to_owned(),
             session_uuid: SESSION_UUID.to_owned(),
             jwt_token: JWT_TOKEN.to_owned(),
-            reply: None,
-            chunk_delay: Duration::ZERO,
+            script: Script::echo(1),
             heartbeat: Duration::from_secs(15),
             ending: Ending::Complete,
             predict_fn: 10,
@@ -146,23 +146,7 @@ impl FakeGradio {
         self
     }
 
-    /// A fixed reply instead of the echo (streamed one space-separated word at a time).
-    pub fn reply(mut self, text: &str) -> Self {
-        self.reply = Some(text.to_owned());
-        self
-    }
-
-    /// Echo replies (the default).
-    pub fn echo(mut self) -> Self {
-        self.reply = None;
-        self
-    }
-
-    /// Delay before `process_starts` and each `process_generating`.
-    pub fn chunk_delay(mut self, delay: Duration) -> Self {
-        self.chunk_delay = delay;
-        self
-    }
+    script_builders!(reply, echo, chunk_delay);
 
     /// Interval of `heartbeat` messages, counted from the start of the stream (zero disables).
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
@@ -568,25 +552,22 @@ impl State {
                     .and_then(|m| m.get("content"))
                     .map(content_text)
                     .unwrap_or_default();
-                let text = match &self.cfg.reply {
-                    Some(r) => r.clone(),
-                    None => {
-                        let uploads = lock(&self.uploads);
-                        let list: Vec<String> = files
-                            .iter()
-                            .map(|(p, m)| {
-                                let size = uploads.get(p).map_or(0, |u| u.data.len());
-                                format!("{m}:{size}")
-                            })
-                            .collect();
-                        let mut t = format!("echo: {user} | files: {}", files.len());
-                        if !list.is_empty() {
-                            t.push(' ');
-                            t.push_str(&list.join(","));
-                        }
-                        t
+                let text = self.cfg.script.answer(|| {
+                    let uploads = lock(&self.uploads);
+                    let list: Vec<String> = files
+                        .iter()
+                        .map(|(p, m)| {
+                            let size = uploads.get(p).map_or(0, |u| u.data.len());
+                            format!("{m}:{size}")
+                        })
+                        .collect();
+                    let mut t = format!("{user} | files: {}", files.len());
+                    if !list.is_empty() {
+                        t.push(' ');
+                        t.push_str(&list.join(","));
                     }
-                };
+                    t
+                });
                 Outcome::Reply { user, text }
             }
         };
@@ -617,7 +598,7 @@ impl State {
                 .header("content-type", "text/event-stream; charset=utf-8")
                 .chunks([sse(version.session_not_found().to_owned())]);
         }
-        let d = self.cfg.chunk_delay;
+        let d = self.cfg.script.chunk_delay();
         let mut timeline: Vec<(Duration, String)> = Vec::new();
         let mut close = true;
         for ev in events {

@@ -30,14 +30,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::openai::TINY_PNG;
-use crate::reply::Reply;
+use crate::reply::{Reply, Script, script_builders};
 use crate::server::{FakeServer, RecordedRequest, Router};
 
 /// Default value of the `hf-chat` cookie the fake accepts.
@@ -134,18 +133,12 @@ impl Store {
     }
 }
 
-#[derive(Clone, Debug)]
-enum ReplyText {
-    Fixed(String),
-    Echo,
-}
-
 /// Builder, configuration and state of the fake chat-ui.
 ///
 /// Defaults: prefix `/chat`, cookie `hf-chat=`[`DEFAULT_COOKIE`] required, models
 /// `Qwen/Qwen2.5-72B-Instruct`, `meta-llama/Llama-3.2-11B-Vision-Instruct` (multimodal) and
 /// `deepseek-ai/DeepSeek-R1-Distill-Qwen-32B` (reasoning), reply `"Hello from the fake
-/// HuggingChat!"` in 3 tokens, no title, one web source, v1 routes only, 10 MB upload limit.
+/// HuggingChat!"` in 3 tokens (in echo mode `echo: <inputs>`, the text the client sent), no title, one web source, v1 routes only, 10 MB upload limit.
 ///
 /// Clones share the conversation store, so a test keeps one clone to inspect
 /// [`FakeHuggingChat::conversations`] after starting the server with another.
@@ -154,9 +147,7 @@ pub struct FakeHuggingChat {
     prefix: String,
     cookie: Option<String>,
     models: Vec<FakeModel>,
-    reply: ReplyText,
-    chunks: usize,
-    chunk_delay: Duration,
+    script: Script,
     reasoning: String,
     title: Option<String>,
     sources: Vec<(String, String)>,
@@ -183,9 +174,7 @@ impl Default for FakeHuggingChat {
                     ..FakeModel::text("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
                 },
             ],
-            reply: ReplyText::Fixed("Hello from the fake HuggingChat!".into()),
-            chunks: 3,
-            chunk_delay: Duration::ZERO,
+            script: Script::fixed("Hello from the fake HuggingChat!", 3),
             reasoning: "Let me think about it.".into(),
             title: None,
             sources: vec![(
@@ -207,16 +196,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn message_error(status: u16, message: &str) -> Reply {
     Reply::json(status, &json!({ "message": message }))
-}
-
-/// Splits `text` into at most `n` non-empty pieces on char boundaries.
-fn split(text: &str, n: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.is_empty() {
-        return Vec::new();
-    }
-    let size = chars.len().div_ceil(n.max(1));
-    chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
 /// Right-pads with NULs to [`TOKEN_PAD`] characters.
@@ -262,29 +241,7 @@ impl FakeHuggingChat {
         self
     }
 
-    /// The assistant reply text.
-    pub fn reply(mut self, text: impl Into<String>) -> Self {
-        self.reply = ReplyText::Fixed(text.into());
-        self
-    }
-
-    /// Replies `echo: <inputs>` (the text the client sent).
-    pub fn echo(mut self) -> Self {
-        self.reply = ReplyText::Echo;
-        self
-    }
-
-    /// Number of `stream` tokens the reply is split into.
-    pub fn chunks(mut self, n: usize) -> Self {
-        self.chunks = n.max(1);
-        self
-    }
-
-    /// Delay between answer lines.
-    pub fn chunk_delay(mut self, delay: Duration) -> Self {
-        self.chunk_delay = delay;
-        self
-    }
+    script_builders!(reply, echo, chunks, chunk_delay);
 
     /// Reasoning text streamed by reasoning models.
     pub fn reasoning(mut self, text: impl Into<String>) -> Self {
@@ -612,10 +569,7 @@ impl FakeHuggingChat {
         ancestors.push(parent.to_owned());
         let user_id = message_id(n, 1);
         let answer_id = message_id(n, 2);
-        let text = match &self.reply {
-            ReplyText::Fixed(t) => t.clone(),
-            ReplyText::Echo => format!("echo: {inputs}"),
-        };
+        let text = self.script.answer(|| inputs.to_owned());
         conv.messages[parent_pos].children.push(user_id.clone());
         let mut answer_ancestors = ancestors.clone();
         answer_ancestors.push(user_id.clone());
@@ -656,7 +610,7 @@ impl FakeHuggingChat {
         }
         if model.as_ref().is_some_and(|m| m.reasoning) {
             lines.push(json!({"type": "reasoning", "subtype": "status", "status": "Thinking..."}));
-            for piece in split(&self.reasoning, self.chunks) {
+            for piece in self.script.pieces(&self.reasoning) {
                 lines.push(json!({"type": "reasoning", "subtype": "stream", "token": piece}));
             }
             lines.push(json!({"type": "reasoning", "subtype": "status", "status": "Done"}));
@@ -673,7 +627,7 @@ impl FakeHuggingChat {
             );
             file_shas.push(sha);
         }
-        for piece in split(&text, self.chunks) {
+        for piece in self.script.pieces(&text) {
             lines.push(json!({"type": "stream", "token": pad(&piece)}));
         }
         lines.push(json!({"type": "finalAnswer", "text": text, "interrupted": false}));
@@ -705,7 +659,7 @@ impl FakeHuggingChat {
         if padding {
             chunks.push(Bytes::from(" ".repeat(TRAILING_SPACES)));
         }
-        Reply::chunked("application/jsonl", chunks).chunk_delay(self.chunk_delay)
+        Reply::chunked("application/jsonl", chunks).chunk_delay(self.script.chunk_delay())
     }
 
     fn output(&self, req: &RecordedRequest) -> Reply {

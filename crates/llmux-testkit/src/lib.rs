@@ -19,8 +19,14 @@
 //!   throwaway `redis-server` ([`procs::RedisServer`]) and nginx in front of the replicas with
 //!   `deploy/nginx/llmux.conf` ([`procs::Nginx`]).
 //!
+//! - `chat` (feature `chat`, pulls in llmux-core): the helpers every provider and client test
+//!   shares — `drain` a chat stream, `text_of` / `texts` / `providers_of` its chunks,
+//!   `registrations` by name.
+//!
 //! New fakes (one module each) build a [`Router`] from [`Reply`]s, so they
-//! compose with faults and with each other via [`Router::merge`].
+//! compose with faults and with each other via [`Router::merge`]; a chat fake holds a reply
+//! script (fixed text or echo, pieces, delay) and gets its `reply` / `echo` / `chunks` /
+//! `chunk_delay` builder methods from it.
 //!
 //! ```
 //! use llmux_testkit::{client, FakeServer, Fault, Reply, Router};
@@ -51,6 +57,8 @@
 //! ```
 
 pub mod amigochat;
+#[cfg(feature = "chat")]
+pub mod chat;
 pub mod client;
 pub mod embeddings;
 mod fault;

@@ -18,12 +18,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::reply::{Reply, SseEvent};
+use crate::reply::{Reply, Script, SseEvent, content_text, last_user_text, script_builders, split};
 use crate::server::{FakeServer, RecordedRequest, Router};
 
 /// The `created` timestamp of every fake object (fixed, for stable snapshots).
@@ -70,7 +69,9 @@ pub fn openai_error(status: u16, message: &str, kind: &str, code: Option<&str>) 
 /// Defaults: prefix `/v1`, model `fake-model`, reply `"Hello from the fake
 /// upstream!"` in 3 stream chunks without delay, finish reason `stop`, usage
 /// derived from word counts, no API key, image URLs pointing back at the fake
-/// (`http://<Host>/fake-files/image-N.png`, which serves [`TINY_PNG`]).
+/// (`http://<Host>/fake-files/image-N.png`, which serves [`TINY_PNG`]). In echo mode
+/// the reply is `echo: <content of the last user message>` (text parts of array content
+/// joined with spaces); the reply and the reasoning stream in `chunks` pieces each.
 ///
 /// Behaviour of `POST {prefix}/chat/completions`:
 /// - bad JSON or a missing `model`/`messages` → 400 `invalid_request_error`;
@@ -141,10 +142,7 @@ pub fn openai_error(status: u16, message: &str, kind: &str, code: Option<&str>) 
 pub struct FakeOpenAi {
     prefix: String,
     models: Vec<String>,
-    reply: String,
-    echo: bool,
-    chunks: usize,
-    chunk_delay: Duration,
+    script: Script,
     reasoning: Option<String>,
     usage: Option<Usage>,
     always_usage: bool,
@@ -160,10 +158,7 @@ impl Default for FakeOpenAi {
         FakeOpenAi {
             prefix: "/v1".to_owned(),
             models: vec!["fake-model".to_owned()],
-            reply: "Hello from the fake upstream!".to_owned(),
-            echo: false,
-            chunks: 3,
-            chunk_delay: Duration::ZERO,
+            script: Script::fixed("Hello from the fake upstream!", 3),
             reasoning: None,
             usage: None,
             always_usage: false,
@@ -204,32 +199,7 @@ impl FakeOpenAi {
         self
     }
 
-    /// The assistant reply text.
-    pub fn reply(mut self, text: impl Into<String>) -> Self {
-        self.reply = text.into();
-        self.echo = false;
-        self
-    }
-
-    /// Replies `echo: <content of the last user message>` instead of a fixed
-    /// text, proving the request made it through (text parts of array content
-    /// are joined with spaces).
-    pub fn echo(mut self) -> Self {
-        self.echo = true;
-        self
-    }
-
-    /// Number of stream chunks the reply (and the reasoning) is split into.
-    pub fn chunks(mut self, n: usize) -> Self {
-        self.chunks = n.max(1);
-        self
-    }
-
-    /// Delay between stream chunks.
-    pub fn chunk_delay(mut self, delay: Duration) -> Self {
-        self.chunk_delay = delay;
-        self
-    }
+    script_builders!(reply, echo, chunks, chunk_delay);
 
     /// Sends `reasoning_content` (deltas when streaming) before the content.
     pub fn reasoning(mut self, text: impl Into<String>) -> Self {
@@ -342,29 +312,6 @@ struct State {
 
 fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
-}
-
-/// Text of a message `content` (string, or array of `{type:"text",text}` parts).
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
-/// Splits `text` into at most `n` non-empty pieces on char boundaries.
-fn split(text: &str, n: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.is_empty() {
-        return Vec::new();
-    }
-    let size = chars.len().div_ceil(n.max(1));
-    chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
 fn bad_request(message: &str) -> Reply {
@@ -836,17 +783,8 @@ impl State {
         let tool_results = trailing_tool_results(messages);
         let text = if let Some(results) = &tool_results {
             format!("Tool results: {results}")
-        } else if self.cfg.echo {
-            let last_user = messages
-                .iter()
-                .rev()
-                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-                .and_then(|m| m.get("content"))
-                .map(content_text)
-                .unwrap_or_default();
-            format!("echo: {last_user}")
         } else {
-            self.cfg.reply.clone()
+            self.cfg.script.answer(|| last_user_text(messages))
         };
         let text = apply_response_format(&body, text);
         let reasoning = self.cfg.reasoning.clone();
@@ -889,7 +827,7 @@ impl State {
             }
             v
         };
-        let pieces = split(&text, self.cfg.chunks);
+        let pieces = self.cfg.script.pieces(&text);
 
         if body.get("stream").and_then(Value::as_bool) != Some(true) {
             let mut message = if calls.is_empty() {
@@ -973,7 +911,7 @@ impl State {
             first["refusal"] = Value::Null;
         }
         let mut events = Vec::new();
-        let reasoning_pieces = split(reasoning.as_deref().unwrap_or(""), self.cfg.chunks);
+        let reasoning_pieces = self.cfg.script.pieces(reasoning.as_deref().unwrap_or(""));
         if calls.is_empty() || !reasoning_pieces.is_empty() {
             events.push(delta(first.take()));
         }
@@ -1001,7 +939,7 @@ impl State {
                 };
                 d["tool_calls"] = json!([header]);
                 events.push(delta(d));
-                for piece in split(&call.arguments, self.cfg.chunks.max(2)) {
+                for piece in split(&call.arguments, self.cfg.script.chunks().max(2)) {
                     events.push(delta(json!({"tool_calls": [
                         {"index": k, "function": {"arguments": piece}}
                     ]})));
@@ -1020,7 +958,7 @@ impl State {
         }
         let mut sse: Vec<SseEvent> = events.iter().map(SseEvent::json).collect();
         sse.push(SseEvent::data("[DONE]"));
-        Reply::sse(sse).chunk_delay(self.cfg.chunk_delay)
+        Reply::sse(sse).chunk_delay(self.cfg.script.chunk_delay())
     }
 
     fn images(&self, req: &RecordedRequest, _n: u64) -> Reply {

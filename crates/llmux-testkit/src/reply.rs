@@ -425,3 +425,135 @@ pub fn jsonl_line(value: &Value) -> Bytes {
     s.push('\n');
     Bytes::from(s)
 }
+
+/// The scripted answer every chat fake composes with its protocol: the text (fixed, or
+/// `echo: <what the client sent>`), the number of pieces it streams in and the pause between
+/// them. A fake holds one in a `script` field and gets its builder methods (`reply`, `echo`,
+/// `chunks`, `chunk_delay`) from `script_builders!`; its protocol decides what a piece is
+/// (an SSE delta, a JSON line, a token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Script {
+    /// The fixed text; `None` echoes.
+    pub(crate) text: Option<String>,
+    /// How many pieces the text streams in (at least one).
+    pub(crate) chunks: usize,
+    /// The pause before each streamed piece.
+    pub(crate) chunk_delay: Duration,
+}
+
+impl Script {
+    /// Answers `text` in `chunks` pieces, without delay.
+    pub(crate) fn fixed(text: impl Into<String>, chunks: usize) -> Script {
+        Script {
+            text: Some(text.into()),
+            chunks: chunks.max(1),
+            chunk_delay: Duration::ZERO,
+        }
+    }
+
+    /// Answers `echo: <what the client sent>` in `chunks` pieces, without delay.
+    pub(crate) fn echo(chunks: usize) -> Script {
+        Script {
+            text: None,
+            chunks: chunks.max(1),
+            chunk_delay: Duration::ZERO,
+        }
+    }
+
+    /// The answer to one request: the fixed text, or `echo: ` followed by what `sent` returns
+    /// (called only when echoing).
+    pub(crate) fn answer(&self, sent: impl FnOnce() -> String) -> String {
+        match &self.text {
+            Some(text) => text.clone(),
+            None => format!("echo: {}", sent()),
+        }
+    }
+
+    /// `text` in this script's number of pieces ([`split`]).
+    pub(crate) fn pieces(&self, text: &str) -> Vec<String> {
+        split(text, self.chunks)
+    }
+
+    /// How many pieces the text streams in.
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// The pause before each streamed piece.
+    pub(crate) fn chunk_delay(&self) -> Duration {
+        self.chunk_delay
+    }
+}
+
+/// Splits `text` into at most `n` non-empty pieces of equal length (in chars; the last may be
+/// shorter); an empty text is no piece.
+pub(crate) fn split(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return Vec::new();
+    }
+    let size = chars.len().div_ceil(n.max(1));
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// The text of an OpenAI-style message `content`: a string, or the `text` parts of a list
+/// joined with spaces (anything else is no text).
+pub(crate) fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The [`content_text`] of the last `user` message of an OpenAI-style `messages` list.
+pub(crate) fn last_user_text(messages: &[Value]) -> String {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| m.get("content"))
+        .map(content_text)
+        .unwrap_or_default()
+}
+
+/// The builder methods of a fake's [`Script`] (held in its `script` field): any of `reply`,
+/// `echo`, `chunks`, `chunk_delay`, named in the call (`script_builders!(reply, echo)`).
+macro_rules! script_builders {
+    ($($method:ident),+ $(,)?) => {
+        $($crate::reply::script_builders!(@$method);)+
+    };
+    (@reply) => {
+        /// A fixed reply text (instead of the echo).
+        pub fn reply(mut self, text: impl Into<String>) -> Self {
+            self.script.text = Some(text.into());
+            self
+        }
+    };
+    (@echo) => {
+        /// Replies `echo: <what the client sent>` instead of a fixed text (see the type docs).
+        pub fn echo(mut self) -> Self {
+            self.script.text = None;
+            self
+        }
+    };
+    (@chunks) => {
+        /// Number of pieces the reply is streamed in (at least one).
+        pub fn chunks(mut self, n: usize) -> Self {
+            self.script.chunks = n.max(1);
+            self
+        }
+    };
+    (@chunk_delay) => {
+        /// Delay before each streamed piece.
+        pub fn chunk_delay(mut self, delay: std::time::Duration) -> Self {
+            self.script.chunk_delay = delay;
+            self
+        }
+    };
+}
+pub(crate) use script_builders;

@@ -70,11 +70,7 @@ impl Drop for Gw {
 
 /// The registration of the openai-compat provider alone.
 pub fn only_openai_compat() -> Vec<&'static llmux::Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == "openai-compat")
-        .collect()
+    llmux_testkit::chat::registrations(&["openai-compat"])
 }
 
 /// A client whose only provider is openai-compat at `fake`.

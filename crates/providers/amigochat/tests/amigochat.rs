@@ -11,7 +11,8 @@ use llmux::{
 };
 use llmux_provider_amigochat::{AmigoChat, NAME};
 use llmux_testkit::amigochat::{BALANCE_MESSAGE, FakeAmigoChat, is_uuid};
-use llmux_testkit::{FakeServer, Fault, RecordedRequest};
+use llmux_testkit::chat::texts;
+use llmux_testkit::{FakeServer, Fault, RecordedRequest, chat};
 use serde_json::{Value, json};
 
 const CHAT: &str = "/v1/chat/completions";
@@ -27,11 +28,7 @@ fn timeouts() -> Timeouts {
 }
 
 fn ours() -> Vec<&'static Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == NAME)
-        .collect()
+    llmux_testkit::chat::registrations(&[NAME])
 }
 
 fn client_with(config: ProviderConfig) -> Client {
@@ -65,25 +62,7 @@ fn ctx() -> Context {
 
 /// Runs the provider directly: every chunk until the end or the first error.
 async fn run(p: &AmigoChat, req: ChatRequest) -> (Vec<Chunk>, Option<Error>) {
-    let mut stream = p.chat(req, ctx());
-    let mut out = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(c) => out.push(c),
-            Err(e) => return (out, Some(e)),
-        }
-    }
-    (out, None)
-}
-
-fn texts(chunks: &[Chunk]) -> Vec<String> {
-    chunks
-        .iter()
-        .filter_map(|c| match c {
-            Chunk::Text(t) => Some(t.clone()),
-            _ => None,
-        })
-        .collect()
+    chat::drain(p.chat(req, ctx())).await
 }
 
 fn named(model: &str, messages: Vec<Message>) -> ChatRequest {

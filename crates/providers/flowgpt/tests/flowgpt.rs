@@ -4,25 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llmux::core::bytes::Bytes;
-use llmux::core::futures_util::StreamExt;
 use llmux::core::http::Proxy;
 use llmux::{
-    ChatRequest, Chunk, Client, Content, ContentPart, Error, Media, Message, ProviderConfig,
-    Registration, Timeouts,
+    ChatRequest, Client, Content, ContentPart, Error, Media, Message, ProviderConfig, Registration,
+    Timeouts,
 };
 use llmux_provider_flowgpt::{FixedSigner, FlowGpt, NAME};
 use llmux_testkit::flowgpt::{self as fake, FakeFlowGpt, event_line, rate_limited_page};
-use llmux_testkit::{FakeServer, Fault, Reply};
+use llmux_testkit::{FakeServer, Fault, Reply, chat};
 use serde_json::{Value, json};
 
 const PATH: &str = "/v3/chat-anonymous";
 
 fn ours() -> Vec<&'static Registration> {
-    llmux::core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == NAME)
-        .collect()
+    llmux_testkit::chat::registrations(&[NAME])
 }
 
 fn builder() -> llmux::ClientBuilder {
@@ -75,16 +70,12 @@ fn named(model: &str, messages: Vec<Message>) -> ChatRequest {
 }
 
 async fn texts(client: &Client, req: ChatRequest) -> (Vec<String>, Option<Error>) {
-    let mut stream = client.chat(req);
-    let mut out = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(Chunk::Text(t)) => out.push(t),
-            Ok(_) => {}
-            Err(e) => return (out, Some(e)),
-        }
-    }
-    (out, None)
+    let (chunks, error) = chat::drain(client.chat(req)).await;
+    let texts = chat::texts(&chunks)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    (texts, error)
 }
 
 fn body(server: &FakeServer, i: usize) -> Value {

@@ -2,16 +2,16 @@
 
 use std::time::Duration;
 
-use llmux::core::futures_util::StreamExt;
 use llmux::core::http::{HttpClient, HttpConfig, Proxy};
 use llmux::{
     ChatRequest, Chunk, Client, Content, ContentPart, Conversation, Cookies, Error, FinishReason,
     ImageUrl, Media, MediaData, Message, Provider, ProviderConfig, Reasoning, Source, Timeouts,
 };
 use llmux_provider_huggingchat::{HuggingChat, IMAGE_TOOL_ID, NAME};
+use llmux_testkit::chat::text_of;
 use llmux_testkit::huggingchat::{DEFAULT_COOKIE, FakeHuggingChat, FakeModel, parse_multipart};
 use llmux_testkit::openai::TINY_PNG;
-use llmux_testkit::{FakeServer, Fault, RecordedRequest, Reply};
+use llmux_testkit::{FakeServer, Fault, RecordedRequest, Reply, chat};
 use serde_json::{Value, json};
 
 const TIMEOUTS: Timeouts = Timeouts {
@@ -49,25 +49,7 @@ fn request(model: &str, messages: Vec<Message>) -> ChatRequest {
 }
 
 async fn run(client: &Client, req: ChatRequest) -> (Vec<Chunk>, Option<Error>) {
-    let mut out = Vec::new();
-    let mut stream = client.chat(req);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(c) => out.push(c),
-            Err(e) => return (out, Some(e)),
-        }
-    }
-    (out, None)
-}
-
-fn text_of(chunks: &[Chunk]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| match c {
-            Chunk::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
+    chat::drain(client.chat(req)).await
 }
 
 /// The `data` JSON and the file parts of a recorded message post.

@@ -7,7 +7,6 @@ use llmux::{
     ProviderConfig, Timeouts, Usage,
 };
 use llmux_core::Context;
-use llmux_core::futures_util::StreamExt;
 use llmux_core::http::{HttpClient, HttpConfig};
 use llmux_provider_huggingface_inference::{NAME, save_images};
 use llmux_testkit::hf_inference::{DEEPSEEK_EOS, FAKE_JPEG, FakeHfInference};
@@ -36,11 +35,7 @@ fn config(server: &FakeServer) -> ProviderConfig {
 }
 
 fn client_with(cfg: ProviderConfig, total: Duration) -> Client {
-    let regs = llmux_core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == NAME)
-        .collect();
+    let regs = llmux_testkit::chat::registrations(&[NAME]);
     Client::builder()
         .ignore_env()
         .registrations(regs)
@@ -54,16 +49,11 @@ fn client(server: &FakeServer) -> Client {
     client_with(config(server), Duration::from_secs(10))
 }
 
-async fn drain(mut stream: ChatStream) -> (Vec<Chunk>, Option<Error>) {
-    let mut chunks = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(Chunk::Provider(_)) => {}
-            Ok(c) => chunks.push(c),
-            Err(e) => return (chunks, Some(e)),
-        }
-    }
-    (chunks, None)
+/// The stream's chunks but the `Provider` announcement, and the error that ended it.
+async fn drain(stream: ChatStream) -> (Vec<Chunk>, Option<Error>) {
+    let (mut chunks, error) = llmux_testkit::chat::drain(stream).await;
+    chunks.retain(|c| !matches!(c, Chunk::Provider(_)));
+    (chunks, error)
 }
 
 fn req(model: &str, messages: Vec<Message>) -> ChatRequest {

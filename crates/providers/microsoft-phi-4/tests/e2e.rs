@@ -7,9 +7,9 @@ use llmux::{
     ChatRequest, ChatStream, Chunk, Client, Content, ContentPart, Cookies, Error, FinishReason,
     InputAudio, Media, Message, ProviderConfig, TimeoutPhase, Timeouts,
 };
-use llmux_core::futures_util::StreamExt;
 use llmux_core::serde_json::{Value, json};
 use llmux_provider_microsoft_phi_4::NAME;
+use llmux_testkit::chat::texts;
 use llmux_testkit::gradio::{Ending, FakeGradio, JWT_TOKEN, PAGE_TOKEN, SESSION_UUID, Version};
 use llmux_testkit::openai::TINY_PNG;
 use llmux_testkit::{FakeServer, Fault, RecordedRequest, Reply};
@@ -98,11 +98,7 @@ fn config(server: &FakeServer) -> ProviderConfig {
 }
 
 fn client_with(cfg: ProviderConfig, idle: Duration) -> Client {
-    let regs = llmux_core::registrations()
-        .expect("registrations")
-        .into_iter()
-        .filter(|r| r.name == NAME)
-        .collect();
+    let regs = llmux_testkit::chat::registrations(&[NAME]);
     Client::builder()
         .ignore_env()
         .registrations(regs)
@@ -120,26 +116,11 @@ fn req(text: &str) -> ChatRequest {
     ChatRequest::user("phi-4", text).with_provider(NAME)
 }
 
-async fn drain(mut stream: ChatStream) -> (Vec<Chunk>, Option<Error>) {
-    let mut chunks = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(Chunk::Provider(_)) => {}
-            Ok(c) => chunks.push(c),
-            Err(e) => return (chunks, Some(e)),
-        }
-    }
-    (chunks, None)
-}
-
-fn texts(chunks: &[Chunk]) -> Vec<&str> {
-    chunks
-        .iter()
-        .filter_map(|c| match c {
-            Chunk::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
+/// The stream's chunks but the `Provider` announcement, and the error that ended it.
+async fn drain(stream: ChatStream) -> (Vec<Chunk>, Option<Error>) {
+    let (mut chunks, error) = llmux_testkit::chat::drain(stream).await;
+    chunks.retain(|c| !matches!(c, Chunk::Provider(_)));
+    (chunks, error)
 }
 
 fn one(server: &FakeServer, path: &str) -> RecordedRequest {

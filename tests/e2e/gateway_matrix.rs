@@ -4,63 +4,19 @@
 //! has begun are an SSE error event followed by `[DONE]`. No fake ever sees the gateway key,
 //! and nothing the gateway logged or answered shows a secret.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use llmux_e2e::capture::Capture;
+use llmux_e2e::gateway::Gw;
 use llmux_e2e::matrix::{self, secrets};
-use llmux_e2e::runner::{self, Via, open_fds, settle};
+use llmux_e2e::runner::{self, Mode, Via};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_fault_matrix_and_secrets() {
-    let capture = Capture::global();
+    let _alone = llmux_e2e::alone().await;
+    let (capture, _recording) = Capture::global();
     let cells = matrix::cells();
-    let fds_before = open_fds();
-    let tasks_before = tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks();
-
-    let started = Instant::now();
-    let (failures, slowest) = runner::run_matrix(Via::Gateway, &cells, 32, &capture).await;
-    eprintln!(
-        "gateway matrix: {} cells × 2 modes in {:?} (slowest answer {slowest:?})",
-        cells.len(),
-        started.elapsed()
-    );
-    if !failures.is_empty() {
-        let list: Vec<String> = failures
-            .iter()
-            .map(|f| format!("{} [{:?}]: {}", f.cell, f.mode, f.message))
-            .collect();
-        panic!(
-            "{} of {} runs failed:\n{}",
-            failures.len(),
-            cells.len() * 2,
-            list.join("\n")
-        );
-    }
-
-    let tasks = settle(tasks_before, Duration::from_secs(5), || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    })
-    .await;
-    assert!(
-        tasks <= tasks_before,
-        "{tasks} tasks alive after the matrix (before: {tasks_before})"
-    );
-    let fds = settle(fds_before + 4, Duration::from_secs(5), open_fds).await;
-    assert!(
-        fds <= fds_before + 4,
-        "{fds} fds open after the matrix (before: {fds_before})"
-    );
-
-    let leaks = capture.leaks(secrets::ALL);
-    assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
-    assert!(
-        capture.log_lines() > 100,
-        "the gateway logs (the search is not vacuous)"
-    );
+    runner::run_matrix_test(Via::Gateway, &cells, &capture).await;
 }
 
 /// `POST /v1/responses` (stream) over every streaming target whose stream is cut or stalls
@@ -69,12 +25,13 @@ async fn gateway_fault_matrix_and_secrets() {
 /// OpenAI error status instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_route_cut_streams_fail_typed() {
-    use llmux_e2e::gateway::{Gw, auth, config, well_formed_error};
+    let _shared = llmux_e2e::shared().await;
+    use llmux_e2e::gateway::{auth, config, well_formed_error};
     use llmux_e2e::matrix::{Expect, FaultId};
     use llmux_testkit::client;
     use serde_json::{Value, json};
 
-    let capture = Capture::global();
+    let (capture, _recording) = Capture::global();
     let cells: Vec<_> = matrix::cells()
         .into_iter()
         .filter(|c| {
@@ -92,10 +49,11 @@ async fn responses_route_cut_streams_fail_typed() {
     assert!(!cells.is_empty(), "the matrix has cut streams");
     let mut failures = Vec::new();
     for cell in &cells {
-        let Some(step) = cell.step else { continue };
-        let server = (cell.target.start)().await;
-        server.inject_times(step.route, cell.fault.fault(&step), 64);
-        let gw = Gw::start(runner::client(cell, &server.url(""), None), config()).await;
+        if cell.step.is_none() {
+            continue;
+        }
+        let armed = runner::arm(cell, Mode::Explicit, 64).await;
+        let gw = Gw::start(runner::client(cell, &armed.origin, None), config()).await;
         let (k, v) = auth();
         let body = json!({"model": cell.target.model, "provider": cell.target.name,
             "input": "Say hello, please.", "stream": true});
@@ -158,6 +116,7 @@ async fn responses_route_cut_streams_fail_typed() {
 /// and the text before it is a prefix of the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_route_after_output_faults_are_error_events() {
+    let _shared = llmux_e2e::shared().await;
     use llmux_e2e::matrix::Timing;
     use serde_json::{Value, json};
 
@@ -179,24 +138,14 @@ async fn messages_route_after_output_faults_are_error_events() {
     );
     let mut cut_streams = 0;
     for cell in &cells {
-        let step = cell.step.expect("a step");
-        let fake = (cell.target.start)().await;
-        fake.inject(step.route, cell.fault.fault(&step));
-        let client = runner::client(cell, &fake.url(""), None);
-        let config = llmux_server::ServerConfig {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            api_key: Some(secrets::GATEWAY_KEY.into()),
-            ..llmux_server::ServerConfig::default()
-        };
-        let bound = llmux_server::Gateway::new(client, config)
-            .bind()
-            .await
-            .expect("bind");
-        let url = format!("http://{}/v1/messages", bound.local_addr());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(bound.serve(async {
-            let _ = stopped.await;
-        }));
+        assert!(cell.step.is_some(), "a step");
+        let armed = runner::arm(cell, Mode::Explicit, 1).await;
+        let gw = Gw::start(
+            runner::client(cell, &armed.origin, None),
+            llmux_e2e::gateway::config(),
+        )
+        .await;
+        let url = gw.url("/v1/messages");
         let body = json!({"model": format!("{}:{}", cell.target.name, cell.target.model),
             "max_tokens": 50, "stream": true,
             "messages": [{"role": "user", "content": "Say hello, please."}]});
@@ -216,7 +165,7 @@ async fn messages_route_after_output_faults_are_error_events() {
             assert_ne!(cell.content_before_error, Some(true), "{}", cell.id());
             let v: Value = resp.json().await.expect("error body");
             assert_eq!(v["type"], "error", "{}: {v}", cell.id());
-            let _ = stop.send(());
+            drop(gw);
             continue;
         }
         let text = tokio::time::timeout(Duration::from_secs(20), resp.text())
@@ -265,7 +214,7 @@ async fn messages_route_after_output_faults_are_error_events() {
         );
         assert!(!text.contains(secrets::OPENAI_KEY), "{}", cell.id());
         cut_streams += 1;
-        let _ = stop.send(());
+        drop(gw);
     }
     assert!(
         cut_streams >= 4,

@@ -70,6 +70,7 @@ async fn ask(client: &Client) -> (Vec<String>, String, Duration) {
 
 #[tokio::test]
 async fn a_dead_provider_is_opened_skipped_probed_and_closed() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     // alpha hangs before its headers: every request pays its first-byte timeout
@@ -117,6 +118,7 @@ async fn a_dead_provider_is_opened_skipped_probed_and_closed() {
 
 #[tokio::test]
 async fn a_failed_probe_reopens_for_longer() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     alpha.inject_times(CHAT, Fault::status(502), 1000);
@@ -140,6 +142,7 @@ async fn a_failed_probe_reopens_for_longer() {
 
 #[tokio::test]
 async fn a_429_with_retry_after_opens_until_then() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     alpha.inject(CHAT, Fault::rate_limited("1"));
@@ -160,6 +163,7 @@ async fn a_429_with_retry_after_opens_until_then() {
 
 #[tokio::test]
 async fn request_errors_never_open_it() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     alpha.inject_times(CHAT, Fault::status(400), 5);
@@ -180,6 +184,7 @@ async fn request_errors_never_open_it() {
 
 #[tokio::test]
 async fn exactly_one_probe_goes_through_while_half_open() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     alpha.inject_times(CHAT, Fault::status(500), 3);
@@ -202,6 +207,7 @@ async fn exactly_one_probe_goes_through_while_half_open() {
 
 #[tokio::test]
 async fn a_named_provider_is_always_tried() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     alpha.inject_times(CHAT, Fault::status(500), 3);
@@ -221,6 +227,7 @@ async fn a_named_provider_is_always_tried() {
 
 #[tokio::test]
 async fn a_breaker_opened_by_another_replica_is_skipped_then_probed() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta) = (fake("alpha here").await, fake("beta here").await);
     let client = client(&alpha, &beta);
     client.open_breaker("alpha", "shared-model", COOLDOWN, false);

@@ -66,6 +66,7 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_clients_are_cut_off_and_do_not_block_others() {
+    let _shared = llmux_e2e::shared().await;
     let timeout = Duration::from_millis(400);
     let (fake, gw) = setup(ServerConfig {
         header_read_timeout: timeout,
@@ -160,6 +161,7 @@ fn deep_body() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_at_every_nesting_level_is_a_400() {
+    let _shared = llmux_e2e::shared().await;
     let (fake, gw) = setup(gateway::config()).await;
     let valid = deep_body().to_string();
     // cut the document right after every opening bracket, brace, colon and comma (every level)
@@ -220,6 +222,7 @@ async fn invalid_json_at_every_nesting_level_is_a_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_types_at_every_level_name_the_field() {
+    let _shared = llmux_e2e::shared().await;
     let (fake, gw) = setup(gateway::config()).await;
     let cases: &[(&str, Value, &str)] = &[
         ("/model", json!(5), "model"),
@@ -278,6 +281,7 @@ async fn wrong_types_at_every_level_name_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_fields_are_forwarded_verbatim() {
+    let _shared = llmux_e2e::shared().await;
     let (fake, gw) = setup(gateway::config()).await;
     let mut body = deep_body();
     body["zz_top"] = json!({"nested": [1, 2, {"deeper": true}]});
@@ -311,6 +315,7 @@ async fn unknown_fields_are_forwarded_verbatim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_chunked_bodies_are_refused_without_reading_them_all() {
+    let _shared = llmux_e2e::shared().await;
     let (fake, gw) = setup(ServerConfig {
         max_body_bytes: 64 * 1024,
         ..gateway::config()

@@ -20,6 +20,7 @@ async fn client_for(server: &FakeServer, key: Option<&str>) -> Client {
 
 #[tokio::test]
 async fn streams_through_the_facade() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new()
         .models(["fake-model"])
         .reply("Hello from the fake upstream!")
@@ -79,6 +80,7 @@ async fn streams_through_the_facade() {
 
 #[tokio::test]
 async fn completes_without_streaming() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new()
         .models(["fake-model"])
         .echo()
@@ -102,6 +104,7 @@ async fn completes_without_streaming() {
 
 #[tokio::test]
 async fn routes_by_discovered_model_and_reports_close_matches() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new()
         .models(["llama3.2", "qwen2.5"])
         .echo()
@@ -155,6 +158,7 @@ async fn routes_by_discovered_model_and_reports_close_matches() {
 
 #[tokio::test]
 async fn upstream_errors_are_typed() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new()
         .models(["fake-model"])
         .api_key("right")
@@ -213,6 +217,7 @@ async fn upstream_errors_are_typed() {
 
 #[tokio::test]
 async fn generates_images() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().models(["dall-e-3"]).start().await;
     let client = Client::builder()
         .ignore_env()
@@ -239,6 +244,7 @@ async fn generates_images() {
 
 #[tokio::test]
 async fn unknown_model_on_the_server_is_model_not_supported() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().models(["fake-model"]).start().await;
     let client = client_for(&fake, None).await;
     let err = client
@@ -255,6 +261,7 @@ async fn unknown_model_on_the_server_is_model_not_supported() {
 /// still tried for a model it may serve, instead of "no provider serves model X".
 #[tokio::test]
 async fn failed_discovery_does_not_hide_the_server() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new()
         .models(Vec::<String>::new())
         .echo()

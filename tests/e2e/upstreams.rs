@@ -65,6 +65,7 @@ fn stream_parts(body: &str) -> (String, Option<String>, Option<Value>) {
 
 #[tokio::test]
 async fn phi_4_speaks_to_a_gradio_6_space_through_the_facade_and_the_gateway() {
+    let _shared = llmux_e2e::shared().await;
     let space = FakeGradio::new().gradio6().start().await;
     let cfg = ProviderConfig::default()
         .with_base_url(space.url(""))
@@ -129,6 +130,7 @@ async fn phi_4_speaks_to_a_gradio_6_space_through_the_facade_and_the_gateway() {
 
 #[tokio::test]
 async fn tgi_details_give_finish_reasons_and_usage_through_the_facade_and_the_gateway() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeHfInference::new()
         .tokens([" one", " two", " three"])
         .start()

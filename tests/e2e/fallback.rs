@@ -41,6 +41,7 @@ async fn two() -> (FakeServer, FakeServer, Client) {
 
 #[tokio::test]
 async fn first_provider_answers_when_healthy() {
+    let _shared = llmux_e2e::shared().await;
     let (_alpha, beta, client) = two().await;
     let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
     assert!(err.is_none());
@@ -51,6 +52,7 @@ async fn first_provider_answers_when_healthy() {
 
 #[tokio::test]
 async fn falls_back_before_first_content() {
+    let _shared = llmux_e2e::shared().await;
     for fault in [
         Fault::status(500),
         Fault::CloudflareChallenge,
@@ -73,6 +75,7 @@ async fn falls_back_before_first_content() {
 
 #[tokio::test]
 async fn never_falls_back_after_first_content() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta, client) = two().await;
     alpha.inject("/v1/chat/completions", Fault::DisconnectAfter { chunks: 3 });
     let (chunks, err) = drain(client.chat(ChatRequest::user("shared-model", "hi"))).await;
@@ -96,6 +99,7 @@ async fn never_falls_back_after_first_content() {
 
 #[tokio::test]
 async fn all_failed_lists_every_attempt() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, beta, client) = two().await;
     alpha.inject("/v1/chat/completions", Fault::status(502));
     beta.inject("/v1/chat/completions", Fault::rate_limited("120"));
@@ -121,6 +125,7 @@ async fn all_failed_lists_every_attempt() {
 
 #[tokio::test]
 async fn retries_connection_failures_then_falls_back() {
+    let _shared = llmux_e2e::shared().await;
     let beta = FakeOpenAi::new().models(["m"]).reply("beta").start().await;
     let client = Client::builder()
         .ignore_env()
@@ -155,6 +160,7 @@ async fn retries_connection_failures_then_falls_back() {
 
 #[tokio::test]
 async fn request_credentials_only_reach_named_providers() {
+    let _shared = llmux_e2e::shared().await;
     let (alpha, _beta, client) = two().await;
     client
         .complete(ChatRequest::user("shared-model", "hi").with_api_key("sk-user-secret"))
@@ -180,6 +186,7 @@ async fn request_credentials_only_reach_named_providers() {
 
 #[tokio::test]
 async fn unknown_provider_suggests_names() {
+    let _shared = llmux_e2e::shared().await;
     let (_a, _b, client) = two().await;
     let err = client
         .complete(ChatRequest::user("x", "hi").with_provider("alpah"))
@@ -240,6 +247,7 @@ fn logins(chunks: &[llmux::Chunk]) -> usize {
 /// providers' output.
 #[tokio::test]
 async fn a_failed_providers_login_prompt_is_not_mixed_into_the_fallback_answer() {
+    let _shared = llmux_e2e::shared().await;
     let beta = FakeOpenAi::new()
         .models(["shared-model"])
         .reply("beta answers here")
@@ -286,6 +294,7 @@ async fn a_failed_providers_login_prompt_is_not_mixed_into_the_fallback_answer()
 /// back), and cookies given with a request for a named provider are left alone.
 #[tokio::test]
 async fn cookie_source_is_asked_per_provider_and_its_error_falls_back() {
+    let _shared = llmux_e2e::shared().await;
     use std::sync::{Arc, Mutex};
     let alpha = FakeOpenAi::new()
         .models(["shared-model"])

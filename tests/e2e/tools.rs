@@ -90,6 +90,7 @@ fn tool_request() -> ChatRequest {
 /// two calls, and the upstream received the tools.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_deltas_split_at_every_byte_boundary() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().start().await;
     let client = openai_client(&fake);
     let body: String = two_calls_sse().concat();
@@ -117,6 +118,7 @@ async fn tool_deltas_split_at_every_byte_boundary() {
 /// index, id, type and name; later pieces only arguments; finish reason `tool_calls`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_streams_openai_tool_call_shape() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().start().await;
     let gw = Gw::start(openai_client(&fake), ServerConfig::default()).await;
     fake.inject(
@@ -174,6 +176,7 @@ async fn gateway_streams_openai_tool_call_shape() {
 /// reaches the upstream with the assistant's calls and the tool results intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_non_stream_tool_round_trip() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().start().await;
     let gw = Gw::start(openai_client(&fake), ServerConfig::default()).await;
     let upstream = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "fake-model",
@@ -289,6 +292,7 @@ fn plain_client(emulation: bool) -> Client {
 /// with emulation on, real tool-call chunks in OpenAI's shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_on_a_plain_provider_are_refused_or_emulated() {
+    let _shared = llmux_e2e::shared().await;
     let ask = |emulate: Option<bool>, stream: bool| {
         let mut b = json!({"model": "plain-model", "provider": "plain", "stream": stream,
             "tools": weather_tools(), "messages": [{"role": "user", "content": "Weather in Oslo?"}]});
@@ -352,6 +356,7 @@ async fn tools_on_a_plain_provider_are_refused_or_emulated() {
 /// whose loss changes the answer are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_params_are_named_and_answer_changing_ones_refused() {
+    let _shared = llmux_e2e::shared().await;
     let gw = Gw::start(plain_client(false), ServerConfig::default()).await;
     for stream in [false, true] {
         let body = json!({"model": "plain-model", "stream": stream, "temperature": 0.3, "seed": 7,
@@ -384,6 +389,7 @@ async fn ignored_params_are_named_and_answer_changing_ones_refused() {
 /// reported as complete, and no other provider is tried after the first tool-call piece.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_tool_call_stream_is_an_error_without_fallback() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().start().await;
     let backup = FakeOpenAi::new().reply("backup answer").start().await;
     let client = Client::builder()
@@ -442,6 +448,7 @@ async fn cut_tool_call_stream_is_an_error_without_fallback() {
 /// Structured output: forwarded to OpenAI-shaped upstreams, emulated on a plain provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_format_is_forwarded_or_emulated() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().start().await;
     let gw = Gw::start(openai_client(&fake), ServerConfig::default()).await;
     let format = json!({"type": "json_schema", "json_schema": {"name": "w", "strict": true,
@@ -476,6 +483,7 @@ async fn response_format_is_forwarded_or_emulated() {
 /// An OpenAI-shaped upstream error keeps its status, type, code, param and message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_openai_errors_keep_their_meaning() {
+    let _shared = llmux_e2e::shared().await;
     let fake = FakeOpenAi::new().start().await;
     let gw = Gw::start(openai_client(&fake), ServerConfig::default()).await;
     let upstream = json!({"error": {"message": "This model's maximum context length is 8192 tokens.",
@@ -499,6 +507,7 @@ async fn upstream_openai_errors_keep_their_meaning() {
 /// body sent without a content type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialects_of_servers_in_the_wild() {
+    let _shared = llmux_e2e::shared().await;
     let piece = |args: &str| {
         format!(
             "data: {}\n\n",

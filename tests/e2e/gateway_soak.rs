@@ -14,7 +14,7 @@ use llmux::core::http::{HttpConfig, Proxy};
 use llmux::{Client, ProviderConfig, Timeouts};
 use llmux_e2e::gateway::{self, Gw, Seen};
 use llmux_e2e::matrix::secrets;
-use llmux_e2e::runner::{open_fds, rss_kib, settle};
+use llmux_e2e::runner::{self, open_fds, rss_kib, settle};
 use llmux_testkit::client;
 use llmux_testkit::openai::FakeOpenAi;
 use llmux_testkit::{FakeServer, Fault};
@@ -238,6 +238,7 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_soak_with_faults_and_disconnects() {
+    let _alone = llmux_e2e::alone().await;
     let seed = std::env::var("LLMUX_SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -249,9 +250,7 @@ async fn gateway_soak_with_faults_and_disconnects() {
         });
     eprintln!("soak seed {seed} (LLMUX_SOAK_SEED={seed} replays it)");
     let fds_before = open_fds();
-    let tasks_before = tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks();
+    let tasks_before = runner::alive_tasks();
 
     let alpha = Arc::new(upstream(ALPHA, secrets::OPENAI_KEY).await);
     let beta = Arc::new(upstream(BETA, secrets::BACKUP_KEY).await);
@@ -373,19 +372,5 @@ async fn gateway_soak_with_faults_and_disconnects() {
         .await
         .expect("stops");
     drop((alpha, beta));
-    let tasks = settle(tasks_before, Duration::from_secs(5), || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    })
-    .await;
-    assert!(
-        tasks <= tasks_before,
-        "{tasks} tasks alive after the soak (before: {tasks_before})"
-    );
-    let fds = settle(fds_before + 4, Duration::from_secs(5), open_fds).await;
-    assert!(
-        fds <= fds_before + 4,
-        "{fds} fds open after the soak (before: {fds_before})"
-    );
+    runner::nothing_left_behind("the soak", tasks_before, fds_before).await;
 }
